@@ -1,0 +1,69 @@
+"""Config: validation names the field; TOML round trip; derived values."""
+
+import pytest
+
+from spheres.config import (PAPER_MODELS, ExperimentConfig, ModelConfig, TrainConfig, config_from_dict,
+                            dump_config, load_config)
+from spheres.errors import InputError
+import tomllib
+
+
+def test_round_trip():
+    cfg = config_from_dict({"task": {"dim": 20}, "model": {"name": "relu-w1000-d2"},
+                            "train": {"steps": 100, "learning_rates": [1e-3, 1e-4], "seeds": [0, 1]}})
+    again = config_from_dict(tomllib.loads(dump_config(cfg)))
+    assert again == cfg
+    assert again.model == PAPER_MODELS["relu-w1000-d2"]
+    assert cfg.train.ensemble_size == 4
+
+
+def test_checkpoint_steps_log_spaced_and_include_last():
+    steps = TrainConfig(steps=1000, checkpoints=5).checkpoint_steps
+    assert steps[-1] == 1000 and steps[0] == 1
+    assert list(steps) == sorted(set(steps))
+    assert len(steps) == 5
+
+
+def test_members_grid_order():
+    m = TrainConfig(seeds=(3, 4), learning_rates=(0.1,), train_sizes=(0, 10)).members
+    assert [(x["seed"], x["train_size"]) for x in m] == [(3, 0), (3, 10), (4, 0), (4, 10)]
+    assert [x["member"] for x in m] == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("data, field", [
+    ({"model": {"name": "resnet"}}, "model.name"),
+    ({"model": {"arch": "relu", "width": 0}}, "model.width"),
+    ({"model": {"arch": "relu", "width": 10, "depth": -1}}, "model.depth"),
+    ({"train": {"steps": 0}}, "train.steps"),
+    ({"train": {"batch_size": -5}}, "train.batch_size"),
+    ({"train": {"learning_rates": [0.0]}}, "train.learning_rates"),
+    ({"train": {"train_sizes": [-1]}}, "train.train_sizes"),
+    ({"train": {"seeds": []}}, "train.seeds"),
+    ({"task": {"dim": 1}}, "task.dim"),
+    ({"task": {"dim": 2.5}}, "task.dim"),
+    ({"task": {"outer_radius": 1.0}}, "task.outer_radius"),
+    ({"task": {"outer_radius": float("nan")}}, "task.outer_radius"),
+    ({"task": {"dims": 3}}, "task.dims"),
+    ({"training": {}}, "training"),
+])
+def test_bad_values_name_the_field(data, field):
+    with pytest.raises(InputError) as info:
+        config_from_dict(data)
+    assert info.value.field == field
+    assert field in str(info.value)
+
+
+def test_malformed_toml(tmp_path):
+    p = tmp_path / "bad.toml"
+    p.write_text("[task\ndim = 3")
+    with pytest.raises(InputError, match="malformed TOML"):
+        load_config(p)
+    with pytest.raises(InputError, match="cannot read"):
+        load_config(tmp_path / "missing.toml")
+
+
+def test_defaults_are_the_paper_recipe():
+    cfg = ExperimentConfig()
+    assert cfg.task.dim == 500 and cfg.task.outer_radius == 1.3
+    assert cfg.train.batch_size == 50 and cfg.train.learning_rates == (1e-4,)
+    assert ModelConfig("quad", 1000, 1).name == "quad-w1000"
