@@ -31,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,7 +96,10 @@ class ModelConfig:
                 return key
         if self.arch == "quad":
             return f"quad-w{self.width}"
-        return f"relu-w{self.width}-d{self.depth}" + ("-bn" if self.batch_norm else "")
+        plain = f"relu-w{self.width}-d{self.depth}"
+        if self.batch_norm:
+            return plain + "-bn"
+        return plain + "-nobn" if plain in PAPER_MODELS else plain
 
 
 #: The paper's three architectures (PAPER.md section 4).
@@ -104,6 +108,29 @@ PAPER_MODELS: dict[str, ModelConfig] = {
     "relu-w1000-d2": ModelConfig("relu", 1000, 2, True),
     "relu-w2000-d8": ModelConfig("relu", 2000, 8, False),
 }
+
+
+_NAME = re.compile(r"^(?:(quad)-w(\d+)|(relu)-w(\d+)-d(\d+)(-bn|-nobn)?)$")
+
+
+def parse_model_name(name: str) -> ModelConfig:
+    """``"quad-w1000"``, ``"relu-w256-d8"``, ``"relu-w256-d8-bn"`` -> ModelConfig (paper names included).
+
+    A paper name means the paper's model; ``relu-w1000-d2-nobn`` is that width and depth without
+    batch norm.
+
+    >>> parse_model_name("relu-w64-d3-bn")
+    ModelConfig(arch='relu', width=64, depth=3, batch_norm=True)
+    """
+    if name in PAPER_MODELS:
+        return PAPER_MODELS[name]
+    m = _NAME.match(str(name))
+    if not m:
+        raise InputError("model.name", f"unknown model {name!r}; allowed: {', '.join(PAPER_MODELS)}, "
+                         "quad-w<width>, relu-w<width>-d<depth>[-bn]")
+    if m.group(1):
+        return ModelConfig("quad", int(m.group(2)), 1, False)
+    return ModelConfig("relu", int(m.group(4)), int(m.group(5)), m.group(6) == "-bn")
 
 
 @dataclass(frozen=True)
@@ -227,7 +254,10 @@ def model_from_table(table: Any) -> ModelConfig:
         if name in ARCHS:
             table.setdefault("arch", name)
         else:
-            raise InputError("model.name", f"unknown model {name!r}; allowed: {', '.join([*PAPER_MODELS, *ARCHS])}")
+            parsed = parse_model_name(name)
+            if table and any(getattr(parsed, k, object()) != v for k, v in table.items()):
+                raise InputError("model.name", f"{name!r} fixes arch/width/depth/batch_norm; drop the other keys")
+            return parsed
     return _build(ModelConfig, table, "model")
 
 

@@ -67,3 +67,18 @@ def test_defaults_are_the_paper_recipe():
     assert cfg.task.dim == 500 and cfg.task.outer_radius == 1.3
     assert cfg.train.batch_size == 50 and cfg.train.learning_rates == (1e-4,)
     assert ModelConfig("quad", 1000, 1).name == "quad-w1000"
+
+
+@pytest.mark.parametrize("name", ["quad-w1000", "relu-w1000-d2", "relu-w2000-d8", "relu-w64-d3", "relu-w8-d1-bn", "relu-w1000-d2-nobn", "relu-w2000-d8-bn",
+                                  "quad-w7"])
+def test_model_names_round_trip(name):
+    from spheres.config import parse_model_name
+    assert parse_model_name(name).name == name
+    assert config_from_dict({"model": {"name": name}}).model.name == name
+
+
+@pytest.mark.parametrize("name", ["relu-w0-d2", "quad-w10-d2", "relu-wx-d2", "mlp"])
+def test_bad_model_names(name):
+    with pytest.raises(InputError) as info:
+        config_from_dict({"model": {"name": name}})
+    assert info.value.field.startswith("model.")
