@@ -1,0 +1,190 @@
+"""Monte Carlo error rates: exact cap measure, interval coverage, determinism, ensemble contract."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import special, stats as sps
+
+from spheres import montecarlo as mc
+from spheres import stats
+from spheres.classifiers import cap_logit, ellipsoid_logit
+from spheres.errors import InputError
+
+
+def cap_measure(dim: int, t: float) -> float:
+    """P(x_1 > t) for x uniform on the sphere in R^dim: (x_1 + 1)/2 ~ Beta((d-1)/2, (d-1)/2)."""
+    a = (dim - 1) / 2
+    return float(special.betainc(a, a, 1.0 - (t + 1.0) / 2.0))  # = sf at (t+1)/2 by symmetry
+
+
+DIM = 20
+T = 0.35  # mu ~ 0.06 at d = 20
+MU = cap_measure(DIM, T)
+
+
+def cap_params(t=T, dim=DIM, models=None):
+    u = jnp.arange(1.0, dim + 1.0)
+    p = {"u": u, "t": jnp.asarray(t, jnp.float32)}
+    if models is not None:
+        p = jax.tree.map(lambda v: jnp.broadcast_to(v, (models,) + v.shape), p)
+    return p
+
+
+def test_cap_measure_reference():
+    assert 0.03 < MU < 0.08
+    # the beta formula against direct numerical integration of the density (1 - s^2)^((d-3)/2)
+    s = np.linspace(-1, 1, 200_001)
+    dens = (1 - s * s) ** ((DIM - 3) / 2)
+    mu_num = np.trapezoid(np.where(s > T, dens, 0.0), s) / np.trapezoid(dens, s)
+    np.testing.assert_allclose(MU, mu_num, rtol=1e-4)
+
+
+def test_intervals_cover_exact_cap_measure_at_nominal_rate():
+    """M independent runs (one vmapped call): CP 95% intervals cover the exact mu at their exact rate.
+
+    The inner-sphere error set of cap_logit is the cap {x_1 > t}; the outer one is its complement.
+    Coverage of CP at (n, mu) is computed exactly from the binomial pmf; the observed fraction of the
+    M runs that cover must agree within 4 binomial SE of M. The pooled count must agree with
+    Binomial(M n, mu) within 5 SE.
+    """
+    m, n = 256, 2000
+    res = mc.error_rates(cap_logit, cap_params(models=m), jax.random.key(11), DIM, samples=n,
+                         ensemble=True, chunk_size=500, chunks_per_call=4)
+    for est, p in ((res.inner, MU), (res.outer, 1.0 - MU)):
+        assert est.count.shape == (m,) and np.all(est.n == n)
+        covered = np.mean((est.lower <= p) & (p <= est.upper))
+        k = np.arange(n + 1)
+        lo, hi = stats.clopper_pearson(k, n)
+        exact_cov = sps.binom.pmf(k, n, p)[(lo <= p) & (p <= hi)].sum()
+        assert exact_cov >= 0.95
+        assert abs(covered - exact_cov) <= 4 * np.sqrt(exact_cov * (1 - exact_cov) / m) + 1e-12
+        total = est.count.sum()
+        assert abs(total - m * n * p) <= 5 * np.sqrt(m * n * p * (1 - p))
+        # runs are independent: the spread of counts matches the binomial variance (chi-square, 99.9%)
+        chi2 = np.sum((est.count - n * p) ** 2) / (n * p * (1 - p))
+        assert sps.chi2.ppf(0.0005, m) < chi2 < sps.chi2.ppf(0.9995, m)
+
+
+def test_ellipsoid_inner_rate_single_positive_alpha_is_beta_tail():
+    """alphas = (a, 0, ..., 0): inner error iff a x_1^2 > 1, x_1^2 ~ Beta(1/2, (d-1)/2) (PAPER.md s.3)."""
+    dim, a = 10, 9.0
+    exact = float(special.betainc(0.5, (dim - 1) / 2, 1.0) - special.betainc(0.5, (dim - 1) / 2, 1.0 / a))
+    p = {"alphas": jnp.zeros(dim).at[0].set(a)}
+    n = 50_000
+    res = mc.error_rates(ellipsoid_logit, p, jax.random.key(5), dim, samples=n, chunk_size=5000,
+                         chunks_per_call=4, outer_radius=1.0)
+    # CP at 99.99% must contain it (fixed key: deterministic check, failure odds ~1e-4 by design)
+    lo, hi = stats.clopper_pearson(res.inner.count, n, 0.9999)
+    assert lo <= exact <= hi
+    # with outer radius 1 the two spheres coincide in law: outer errors are the complement event
+    lo, hi = stats.clopper_pearson(res.outer.count, n, 0.9999)
+    assert lo <= 1.0 - exact <= hi
+
+
+def test_exact_counts_and_chunk_masking():
+    """A classifier that calls everything outer: inner count == n, outer count == 0 for any n."""
+    def always_outer(params, x):
+        return params["b"] + 0.0 * x[0]
+
+    for n in (1, 999, 1000, 12_345):
+        res = mc.error_rates(always_outer, {"b": jnp.float32(1.0)}, jax.random.key(0), 3, samples=n,
+                             chunk_size=1000, chunks_per_call=3)
+        assert int(res.inner.count) == n and int(res.outer.count) == 0 and int(res.inner.n) == n
+        assert res.inner.lower > 0 and res.inner.upper == 1.0
+
+
+def test_deterministic_and_prefix_consistent():
+    p = cap_params()
+    run = lambda key, n: mc.error_rates(cap_logit, p, key, DIM, samples=n, chunk_size=256,
+                                        chunks_per_call=2)
+    a, b = run(jax.random.key(3), 3000), run(jax.random.key(3), 3000)
+    assert int(a.inner.count) == int(b.inner.count) and int(a.outer.count) == int(b.outer.count)
+    c = run(jax.random.key(4), 3000)
+    assert (int(a.inner.count), int(a.outer.count)) != (int(c.inner.count), int(c.outer.count))
+    # the run of length n1 is a prefix of the run of length n2 > n1
+    short = run(jax.random.key(3), 1700)
+    assert 0 <= int(a.inner.count) - int(short.inner.count) <= 1300
+    assert 0 <= int(a.outer.count) - int(short.outer.count) <= 1300
+
+
+def test_ensemble_member_equals_single_run():
+    ts = jnp.asarray([0.1, 0.3, 0.5], jnp.float32)
+    u = jnp.arange(1.0, DIM + 1.0)
+    params = {"u": jnp.broadcast_to(u, (3, DIM)), "t": ts}
+    keys = jax.random.split(jax.random.key(8), 3)
+    kw = dict(samples=2500, chunk_size=512, chunks_per_call=2)
+    ens = mc.error_rates(cap_logit, params, keys, DIM, ensemble=True, **kw)
+    for i in range(3):
+        single = mc.error_rates(cap_logit, {"u": u, "t": ts[i]}, keys[i], DIM, **kw)
+        assert int(single.inner.count) == int(ens.inner.count[i])
+        assert int(single.outer.count) == int(ens.outer.count[i])
+    assert np.all(np.diff(ens.inner.count) < 0)  # larger t, smaller cap
+
+
+def test_adaptive_precision_stops_at_target_and_matches_fixed_run():
+    p = cap_params()
+    seen = []
+    kw = dict(chunk_size=500, chunks_per_call=2)
+    res = mc.error_rates(cap_logit, p, jax.random.key(2), DIM, target_relative_precision=0.2,
+                         max_samples=10**6, progress=lambda done, total: seen.append(done), **kw)
+    rel = stats.relative_precision(res.inner.count, res.inner.n)
+    assert rel <= 0.2
+    # it stopped at the first round where the target held: one round fewer would not reach it
+    n_in = int(res.inner.n)
+    assert n_in % 1000 == 0 and n_in < 10**6
+    prev = mc.error_rates(cap_logit, p, jax.random.key(2), DIM, samples=n_in - 1000, **kw)
+    assert stats.relative_precision(prev.inner.count, prev.inner.n) > 0.2
+    # the adaptive count equals the fixed-size run of the same length (same stream)
+    fixed = mc.error_rates(cap_logit, p, jax.random.key(2), DIM, samples=n_in, **kw)
+    assert int(fixed.inner.count) == int(res.inner.count)
+    assert seen == sorted(seen) and seen[-1] >= n_in
+
+
+def test_adaptive_budget_reached_when_no_errors():
+    """A perfect classifier never reaches a relative precision: the budget stops the run."""
+    p = {"alphas": jnp.full((5,), 0.8)}
+    res = mc.error_rates(ellipsoid_logit, p, jax.random.key(0), 5, target_relative_precision=0.1,
+                         max_samples=5000, chunk_size=1000, chunks_per_call=2)
+    assert int(res.inner.n) == 5000 and int(res.inner.count) == 0
+    np.testing.assert_allclose(res.inner.upper, 1 - 0.025 ** (1 / 5000))
+
+
+def test_second_call_does_not_recompile():
+    traces = []
+
+    def logit(params, x):
+        traces.append(1)
+        return cap_logit(params, x)
+
+    kw = dict(samples=1000, chunk_size=250, chunks_per_call=2)
+    mc.error_rates(logit, cap_params(), jax.random.key(0), DIM, **kw)
+    n = len(traces)
+    mc.error_rates(logit, cap_params(t=0.1), jax.random.key(1), DIM, outer_radius=1.5, **kw)
+    mc.error_rates(logit, cap_params(), jax.random.key(2), DIM, samples=3333, chunk_size=250, chunks_per_call=2)
+    assert len(traces) == n
+
+
+@pytest.mark.parametrize("kw,field", [
+    (dict(samples=0), "samples"),
+    (dict(samples=10, target_relative_precision=0.1), "samples"),
+    (dict(), "samples"),
+    (dict(target_relative_precision=-1.0), "target_relative_precision"),
+    (dict(samples=10, chunk_size=2**16, chunks_per_call=2**16), "chunk_size"),
+    (dict(samples=10, outer_radius=0.0), "outer_radius"),
+])
+def test_bad_input(kw, field):
+    with pytest.raises(InputError, match=field):
+        mc.error_rates(cap_logit, cap_params(), jax.random.key(0), DIM, **kw)
+
+
+@pytest.mark.slow
+def test_billion_samples_bounded_memory():
+    """10^9 samples per sphere in bounded memory; counts exceed int32 when summed over both spheres."""
+    def always_outer(params, x):
+        return params["b"] + 0.0 * x[0]
+
+    n = 10**9
+    res = mc.error_rates(always_outer, {"b": jnp.float32(1.0)}, jax.random.key(0), 2, samples=n,
+                         chunk_size=2**20, chunks_per_call=256)
+    assert int(res.inner.count) == n and int(res.outer.count) == 0
