@@ -1,0 +1,421 @@
+"""The quadratic network, solved exactly (PAPER.md section 5).
+
+The network ``f(x) = w * sum_j (W x)_j^2 + b`` (``W`` of shape ``(h, d)``, scalars ``w, b``;
+"outer" iff ``f > 0``) is, after the rotation ``z = V^T x`` from the SVD ``W = U S V^T``, an
+*ellipsoid classifier*: ``f = w sum_i s_i^2 z_i^2 + b``. Everything about it is a function of
+the numbers ``alpha_i`` (one per direction, zeros for the ``d - h`` directions ``W`` does not
+see) and of an :class:`Orientation` saying which side of the ellipsoid is called "outer":
+
+==================  =====================================  ===========================
+orientation         rule ("outer iff ...")                  sign case of ``(w, b)``
+==================  =====================================  ===========================
+outer_if_greater    ``sum_i alpha_i z_i^2 > 1``              ``w > 0 > b``
+outer_if_less       ``sum_i alpha_i z_i^2 < 1``              ``w < 0 < b``
+outer_if_nonzero    ``sum_i alpha_i z_i^2 > 0``              ``w > 0 = b``
+always_outer        everywhere                               ``w >= 0, b > 0``
+always_inner        nowhere                                  ``w <= 0, b <= 0``
+==================  =====================================  ===========================
+
+with ``alpha_i = |w| s_i^2 / |b|`` (``b != 0``) or ``w s_i^2`` (``b = 0``; only which alphas are
+non-zero matters then). ``always_outer`` gets the whole inner sphere wrong (inner error 1,
+outer error 0); ``always_inner`` the whole outer sphere. ``outer_if_nonzero`` calls every
+point outside the null space of ``W`` "outer": inner error 1, outer error 0 as measures, but
+an outer point still has a nearest error (in the null space) when ``rank W < d``.
+
+On the sphere of radius ``r`` every rule becomes "outer iff ``sum_i k_i z_i^2 > 0``" with
+``k = alpha - 1/r^2`` (greater), ``1/r^2 - alpha`` (less), ``alpha`` (nonzero), ``+1`` (always
+outer) or ``-1`` (always inner): :func:`sphere_coefficients`. From there:
+
+* **Error rates** (:func:`error_rates`): the sphere is scale-free, so with ``g ~ N(0, I_d)``
+  the inner error is ``P(sum_i k_i(1) g_i^2 > 0)`` and the outer error
+  ``P(sum_i k_i(R) g_i^2 <= 0)``: tails of a weighted sum of chi-square(1) variables with
+  weights of both signs. They are computed by integrating the inversion formula along the
+  vertical line through the saddlepoint (saddlepoint *integration*, Helstrom 1978; not the
+  saddlepoint *approximation*), in log space: numerically exact (relative error ~1e-10)
+  from probabilities near 1 down to far below 1e-300, where the value is reported as 0 and
+  its log10 stays finite. The paper's normal (CLT) estimate, its Eq. 3, is
+  :func:`clt_error_rates`, labelled as the paper's estimate.
+* **Nearest errors** (:func:`nearest_error`): the nearest point of the sphere on the wrong side
+  of the boundary solves a secular equation (derivation in :func:`nearest_error`);
+  :func:`mean_nearest_error_distance` averages it over uniform points: the exact ``d(E)``.
+
+All numerics are numpy/scipy float64.
+
+>>> import numpy as np
+>>> alphas = np.array([2.0, 0.5, 0.5])
+>>> count_outside(alphas, 1.3)           # 2.0 > 1 and 0.5 < 1/1.69
+3
+>>> d, y = nearest_error(alphas, np.array([0.0, 1.0, 0.0]), 1.0)
+>>> round(float(d), 6), round(float(np.sum(alphas * y**2)), 12)   # y lies on the boundary
+(0.765367, 1.0)
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from typing import NamedTuple
+
+import numpy as np
+from scipy import integrate, optimize, special
+
+__all__ = [
+    "Orientation", "QuadraticDecomposition", "ErrorRates", "DistanceEstimate",
+    "alphas_from_weights", "count_outside", "sphere_coefficients",
+    "prob_positive", "log_prob_positive", "error_rates", "clt_error_rates",
+    "nearest_error", "nearest_errors", "mean_nearest_error_distance", "wrong_region_empty",
+]
+
+
+class Orientation(str, enum.Enum):
+    """Which side of the ellipsoid ``sum_i alpha_i z_i^2 = 1`` is called "outer" (module table)."""
+
+    OUTER_IF_GREATER = "outer_if_greater"
+    OUTER_IF_LESS = "outer_if_less"
+    OUTER_IF_NONZERO = "outer_if_nonzero"
+    ALWAYS_OUTER = "always_outer"
+    ALWAYS_INNER = "always_inner"
+
+
+GREATER = Orientation.OUTER_IF_GREATER
+
+
+class QuadraticDecomposition(NamedTuple):
+    """A quadratic network in its principal axes.
+
+    Fields:
+      alphas: float64 ``(d,)``; ``alpha_i`` for direction ``V[:, i]`` (zeros where ``W`` is blind).
+      rotation: float64 ``(d, d)`` orthogonal ``V``; the rotated coordinates are ``z = V^T x``.
+      orientation: :class:`Orientation` from the signs of ``w`` and ``b``.
+    """
+
+    alphas: np.ndarray
+    rotation: np.ndarray
+    orientation: Orientation
+
+
+class ErrorRates(NamedTuple):
+    """Inner- and outer-sphere error rates (float64 scalars) and their base-10 logs.
+
+    ``log10_*`` is finite whenever the rate is positive, even when the rate itself underflows
+    to 0.0 (below ~1e-308); it is ``-inf`` only for a rate that is exactly zero.
+    """
+
+    inner: float
+    outer: float
+    log10_inner: float
+    log10_outer: float
+
+
+class DistanceEstimate(NamedTuple):
+    """Mean nearest-error distance over sampled points.
+
+    Fields:
+      mean: mean distance over the ``n`` points (``inf`` if some point has no error on its sphere).
+      se: standard error of the mean (sample std / sqrt(n); ``nan`` for ``n < 2`` or infinite mean).
+      n: number of points.
+      n_unreachable: points whose sphere holds no error at all (distance ``inf``).
+      n_misclassified: points already misclassified (distance 0).
+    """
+
+    mean: float
+    se: float
+    n: int
+    n_unreachable: int
+    n_misclassified: int
+
+
+# ----------------------------------------------------------------------------------------------
+# From weights to alphas
+
+
+def alphas_from_weights(W, w: float, b: float, dim: int | None = None) -> QuadraticDecomposition:
+    """Principal axes of ``f(x) = w * sum_j (W x)_j^2 + b`` (PAPER.md section 5).
+
+    ``W = U S V^T`` (full SVD), ``z = V^T x``: ``f = w sum_i s_i^2 z_i^2 + b``. The sign case of
+    ``(w, b)`` gives the orientation (module table); ``alpha_i = |w| s_i^2 / |b|`` for ``b != 0``
+    and ``|w| s_i^2`` for ``b = 0``, with ``s_i = 0`` for the ``d - h`` directions beyond the rank
+    of a wide ``W`` (``h < d``).
+
+    Args:
+      W: hidden weights, shape ``(h, d)``.
+      w: output weight (scalar).
+      b: output bias (scalar).
+      dim: ``d``, checked against ``W.shape[1]`` when given.
+    Returns:
+      :class:`QuadraticDecomposition` with ``alphas`` ``(d,)`` and ``rotation`` ``(d, d)``.
+
+    >>> dec = alphas_from_weights(np.array([[2.0, 0.0, 0.0]]), 1.0, -2.0, dim=3)
+    >>> dec.alphas.tolist(), dec.orientation.value
+    ([2.0, 0.0, 0.0], 'outer_if_greater')
+    """
+    W = np.asarray(W, dtype=np.float64)
+    if W.ndim != 2:
+        raise ValueError(f"W must have shape (h, d), got {W.shape}")
+    h, d = W.shape
+    if dim is not None and dim != d:
+        raise ValueError(f"W has {d} columns but dim={dim}")
+    w, b = float(w), float(b)
+    if not (np.all(np.isfinite(W)) and math.isfinite(w) and math.isfinite(b)):
+        raise ValueError("W, w and b must be finite")
+    _, s, vt = np.linalg.svd(W, full_matrices=True)
+    s2 = np.zeros(d)
+    s2[: s.size] = s * s
+    scale = abs(w) / abs(b) if b != 0 else abs(w)
+    alphas = scale * s2
+    if w > 0 and b < 0:
+        orientation = Orientation.OUTER_IF_GREATER
+    elif w < 0 and b > 0:
+        orientation = Orientation.OUTER_IF_LESS
+    elif w > 0 and b == 0:
+        orientation = Orientation.OUTER_IF_NONZERO
+    elif b > 0:  # w >= 0: f >= b > 0 everywhere
+        orientation = Orientation.ALWAYS_OUTER
+    else:  # w <= 0 and b <= 0 (including w = 0, b = 0): f <= 0 everywhere
+        orientation = Orientation.ALWAYS_INNER
+    return QuadraticDecomposition(alphas=alphas, rotation=vt.T.copy(), orientation=orientation)
+
+
+def count_outside(alphas, radius: float = 1.3) -> int:
+    """Number of ``alpha_i`` outside ``[1/R^2, 1]`` (the ellipsoid is perfect iff this is 0).
+
+    For "outer iff sum alpha_i z_i^2 > 1" the classifier is right on both spheres iff every
+    ``alpha_i`` lies in ``[1/R^2, 1]`` (PAPER.md section 5).
+    """
+    alphas = np.asarray(alphas, dtype=np.float64)
+    return int(np.count_nonzero((alphas < 1.0 / radius**2) | (alphas > 1.0)))
+
+
+def sphere_coefficients(alphas, radius: float, orientation: Orientation | str = GREATER) -> np.ndarray:
+    """Coefficients ``k`` with "outer iff ``sum_i k_i z_i^2 > 0``" on the sphere ``||z|| = radius``.
+
+    Uses ``sum_i z_i^2 = r^2``: ``sum alpha z^2 > 1  <=>  sum (alpha - 1/r^2) z^2 > 0``.
+
+    Args:
+      alphas: shape ``(d,)``.
+      radius: sphere radius ``r > 0``.
+      orientation: see :class:`Orientation`.
+    Returns:
+      float64 ``(d,)``.
+    """
+    alphas = np.asarray(alphas, dtype=np.float64)
+    orientation = Orientation(orientation)
+    inv = 1.0 / float(radius) ** 2
+    if orientation is Orientation.OUTER_IF_GREATER:
+        return alphas - inv
+    if orientation is Orientation.OUTER_IF_LESS:
+        return inv - alphas
+    if orientation is Orientation.OUTER_IF_NONZERO:
+        return alphas.copy()
+    if orientation is Orientation.ALWAYS_OUTER:
+        return np.ones_like(alphas)
+    return -np.ones_like(alphas)
+
+
+def _wrong_coefficients(alphas, radius, orientation, label) -> np.ndarray:
+    """``c`` such that the closure of the wrong region on the sphere is ``{sum_i c_i y_i^2 >= 0}``.
+
+    Label 0 (inner point): wrong = predicted outer = ``{k y^2 > 0}``, ``c = k``.
+    Label 1 (outer point): wrong = predicted inner = ``{k y^2 <= 0}``, ``c = -k``.
+    """
+    if label not in (0, 1):
+        raise ValueError(f"label must be 0 (inner) or 1 (outer), got {label}")
+    k = sphere_coefficients(alphas, radius, orientation)
+    return k if label == 0 else -k
+
+
+# ----------------------------------------------------------------------------------------------
+# Nearest error on the sphere
+
+
+def wrong_region_empty(alphas, radius: float, orientation: Orientation | str = GREATER, label: int = 0) -> bool:
+    """True when no point of the sphere of ``radius`` is misclassified for points labelled ``label``.
+
+    E.g. "outer iff sum alpha z^2 > 1" on the inner sphere: empty iff ``max_i alpha_i r^2 <= 1``.
+    """
+    c = _wrong_coefficients(alphas, radius, orientation, label)
+    cmax = float(np.max(c))
+    # label 0: the wrong region {k y^2 > 0} is open: empty iff max k <= 0.
+    # label 1: the wrong region {c y^2 >= 0} is closed: empty iff max c < 0.
+    return cmax <= 0.0 if label == 0 else cmax < 0.0
+
+
+def _nearest_unit(c: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Nearest point ``u`` of ``{||u|| = 1, sum c u^2 >= 0}`` to the unit vector ``v``.
+
+    Assumes ``sum c v^2 < 0`` and ``max c >= 0``. Returns ``(u, found)``; ``found`` is False when
+    the set is empty. See :func:`nearest_error` for the derivation.
+    """
+    cmax = float(np.max(c))
+    if cmax < 0:
+        return v, False
+    a = np.abs(v)
+    sign = np.where(v < 0, -1.0, 1.0)
+    top = c == cmax
+    if cmax == 0.0:
+        # The set is the unit sphere of the coordinates with c_i = 0: project and normalise.
+        p = np.where(top, a, 0.0)
+        n = math.sqrt(float(np.sum(p * p)))
+        if n > 0:
+            return sign * p / n, True
+        u = np.zeros_like(v)
+        u[np.argmax(top)] = 1.0
+        return u, True
+    c = c / cmax  # now max c = 1; ratios are all that matter
+    delta = 1.0 - c  # >= 0, exactly 0 on the top eigen-directions
+    a2 = a * a
+    a_top = float(np.sum(np.where(top, a2, 0.0)))
+    nontop = ~top
+    safe_delta = np.where(nontop, delta, 1.0)
+    g0 = float(np.sum(np.where(nontop, c * a2 / safe_delta**2, 0.0)))
+    if a_top == 0.0 and g0 <= 0.0:
+        # Hard case: the secular function has no root at e > 0; the multiplier sits at the top
+        # eigenvalue and the missing mass goes into a top direction where v has no component.
+        q = np.where(nontop, a / safe_delta, 0.0)
+        s = float(np.sum(q * q))
+        kappa = 1.0 / math.sqrt(s - g0)  # g0 <= 0 and s > 0 (v is a unit vector off the top)
+        u = sign * kappa * q
+        u[np.argmax(top)] = math.sqrt(max(0.0, -g0)) * kappa
+        return u, True
+
+    def secular(log_e: float) -> float:
+        e = math.exp(log_e)
+        return float(np.sum(c * (a / (e + delta)) ** 2))
+
+    # Brackets (derived from bounds on each term of g(e) = sum c a^2 / (e + delta)^2):
+    # below: g(e) >= a_top / e^2 - N with N the negative terms at e = 0, so e_lo = sqrt(a_top / 2N)
+    # gives g > 0; above: with P = sum_{c>0} c a^2 < Nn = sum_{c<0} |c| a^2 and delta <= 2,
+    # g(e) <= P / e^2 - Nn / (e + 2)^2 < 0 once e > 2 sqrt(P) / (sqrt(Nn) - sqrt(P)).
+    neg = c < 0
+    n_neg = float(np.sum(np.where(neg, -c * a2 / np.where(neg, delta, 1.0) ** 2, 0.0)))
+    if a_top > 0.0:
+        e_lo = math.sqrt(a_top / (2.0 * n_neg))
+    else:
+        e_lo = 1e-300
+    p_pos = float(np.sum(np.where(c > 0, c * a2, 0.0)))
+    n_abs = float(np.sum(np.where(neg, -c * a2, 0.0)))
+    gap = math.sqrt(n_abs) - math.sqrt(p_pos)
+    e_hi = 4.0 * math.sqrt(p_pos) / gap + 1e-300 if gap > 0 else 1e300
+    lo, hi = math.log(max(e_lo, 1e-300)), math.log(min(max(e_hi, 2 * e_lo), 1e300))
+    while secular(lo) <= 0.0 and lo > -690.0:  # guard against rounding in the bound
+        lo -= 10.0
+    while secular(hi) >= 0.0 and hi < 690.0:
+        hi += 10.0
+    log_e = optimize.brentq(secular, lo, hi, xtol=1e-15, rtol=4 * np.finfo(float).eps, maxiter=500)
+    q = a / (math.exp(log_e) + delta)
+    return sign * q / math.sqrt(float(np.sum(q * q))), True
+
+
+def nearest_error(alphas, z, radius: float = 1.0, orientation: Orientation | str = GREATER,
+                  label: int = 0) -> tuple[float, np.ndarray]:
+    """Exact nearest misclassified point on the sphere through ``z`` (rotated basis).
+
+    Minimise ``||y - z||`` over ``||y|| = r``, ``y`` misclassified for label ``label``. On the
+    sphere the wrong region is ``{sum_i c_i y_i^2 > 0}`` (or ``>= 0``) with ``c`` from
+    :func:`sphere_coefficients` (``c = k`` for inner points, ``-k`` for outer points). With
+    ``u = y/r``, ``v = z/r`` and ``||u|| = ||v|| = 1``, minimising the chord is maximising ``u . v``.
+    Writing ``w_i = u_i^2`` (the signs of ``u`` follow ``v``) this is the *concave* problem
+    ``max sum_i |v_i| sqrt(w_i)`` over ``sum w = 1``, ``sum c w >= 0``, ``w >= 0``, so the KKT
+    conditions identify the global optimum. They give ``u_i ∝ |v_i| / (e + c_max - c_i)`` with
+    ``e >= 0`` the root of the secular equation ``g(e) = sum_i c_i v_i^2 / (e + c_max - c_i)^2 = 0``
+    (unique: the optimum is unique). ``g`` falls from ``+inf`` (or ``g(0)``) to ``0-``; it is
+    solved by Brent's method in ``log e``. *Hard case*: when ``v`` has no component on the top
+    directions (``c_i = c_max``) and ``g(0) <= 0``, then ``e = 0`` and the constraint is met by
+    putting mass ``sqrt(-g(0)/c_max)`` (times the normalisation) on one top direction where
+    ``v_i = 0``; the minimiser is then not unique (any top direction will do), the distance is.
+
+    Args:
+      alphas: shape ``(d,)``.
+      z: point in the rotated basis, shape ``(d,)``, with ``||z|| = radius`` (it is rescaled
+        onto the sphere, so float32 input is fine; a norm off by more than 1e-4 relative raises).
+      radius: sphere radius ``r > 0`` (1 for the inner sphere).
+      orientation: see :class:`Orientation`.
+      label: true class of ``z``: 0 inner, 1 outer.
+    Returns:
+      ``(distance, point)``: chord distance (float; 0 if ``z`` is already misclassified or on the
+      boundary; ``inf`` if the sphere holds no misclassified point) and the nearest point of the
+      closure of the wrong region, shape ``(d,)`` (``z`` itself when the distance is 0 or ``inf``).
+    """
+    alphas = np.asarray(alphas, dtype=np.float64)
+    z = np.asarray(z, dtype=np.float64)
+    if z.shape != alphas.shape or z.ndim != 1:
+        raise ValueError(f"z has shape {z.shape}, alphas {alphas.shape}: both must be (d,)")
+    radius = float(radius)
+    norm = float(np.linalg.norm(z))
+    if not radius > 0 or abs(norm - radius) > 1e-4 * radius:
+        raise ValueError(f"||z|| = {norm} is not the radius {radius}")
+    v = z / norm
+    c = _wrong_coefficients(alphas, radius, orientation, label)
+    if float(np.sum(c * v * v)) >= 0.0:
+        return 0.0, z
+    if wrong_region_empty(alphas, radius, orientation, label):
+        return math.inf, z
+    u, found = _nearest_unit(c, v)
+    if not found:  # pragma: no cover - excluded by wrong_region_empty
+        return math.inf, z
+    return radius * float(np.linalg.norm(u - v)), radius * u
+
+
+def nearest_errors(alphas, points, radius: float = 1.0, orientation: Orientation | str = GREATER,
+                   label: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`nearest_error` for each row of ``points`` (shape ``(n, d)``).
+
+    Returns:
+      ``(distances, nearest_points)`` of shapes ``(n,)`` and ``(n, d)``.
+    """
+    points = np.asarray(points, dtype=np.float64)
+    if points.ndim != 2:
+        raise ValueError(f"points must have shape (n, d), got {points.shape}")
+    out = [nearest_error(alphas, p, radius, orientation, label) for p in points]
+    dist = np.array([o[0] for o in out], dtype=np.float64)
+    near = np.stack([o[1] for o in out]) if out else np.zeros_like(points)
+    return dist, near
+
+
+def _uniform_points(key, n_points: int, dim: int, radius: float) -> np.ndarray:
+    """``n_points`` uniform points on the sphere of ``radius`` (float64, exactly on the sphere)."""
+    import jax
+
+    from spheres.geometry import sample_sphere
+
+    keys = jax.random.split(key, n_points)
+    x = np.asarray(jax.vmap(lambda k: sample_sphere(k, dim))(keys), dtype=np.float64)
+    return radius * x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def mean_nearest_error_distance(alphas, key_or_points, radius: float = 1.0, n_points: int | None = None,
+                                orientation: Orientation | str = GREATER, label: int = 0) -> DistanceEstimate:
+    """Exact ``d(E)`` estimated over points: mean nearest-error distance with its standard error.
+
+    ``d(E)`` is the mean over ``x`` uniform on the sphere of the distance to the nearest error
+    (0 for misclassified points), PAPER.md section 2. Uniform on the sphere is rotation-invariant,
+    so the points are drawn directly in the rotated basis. Each point's distance is exact; the
+    only uncertainty is the sampling of points (standard error = sample std / sqrt(n)).
+
+    Args:
+      alphas: shape ``(d,)``.
+      key_or_points: a ``jax.random.key`` (then ``n_points`` points are drawn uniformly on the
+        sphere of ``radius``) or an array of points of shape ``(n, d)`` on that sphere.
+      radius: sphere radius (1: the inner sphere).
+      n_points: number of points to draw (with a key).
+      orientation: see :class:`Orientation`.
+      label: true class of the points (0 inner, 1 outer).
+    Returns:
+      :class:`DistanceEstimate`.
+    """
+    alphas = np.asarray(alphas, dtype=np.float64)
+    if isinstance(key_or_points, np.ndarray) or (hasattr(key_or_points, "shape") and len(key_or_points.shape) == 2):
+        points = np.asarray(key_or_points, dtype=np.float64)
+    else:
+        if n_points is None or n_points < 1:
+            raise ValueError("n_points must be >= 1 when a key is given")
+        points = _uniform_points(key_or_points, int(n_points), alphas.size, float(radius))
+    dist, _ = nearest_errors(alphas, points, radius, orientation, label)
+    n = int(dist.size)
+    n_inf = int(np.count_nonzero(np.isinf(dist)))
+    n_zero = int(np.count_nonzero(dist == 0.0))
+    if n_inf:
+        return DistanceEstimate(math.inf, math.nan, n, n_inf, n_zero)
+    mean = float(np.mean(dist))
+    se = float(np.std(dist, ddof=1) / math.sqrt(n)) if n > 1 else math.nan
+    return DistanceEstimate(mean, se, n, n_inf, n_zero)
