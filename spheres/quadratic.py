@@ -47,7 +47,9 @@ All numerics are numpy/scipy float64.
 3
 >>> d, y = nearest_error(alphas, np.array([0.0, 1.0, 0.0]), 1.0)
 >>> round(float(d), 6), round(float(np.sum(alphas * y**2)), 12)   # y lies on the boundary
-(0.765367, 1.0)
+(0.605811, 1.0)
+>>> round(2 * np.sin(np.arcsin(np.sqrt(1 / 3)) / 2), 6)   # by hand: 2 sin^2 + cos^2 / 2 = 1
+0.605811
 """
 
 from __future__ import annotations
