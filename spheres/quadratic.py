@@ -41,14 +41,14 @@ outer) or ``-1`` (always inner): :func:`sphere_coefficients`. From there:
 
 All numerics are numpy/scipy float64.
 
->>> import numpy as np
+>>> import math, numpy as np
 >>> alphas = np.array([2.0, 0.5, 0.5])
 >>> count_outside(alphas, 1.3)           # 2.0 > 1 and 0.5 < 1/1.69
 3
 >>> d, y = nearest_error(alphas, np.array([0.0, 1.0, 0.0]), 1.0)
 >>> round(float(d), 6), round(float(np.sum(alphas * y**2)), 12)   # y lies on the boundary
 (0.605811, 1.0)
->>> round(2 * np.sin(np.arcsin(np.sqrt(1 / 3)) / 2), 6)   # by hand: 2 sin^2 + cos^2 / 2 = 1
+>>> round(2 * math.sin(math.asin(math.sqrt(1 / 3)) / 2), 6)   # by hand: 2 sin^2 + cos^2 / 2 = 1
 0.605811
 """
 
