@@ -199,3 +199,186 @@ def test_alphas_from_weights_reproduce_the_network():
             z = dec.rotation.T @ x
             k = quad.sphere_coefficients(dec.alphas, np.linalg.norm(x), dec.orientation)
             assert (np.sum(k * z * z) > 0) == (logit > 0)
+
+
+# ----------------------------------------------------------------------------------------------
+# Exact error rates
+
+
+def _one_positive(dim, a):
+    alphas = np.zeros(dim)
+    alphas[0] = a
+    return alphas
+
+
+@pytest.mark.parametrize("dim,a", [(3, 1.5), (10, 1.1), (10, 30.0), (50, 1.3), (500, 3.0), (500, 1.5),
+                                   (500, 1.1), (500, 1.01), (2000, 1.1)])
+def test_one_positive_weight_is_a_beta_tail(dim, a):
+    """alphas = (a, 0, ..., 0): inner error = P(x_1^2 > 1/a) with x_1^2 ~ Beta(1/2, (d-1)/2)
+    (PAPER.md s.3), i.e. I_{1 - 1/a}((d-1)/2, 1/2). Reference in mpmath at 30 digits, so the
+    check reaches 1e-50 ... 1e-1000, far past float64's 1e-308."""
+    import mpmath
+
+    with mpmath.workdps(30):
+        ref = mpmath.betainc((dim - 1) / 2, 0.5, 0, 1 - 1 / mpmath.mpf(a), regularized=True)
+        ref_log10 = float(mpmath.log10(ref))
+    rates = quad.error_rates(_one_positive(dim, a), 1.3)
+    # 1% relative in the probability is 0.0043 in log10; we hold 1e-8 relative
+    assert rates.log10_inner == pytest.approx(ref_log10, abs=1e-8 / math.log(10), rel=0)
+    if ref_log10 > -300:
+        assert rates.inner == pytest.approx(float(ref), rel=1e-8)
+    # outer: called inner iff R^2 a x_1^2 <= 1, the band P(x_1^2 < 1/(R^2 a)) around the equator
+    with mpmath.workdps(30):
+        ref_out = float(mpmath.betainc(0.5, (dim - 1) / 2, 0, 1 / (mpmath.mpf(1.69) * a), regularized=True))
+    assert rates.outer == pytest.approx(ref_out, rel=1e-8)
+
+
+@pytest.mark.parametrize("k,hi,lo", [(150, 1.4, 0.7), (20, 1.05, 0.6), (250, 2.0, 0.3), (5, 1.2, 0.1)])
+def test_two_level_spectrum_is_an_f_tail(k, hi, lo):
+    """k alphas at ``hi`` and d - k at ``lo``: the error rates are F-distribution tails,
+    P((hi - 1) chi2_k > (1 - lo) chi2_{d-k}) = P(F_{k, d-k} > (1 - lo)(d - k) / ((hi - 1) k))."""
+    from scipy import stats
+
+    dim, R = 500, 1.3
+    alphas = np.concatenate([np.full(k, hi), np.full(dim - k, lo)])
+    rates = quad.error_rates(alphas, R)
+    f_in = (1 - lo) * (dim - k) / ((hi - 1) * k)
+    ref_in = stats.f.logsf(f_in, k, dim - k) / math.log(10)
+    assert rates.log10_inner == pytest.approx(ref_in, abs=1e-9)
+    # outer error: P((R^2 hi - 1) chi2_k < (1 - R^2 lo) chi2_{d-k}); zero if R^2 lo >= 1
+    if R**2 * lo < 1:
+        f_out = (1 - R**2 * lo) * (dim - k) / ((R**2 * hi - 1) * k)
+        ref_out = stats.f.logcdf(f_out, k, dim - k) / math.log(10)
+        assert rates.log10_outer == pytest.approx(ref_out, abs=1e-9)
+    else:
+        assert rates.outer == 0.0 and rates.log10_outer == -math.inf
+
+
+def _imhof_mpmath(lam):
+    """P(sum lam_i g_i^2 > 0) by Imhof's integral in mpmath (independent of the saddlepoint route)."""
+    import mpmath
+
+    with mpmath.workdps(30):
+        lam = [mpmath.mpf(float(x)) for x in lam]
+
+        def integrand(u):
+            theta = sum(mpmath.atan(x * u) for x in lam) / 2
+            rho = mpmath.fprod([(1 + x * x * u * u) ** 0.25 for x in lam])
+            return mpmath.sin(theta) / (u * rho)
+
+        return float(mpmath.mpf(0.5) + mpmath.quad(integrand, [0, 1, 10, 100, mpmath.inf]) / mpmath.pi)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_small_spectra_match_imhof_in_mpmath(seed):
+    rng = np.random.default_rng(seed)
+    lam = rng.normal(size=3 + 2 * seed) + [0.0] * (3 + 2 * seed)
+    lam[0] -= 2.0  # vary the probability away from 1/2
+    assert quad.prob_positive(lam) == pytest.approx(_imhof_mpmath(lam), rel=1e-9)
+
+
+def test_mirror_probabilities_sum_to_one():
+    rng = np.random.default_rng(5)
+    for dim in (2, 7, 300):
+        lam = rng.normal(size=dim) + rng.normal()
+        assert quad.prob_positive(lam) + quad.prob_positive(-lam) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_error_rates_match_monte_carlo_on_the_spheres():
+    """Sample the spheres themselves (float32, the house sampler) and classify with the
+    ellipsoid logit; the binomial SE sets the tolerance (5 SE: a false alarm ~ 1e-6)."""
+    import jax
+    import jax.numpy as jnp
+
+    from spheres.classifiers import ellipsoid_logit
+    from spheres.geometry import sample_sphere
+
+    dim, n, R = 20, 200_000, 1.3
+    alphas = np.linspace(0.3, 1.4, dim)
+    exact = quad.error_rates(alphas, R)
+    params = {"alphas": jnp.asarray(alphas, jnp.float32)}
+    counts = []
+    for radius, key in ((1.0, jax.random.key(11)), (R, jax.random.key(12))):
+        x = jax.vmap(lambda k: sample_sphere(k, dim, radius))(jax.random.split(key, n))
+        logit = jax.vmap(lambda xi: ellipsoid_logit(params, xi))(x)
+        counts.append(int(jnp.sum(logit > 0) if radius == 1.0 else jnp.sum(logit <= 0)))
+    for count, p in zip(counts, (exact.inner, exact.outer)):
+        assert 1e-3 < p < 0.5  # visible to Monte Carlo at this n
+        assert abs(count / n - p) < 5 * math.sqrt(p * (1 - p) / n)
+
+
+def test_monotone_in_each_alpha():
+    """Raising an alpha can only add inner errors and remove outer errors."""
+    rng = np.random.default_rng(9)
+    alphas = rng.uniform(0.4, 1.2, size=40)
+    base = quad.error_rates(alphas, 1.3)
+    for i in range(0, 40, 7):
+        up = alphas.copy()
+        up[i] += 0.1
+        r = quad.error_rates(up, 1.3)
+        assert r.log10_inner > base.log10_inner
+        assert r.log10_outer < base.log10_outer
+
+
+def test_orientation_cases_of_error_rates():
+    alphas = np.linspace(0.4, 1.3, 30)
+    g = quad.error_rates(alphas, 1.3, Orientation.OUTER_IF_GREATER)
+    less = quad.error_rates(alphas, 1.3, Orientation.OUTER_IF_LESS)
+    # flipping the inequality swaps right and wrong on each sphere
+    assert less.inner == pytest.approx(1 - g.inner, abs=1e-12)
+    assert less.outer == pytest.approx(1 - g.outer, abs=1e-12)
+    assert quad.error_rates(alphas, 1.3, Orientation.ALWAYS_OUTER)[:2] == (1.0, 0.0)
+    assert quad.error_rates(alphas, 1.3, Orientation.ALWAYS_INNER)[:2] == (0.0, 1.0)
+    assert quad.error_rates(alphas, 1.3, Orientation.OUTER_IF_NONZERO)[:2] == (1.0, 0.0)
+    # a perfect ellipsoid: every alpha in [1/R^2, 1]
+    perfect = np.linspace(1 / 1.69, 1.0, 30)
+    assert quad.count_outside(perfect, 1.3) == 0
+    r = quad.error_rates(perfect, 1.3)
+    assert (r.inner, r.outer, r.log10_inner) == (0.0, 0.0, -math.inf)
+
+
+def test_alphas_from_weights_error_rates_match_monte_carlo_on_the_network():
+    """End to end for a sign case the paper does not use (w < 0 < b): the network's own logit
+    on sampled points agrees with the exact rates of its alphas and orientation."""
+    rng = np.random.default_rng(4)
+    h, dim, n = 8, 12, 100_000
+    W = rng.normal(size=(h, dim)) / math.sqrt(dim)
+    w, b = -1.0, 0.9
+    dec = quad.alphas_from_weights(W, w, b)
+    assert dec.orientation is Orientation.OUTER_IF_LESS
+    exact = quad.error_rates(dec.alphas, 1.3, dec.orientation)
+    for radius, p, sign in ((1.0, exact.inner, 1), (1.3, exact.outer, -1)):
+        x = rng.normal(size=(n, dim))
+        x *= radius / np.linalg.norm(x, axis=1, keepdims=True)
+        logit = w * np.sum((x @ W.T) ** 2, axis=1) + b
+        wrong = np.count_nonzero(logit > 0) if sign == 1 else np.count_nonzero(logit <= 0)
+        assert 1e-3 < p < 0.999
+        assert abs(wrong / n - p) < 5 * math.sqrt(p * (1 - p) / n)
+
+
+# ----------------------------------------------------------------------------------------------
+# The paper's CLT estimate
+
+
+def test_clt_is_accurate_for_many_comparable_weights():
+    """Symmetric spread of many small weights (zero skewness) at moderate probability: the
+    normal approximation's error is O(1/d) there."""
+    dim = 2000
+    alphas = 1.0 + np.linspace(-0.5, 0.5, dim) - 0.01
+    exact, clt = quad.error_rates(alphas, 1.3), quad.clt_error_rates(alphas, 1.3)
+    assert 0.05 < exact.inner < 0.5
+    assert clt.inner == pytest.approx(exact.inner, rel=0.01)
+
+
+def test_clt_misses_in_the_tails():
+    """Where the CLT is off (PAPER.md s.5): a positively skewed inner sum (few large alphas above
+    1) makes it too low; a negatively skewed outer sum makes it far too high. Exact values are
+    F tails (test above)."""
+    alphas = np.concatenate([np.full(150, 1.4), np.full(350, 0.7)])
+    exact, clt = quad.error_rates(alphas, 1.3), quad.clt_error_rates(alphas, 1.3)
+    assert 1e-6 < exact.inner < 1e-4
+    assert clt.inner < 0.8 * exact.inner
+    alphas = np.concatenate([np.full(150, 1.4), np.full(200, 0.3), np.full(150, 0.7)])
+    exact, clt = quad.error_rates(alphas, 1.3), quad.clt_error_rates(alphas, 1.3)
+    assert 1e-10 < exact.outer < 1e-7
+    assert clt.outer > 10 * exact.outer
