@@ -468,7 +468,8 @@ def max_mean_distance(dim: ArrayLike, metric: str = "chord") -> np.ndarray:
     return _out(_mean_distance_alpha(np.full(d.shape, _HALF_PI), d, metric))
 
 
-def expanded_measure(mu: ArrayLike, eps: ArrayLike, dim: ArrayLike) -> np.ndarray:
+def expanded_measure(mu: ArrayLike | None, eps: ArrayLike, dim: ArrayLike, *,
+                     log_mu: ArrayLike | None = None) -> np.ndarray:
     """Measure of the chord-``eps`` expansion of a cap of measure ``mu`` (exact).
 
     The expansion ``{x : chord distance to the cap <= eps}`` is the cap of latitude
@@ -477,20 +478,20 @@ def expanded_measure(mu: ArrayLike, eps: ArrayLike, dim: ArrayLike) -> np.ndarra
     measure ``mu`` has an eps-expansion at least this large.
 
     Args:
-      mu: cap measure(s) in (0, 1).
+      mu: cap measure(s) in (0, 1) (or ``mu=None`` and ``log_mu`` < 0).
       eps: chord radius(s) ``>= 0`` (``eps >= 2`` covers the sphere).
       dim: dimension(s) ``d >= 2``. All three broadcast together.
     Returns:
       float64 in ``[mu, 1]``, broadcast shape.
+
+    >>> round(float(expanded_measure(0.5, 2.0, 9)), 12)
+    1.0
     """
-    m = _as_rate(mu, "mu")
     e = _as_float(eps, "eps")
     if np.any(e < 0):
         raise InputError("eps", "must be >= 0")
-    m, e, d = np.broadcast_arrays(m, e, _as_dim(dim))
-    m, e, d = (np.asarray(z, np.float64) for z in (m, e, d))
-    with np.errstate(divide="ignore"):
-        lm = np.log(m)
+    lm, m, d = _rate_args(mu, log_mu, dim)
+    lm, m, e, d = (np.asarray(z, np.float64) for z in np.broadcast_arrays(lm, m, e, d))
     _, _, alpha = _latitude(lm, m, d)
     new = alpha - 2 * np.arcsin(np.minimum(e, 2.0) / 2)
     out = np.ones(m.shape)
@@ -511,35 +512,44 @@ def asymptotic_expanded_measure(mu: ArrayLike, eps: ArrayLike, dim: ArrayLike) -
     return _out(special.ndtr(special.ndtri(m) + e * np.sqrt(d)))
 
 
-def asymptotic_distance(mu: ArrayLike, dim: ArrayLike) -> np.ndarray:
+def _gauss_c(mu, log_mu, dim):
+    """``c = Phi^{-1}(1 - mu) = -Phi^{-1}(mu)`` (from ``log_mu`` when given) and ``d``, broadcast."""
+    lm, m, d = _rate_args(mu, log_mu, dim)
+    c = -special.ndtri(m) if log_mu is None else -special.ndtri_exp(lm)
+    return c, m, d
+
+
+def asymptotic_distance(mu: ArrayLike | None = None, dim: ArrayLike = 2, *,
+                        log_mu: ArrayLike | None = None) -> np.ndarray:
     """The paper's large-d form of the optimal ``d(E)``: ``Phi^{-1}(1 - mu) / sqrt(d)``.
 
-    Negative for ``mu > 1/2`` (where it is not meaningful). Computed as ``-Phi^{-1}(mu)`` so tiny
-    ``mu`` keep full accuracy.
+    Negative for ``mu > 1/2`` (where it is not meaningful). Computed as ``-Phi^{-1}(mu)`` (or
+    from ``log_mu`` with ``ndtri_exp``) so tiny ``mu`` keep full accuracy.
 
     >>> round(float(asymptotic_distance(1e-2, 500)), 5)   # exact: 0.10418
     0.10404
     """
-    m = _as_rate(mu)
-    d = _as_dim(dim)
-    return _out(-special.ndtri(m) / np.sqrt(d))
+    c, _, d = _gauss_c(mu, log_mu, dim)
+    return _out(c / np.sqrt(d))
 
 
-def asymptotic_distance_refined(mu: ArrayLike, dim: ArrayLike) -> np.ndarray:
+def asymptotic_distance_refined(mu: ArrayLike | None = None, dim: ArrayLike = 2, *,
+                                log_mu: ArrayLike | None = None) -> np.ndarray:
     """Refined large-d form ``(c Phi(c) + phi(c)) / sqrt(d)``, ``c = Phi^{-1}(1 - mu)``.
 
     It is ``E[(c - Z)_+] / sqrt(d)`` for a standard normal ``Z``: the exact formula with the
     latitude replaced by its Gaussian limit ``beta ~ N(0, 1/d)``. Always positive.
+
+    >>> round(float(asymptotic_distance_refined(1e-2, 500)), 5)   # exact: 0.10418
+    0.10419
     """
-    m = _as_rate(mu)
-    d = _as_dim(dim)
-    c = -special.ndtri(m)
-    # c Phi(c) + phi(c) = E[(c - Z)_+]; for c << 0 write Phi(c) = erfcx(-c/sqrt2) phi(c) sqrt(pi/2)
+    c, _, d = _gauss_c(mu, log_mu, dim)
     phi = np.exp(-0.5 * c * c) / np.sqrt(2 * np.pi)
+    # E[(c - Z)_+] = c Phi(c) + phi(c); for c << 0 use Phi(c) = phi(c) sqrt(pi/2) erfcx(-c/sqrt2)
     with np.errstate(over="ignore", invalid="ignore"):
-        mills = special.erfcx(-c / np.sqrt(2)) * np.sqrt(np.pi / 2)  # Phi(c)/phi(c)
+        mills = special.erfcx(-c / np.sqrt(2)) * np.sqrt(np.pi / 2)
         low = phi * (1 + c * mills)
-    val = np.where(c > -5, c * (1 - m) + phi, np.maximum(low, 0.0))
+    val = np.where(c > -5, c * special.ndtr(c) + phi, np.maximum(low, 0.0))
     return _out(val / np.sqrt(d))
 
 
