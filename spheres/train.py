@@ -1,0 +1,274 @@
+"""The training engine: a whole run as ONE pure function, ensembles as vmapped, sharded axes.
+
+``make_trainer(cfg)`` (purejaxrl's ``make_train``, STYLE.md practice 1) closes over the STATIC
+part of an experiment (dimension, radius, architecture, batch size, steps, checkpoint steps) and
+returns pure functions of the SWEPT part, a :class:`Hyper` of traced scalars (learning rate and
+training-set size). Seeds enter as keys. Nothing in the loop touches the host.
+
+One optimisation step (PAPER.md section 4):
+
+1. draw a batch of ``B`` labelled points: online (``train_size = 0``) ``B`` fresh points of the
+   two-sphere task; otherwise ``B`` indices uniform in ``[0, N)`` (with replacement) whose points
+   are REGENERATED as ``geometry.dataset_point(data_key, i)``, so the set is never stored;
+2. the loss is the mean sigmoid cross-entropy of the logit, ``log(1 + e^f) - y f``;
+3. Adam (Kingma & Ba 2015; optax defaults beta1 0.9, beta2 0.999, eps 1e-8) scaled by the traced
+   learning rate; batch norm uses the batch statistics and updates its running averages.
+
+Keys: a member's key is ``fold_in(key(0), seed)`` (:func:`member_keys`); :func:`init` splits it
+into the initial weights, the training set's identity and the batch stream. So members that
+share a seed share initial weights and training points (the sets of sizes N < N' are nested),
+whatever their learning rates: sweeps compare like with like.
+
+Ensembles (``Trainer.ensemble_*``) are ``jax.vmap`` of the single-model functions, jitted with
+the ensemble axis sharded over a 1-D device mesh (axis ``"ensemble"``). The mesh uses the largest
+number of devices that divides the ensemble size E (all of them when E is a multiple of the device
+count; make it one for full use). Member i of an ensemble run computes exactly the single run with
+key i and hyper i; see ``tests/test_train.py`` for the precise tolerance.
+
+Several hosts: call ``jax.distributed.initialize()`` before building the trainer; ``jax.devices()``
+then lists every host's devices, the mesh spans them, and :func:`to_host` gathers results.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+from dataclasses import dataclass
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from spheres import geometry, models
+from spheres.config import ExperimentConfig
+
+#: fold_in tag deriving the evaluation stream from the state's key (distinct from split's outputs).
+_EVAL_STREAM = 0x65_76_61_6C  # "eval"
+
+#: points used by :meth:`Trainer.evaluate` (the first EVAL_SIZE points of a finite training set;
+#: all of it when N <= EVAL_SIZE; EVAL_SIZE fresh points online).
+EVAL_SIZE = 1000
+
+
+class Hyper(NamedTuple):
+    """Swept (traced) hyperparameters of one model; stack them for an ensemble."""
+
+    learning_rate: jax.Array  # float32 (), Adam step size
+    train_size: jax.Array  # int32 (), N > 0 points in the training set, 0 = online
+
+
+class TrainState(NamedTuple):
+    """Everything a model's training needs to continue: a pure value, saved to resume.
+
+    Ensembles stack every field on a leading member axis.
+    """
+
+    variables: models.Variables  # {"params": ..., "batch_stats": ...} float32 (models module docstring)
+    opt_state: Any  # optax.ScaleByAdamState(count int32 (), mu and nu shaped like params)
+    step: jax.Array  # int32 (), optimisation steps taken
+    key: jax.Array  # key (), the batch stream; split once per step
+    data_key: jax.Array  # key (), identifies the fixed training set (unused when online)
+
+
+def member_keys(cfg: ExperimentConfig) -> jax.Array:
+    """Stacked member keys ``fold_in(key(0), seed)`` in ``cfg.train.members`` order, shape ``(E,)``."""
+    seeds = jnp.asarray([m["seed"] for m in cfg.train.members], dtype=jnp.uint32)
+    return jax.vmap(lambda s: jax.random.fold_in(jax.random.key(0), s))(seeds)
+
+
+def member_hypers(cfg: ExperimentConfig) -> Hyper:
+    """Stacked :class:`Hyper` in ``cfg.train.members`` order: fields of shape ``(E,)``."""
+    members = cfg.train.members
+    return Hyper(learning_rate=jnp.asarray([m["learning_rate"] for m in members], dtype=jnp.float32),
+                 train_size=jnp.asarray([m["train_size"] for m in members], dtype=jnp.int32))
+
+
+def make_hyper(learning_rate: float, train_size: int = 0) -> Hyper:
+    """One model's :class:`Hyper` from Python numbers."""
+    return Hyper(jnp.asarray(learning_rate, jnp.float32), jnp.asarray(train_size, jnp.int32))
+
+
+def ensemble_mesh(size: int, devices: list | None = None) -> Mesh:
+    """1-D mesh (axis ``"ensemble"``) over the largest number of devices that divides ``size``."""
+    devices = jax.devices() if devices is None else list(devices)
+    n = max(k for k in range(1, len(devices) + 1) if size % k == 0)
+    return Mesh(np.asarray(devices[:n]), ("ensemble",))
+
+
+def to_host(tree: Any) -> Any:
+    """Numpy copy of a (possibly sharded, possibly multi-host) pytree; keys become their raw data."""
+
+    def get(x):
+        if isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
+            x = jax.random.key_data(x)
+        if isinstance(x, jax.Array) and not x.is_fully_addressable:
+            from jax.experimental import multihost_utils
+
+            return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+        return np.asarray(x)
+
+    return jax.tree.map(get, tree)
+
+
+def _select_keys(pred: jax.Array, on_true: jax.Array, on_false: jax.Array) -> jax.Array:
+    """``on_true if pred else on_false`` for key arrays (``pred`` a traced bool scalar)."""
+    data = jnp.where(pred, jax.random.key_data(on_true), jax.random.key_data(on_false))
+    return jax.random.wrap_key_data(data, impl=jax.random.key_impl(on_true))
+
+
+@dataclass(frozen=True)
+class Trainer:
+    """Pure training functions for one experiment (built by :func:`make_trainer`).
+
+    Single model (pure; jit them yourself if needed):
+      init(key, hyper) -> TrainState
+      advance(state, hyper, n_steps) -> TrainState   (n_steps: traced int32; one while loop)
+      evaluate(state, hyper) -> {"loss": f32 (), "accuracy": f32 ()}
+      train(key, hyper) -> (final TrainState, metrics {"step", "loss", "accuracy"} each (C,),
+                            variables with a leading (C,) checkpoint axis)
+      step(state, hyper) -> (TrainState, loss f32 ())   one optimisation step
+    Ensembles (jitted, ensemble axis sharded; leading axis E on every argument and result):
+      ensemble_init(keys, hypers), ensemble_advance(states, hypers, n_steps),
+      ensemble_evaluate(states, hypers), ensemble_train(keys, hypers)
+    ``traces`` counts how often each jitted ensemble function was traced (each trace is a
+    compilation): after the first call of a given ensemble size it must not grow.
+    """
+
+    cfg: ExperimentConfig
+    init: Callable
+    step: Callable
+    advance: Callable
+    evaluate: Callable
+    train: Callable
+    logit_fn: Callable
+    traces: collections.Counter
+
+    def _jitted(self, name: str, fn: Callable, size: int, n_sharded: int, n_replicated: int = 0):
+        return _ensemble_jit(self, name, fn, size, n_sharded, n_replicated)
+
+    def ensemble_init(self, keys: jax.Array, hypers: Hyper) -> TrainState:
+        """``vmap(init)``: keys ``(E,)``, hypers fields ``(E,)`` -> states with leading axis E."""
+        return self._jitted("init", self.init, keys.shape[0], 2)(keys, hypers)
+
+    def ensemble_advance(self, states: TrainState, hypers: Hyper, n_steps) -> TrainState:
+        """``vmap(advance)`` over members; ``n_steps`` is one traced int shared by all members."""
+        size = hypers.learning_rate.shape[0]
+        return self._jitted("advance", self.advance, size, 2, 1)(states, hypers, jnp.asarray(n_steps, jnp.int32))
+
+    def ensemble_evaluate(self, states: TrainState, hypers: Hyper) -> dict[str, jax.Array]:
+        """``vmap(evaluate)``: ``{"loss": (E,), "accuracy": (E,)}``."""
+        size = hypers.learning_rate.shape[0]
+        return self._jitted("evaluate", self.evaluate, size, 2)(states, hypers)
+
+    def ensemble_train(self, keys: jax.Array, hypers: Hyper):
+        """``vmap(train)``: the whole ensemble run as one compiled program."""
+        return self._jitted("train", self.train, keys.shape[0], 2)(keys, hypers)
+
+
+# One compiled program per (trainer, function, ensemble size, device set).
+_JIT_CACHE: dict = {}
+
+
+def _ensemble_jit(trainer: Trainer, name: str, fn: Callable, size: int, n_sharded: int, n_replicated: int):
+    devices = tuple(jax.devices())
+    cache_key = (id(trainer), name, size, devices)
+    if cache_key not in _JIT_CACHE:
+        mesh = ensemble_mesh(size, list(devices))
+        sharded = NamedSharding(mesh, PartitionSpec("ensemble"))
+        replicated = NamedSharding(mesh, PartitionSpec())
+        in_axes = (0,) * n_sharded + (None,) * n_replicated
+
+        def traced(*args):
+            trainer.traces[name] += 1  # Python side effect: runs once per trace, never per call
+            return jax.vmap(fn, in_axes=in_axes)(*args)
+
+        jitted = jax.jit(traced, in_shardings=(sharded,) * n_sharded + (replicated,) * n_replicated,
+                         out_shardings=sharded)
+        _JIT_CACHE[cache_key] = (trainer, jitted)  # hold the trainer so its id is not reused
+    return _JIT_CACHE[cache_key][1]
+
+
+def make_trainer(cfg: ExperimentConfig, eval_size: int = EVAL_SIZE) -> Trainer:
+    """Build the pure training functions of ``cfg`` (see :class:`Trainer`).
+
+    Args:
+      cfg: the experiment; its task, model and ``train.steps``/``batch_size``/``checkpoint_steps``
+        are static; learning rates and training-set sizes are the traced :class:`Hyper`.
+      eval_size: points per :meth:`Trainer.evaluate` (static).
+    """
+    dim = cfg.task.dim
+    radius = cfg.task.outer_radius
+    batch = cfg.train.batch_size
+    model_cfg = cfg.model
+    apply_train = models.make_apply_train(model_cfg, dim)
+    logit_fn = models.make_logit_fn(model_cfg, dim)
+    adam = optax.scale_by_adam()
+
+    def sample_points(keys: jax.Array) -> tuple[jax.Array, jax.Array]:
+        return jax.vmap(lambda k: geometry.sample_labeled(k, dim, radius))(keys)
+
+    def init(key: jax.Array, hyper: Hyper) -> TrainState:
+        del hyper  # the initial state depends on the seed only
+        k_model, k_data, k_stream = jax.random.split(key, 3)
+        variables = models.init_variables(k_model, model_cfg, dim)
+        return TrainState(variables=variables, opt_state=adam.init(variables["params"]),
+                          step=jnp.zeros((), jnp.int32), key=k_stream, data_key=k_data)
+
+    def draw_batch(key: jax.Array, data_key: jax.Array, train_size: jax.Array):
+        # One sample_labeled per example: its key is either fresh (online) or
+        # fold_in(data_key, i) for a uniform index i < N, i.e. geometry.dataset_point(data_key, i).
+        k_index, k_fresh = jax.random.split(key)
+        index = jax.random.randint(k_index, (batch,), 0, jnp.maximum(train_size, 1))
+        set_keys = jax.vmap(lambda i: jax.random.fold_in(data_key, i))(index)
+        point_keys = _select_keys(train_size > 0, set_keys, jax.random.split(k_fresh, batch))
+        return sample_points(point_keys)
+
+    def step(state: TrainState, hyper: Hyper) -> tuple[TrainState, jax.Array]:
+        key, k_batch = jax.random.split(state.key)
+        x, y = draw_batch(k_batch, state.data_key, hyper.train_size)
+
+        def loss_fn(params):
+            logits, stats = apply_train({"params": params, "batch_stats": state.variables["batch_stats"]}, x)
+            return jnp.mean(optax.sigmoid_binary_cross_entropy(logits, y.astype(logits.dtype))), stats
+
+        params = state.variables["params"]
+        (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        direction, opt_state = adam.update(grads, state.opt_state, params)
+        params = jax.tree.map(lambda p, u: p - hyper.learning_rate * u, params, direction)
+        new = TrainState(variables={"params": params, "batch_stats": stats}, opt_state=opt_state,
+                         step=state.step + 1, key=key, data_key=state.data_key)
+        return new, loss
+
+    def advance(state: TrainState, hyper: Hyper, n_steps) -> TrainState:
+        return jax.lax.fori_loop(0, jnp.asarray(n_steps, jnp.int32), lambda _, s: step(s, hyper)[0], state)
+
+    def evaluate(state: TrainState, hyper: Hyper) -> dict[str, jax.Array]:
+        finite = hyper.train_size > 0
+        index = jnp.arange(eval_size, dtype=jnp.int32)
+        set_keys = jax.vmap(lambda i: jax.random.fold_in(state.data_key, i))(index)
+        fresh_keys = jax.random.split(jax.random.fold_in(state.key, _EVAL_STREAM), eval_size)
+        x, y = sample_points(_select_keys(finite, set_keys, fresh_keys))
+        weight = jnp.where(finite, (index < hyper.train_size).astype(jnp.float32), 1.0)
+        logits = jax.vmap(logit_fn, in_axes=(None, 0))(state.variables, x)
+        losses = optax.sigmoid_binary_cross_entropy(logits, y.astype(logits.dtype))
+        correct = ((logits > 0) == (y == 1)).astype(jnp.float32)
+        total = jnp.sum(weight)
+        return {"loss": jnp.sum(weight * losses) / total, "accuracy": jnp.sum(weight * correct) / total}
+
+    steps = np.asarray(cfg.train.checkpoint_steps, dtype=np.int32)
+    lengths = np.diff(np.concatenate([[0], steps])).astype(np.int32)
+
+    def train(key: jax.Array, hyper: Hyper):
+        def segment(state, n):
+            state = advance(state, hyper, n)
+            metrics = {"step": state.step, **evaluate(state, hyper)}
+            return state, (metrics, state.variables)
+
+        state, (metrics, variables) = jax.lax.scan(segment, init(key, hyper), jnp.asarray(lengths))
+        return state, metrics, variables
+
+    return Trainer(cfg=cfg, init=init, step=step, advance=advance, evaluate=evaluate, train=train,
+                   logit_fn=logit_fn, traces=collections.Counter())
