@@ -524,7 +524,7 @@ def _uniform_points(key, n_points: int, dim: int, radius: float) -> np.ndarray:
     from spheres.geometry import sample_sphere
 
     keys = jax.random.split(key, n_points)
-    x = np.asarray(jax.vmap(lambda k: sample_sphere(k, dim))(keys), dtype=np.float64)
+    x = np.asarray(jax.jit(jax.vmap(lambda k: sample_sphere(k, dim)))(keys), dtype=np.float64)
     return radius * x / np.linalg.norm(x, axis=1, keepdims=True)
 
 

@@ -1,0 +1,224 @@
+"""``spheres quadratic``: exact analysis of an ellipsoid classifier given its alphas.
+
+The classifier is "outer iff ``sum_i alpha_i z_i^2 > 1``" (the quadratic network in its
+principal axes, PAPER.md section 5; ``--orientation outer_if_less`` flips the inequality, the
+``w < 0 < b`` case). No training: it prints the exact inner and outer error rates (and their
+log10, which stay finite far below float64's 1e-308), the paper's CLT estimate beside them, the
+number of alphas outside ``[1/R^2, 1]``, and the exact ``d(E)`` on the inner sphere over
+``--points`` uniform points (mean and standard error).
+
+    spheres quadratic --alphas alphas.txt
+    spheres quadratic --alphas alphas.npy --radius 1.3 --points 500 --seed 1 --json
+
+``--alphas`` is a text file of whitespace-separated numbers or a ``.npy`` array (loaded with
+``allow_pickle=False``); it must hold at least 2 finite values, all ``>= 0`` (a quadratic
+network's alphas are ``|w| s_i^2 / |b| >= 0``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from spheres.errors import InputError
+
+HELP = "exact error rates, the paper's CLT estimate and exact d(E) of the ellipsoid classifier with given alphas"
+
+MAX_POINTS = 10**6
+ORIENTATIONS = ("outer_if_greater", "outer_if_less")
+
+
+def _positive_int(limit: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = 0
+        if not 1 <= value <= limit:
+            raise argparse.ArgumentTypeError(f"must be an integer in [1, {limit}], got {text!r}")
+        return value
+
+    return parse
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"must be an integer in [0, 2^63), got {text!r}")
+    return value
+
+
+def _radius(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 1.0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 1 (the outer radius R), got {text!r}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--alphas", required=True, metavar="FILE",
+                        help="alpha_i: whitespace-separated numbers in a text file, or a 1-D .npy array "
+                             "(at least 2 values, all finite and >= 0)")
+    parser.add_argument("--radius", type=_radius, default=1.3,
+                        help="outer radius R (> 1; default 1.3, the paper's)")
+    parser.add_argument("--points", type=_positive_int(MAX_POINTS), default=200,
+                        help=f"uniform inner-sphere points for the exact d(E) (1..{MAX_POINTS}; default 200)")
+    parser.add_argument("--seed", type=_seed, default=0, help="seed for the points (integer >= 0; default 0)")
+    parser.add_argument("--orientation", choices=ORIENTATIONS, default="outer_if_greater",
+                        help="outer_if_greater: outer iff sum alpha z^2 > 1 (w > 0 > b, default); "
+                             "outer_if_less: outer iff sum alpha z^2 < 1 (w < 0 < b)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
+
+
+def load_alphas(path: str | Path) -> np.ndarray:
+    """Read alphas from a text file (whitespace-separated numbers) or a ``.npy`` array.
+
+    Returns:
+      float64 array of shape ``(d,)``, ``d >= 2``, finite, ``>= 0``.
+    Raises:
+      InputError naming ``--alphas`` for a missing, unreadable, empty or malformed file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("--alphas", f"no such file: {str(path)!r}")
+    try:
+        if path.suffix.lower() == ".npy":
+            try:
+                raw = np.load(path, allow_pickle=False)
+            except ValueError as err:
+                raise InputError("--alphas", f"{str(path)!r} is not a plain numeric .npy array ({err})") from None
+            if raw.ndim != 1:
+                raise InputError("--alphas", f"{str(path)!r} holds an array of shape {raw.shape}; need a 1-D array")
+            if raw.dtype.kind not in "iuf":
+                raise InputError("--alphas", f"{str(path)!r} holds dtype {raw.dtype}; need real numbers")
+            alphas = raw.astype(np.float64)
+        else:
+            try:
+                tokens = path.read_text(encoding="utf-8").split()
+            except UnicodeDecodeError:
+                raise InputError("--alphas", f"{str(path)!r} is not a text file of numbers (nor a .npy file)") from None
+            values = []
+            for i, tok in enumerate(tokens):
+                try:
+                    values.append(float(tok))
+                except ValueError:
+                    raise InputError("--alphas", f"value {i + 1} in {str(path)!r} is not a number: {tok[:40]!r}") from None
+            alphas = np.asarray(values, dtype=np.float64)
+    except OSError as err:
+        raise InputError("--alphas", f"cannot read {str(path)!r}: {err.strerror or err}") from None
+    if alphas.size < 2:
+        raise InputError("--alphas", f"{str(path)!r} holds {alphas.size} values; need at least 2 (dimension d >= 2)")
+    bad = np.flatnonzero(~np.isfinite(alphas))
+    if bad.size:
+        raise InputError("--alphas", f"value {bad[0] + 1} is {alphas[bad[0]]}; all alphas must be finite")
+    neg = np.flatnonzero(alphas < 0)
+    if neg.size:
+        raise InputError("--alphas", f"value {neg[0] + 1} is {alphas[neg[0]]}; alphas must be >= 0 "
+                                     "(a quadratic network's alphas are |w| s_i^2 / |b|)")
+    return alphas
+
+
+def _finite_or_none(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
+
+
+def quadratic_summary(alphas: np.ndarray, radius: float = 1.3, points: int = 200, seed: int = 0,
+                      orientation: str = "outer_if_greater") -> dict:
+    """Everything ``spheres quadratic`` reports, as a JSON-ready dict (no NaN or infinity).
+
+    Keys: ``dim, radius, points, seed, orientation``; ``error_rate_inner, error_rate_outer`` and
+    ``log10_error_rate_inner, log10_error_rate_outer`` (exact; a rate below ~1e-308 prints as 0.0
+    and its log10 carries it); ``clt_error_rate_*, clt_log10_error_rate_*`` (the paper's CLT
+    estimate, Eq. 3: NOT exact); ``alphas_outside`` (count outside ``[1/R^2, 1]``);
+    ``mean_distance, mean_distance_se`` (exact d(E) on the inner sphere over ``points`` uniform
+    points, SE = std/sqrt(n)), ``points_misclassified`` (at distance 0) and ``notes``: for every
+    key whose value is ``null``, why.
+    """
+    import jax
+
+    from spheres import quadratic as quad
+
+    exact = quad.error_rates(alphas, radius, orientation)
+    clt = quad.clt_error_rates(alphas, radius, orientation)
+    est = quad.mean_nearest_error_distance(alphas, jax.random.key(seed), 1.0, points, orientation, label=0)
+    notes: dict[str, str] = {}
+    for sphere, rate, log10 in (("inner", exact.inner, exact.log10_inner), ("outer", exact.outer, exact.log10_outer)):
+        if log10 == -math.inf:
+            notes[f"log10_error_rate_{sphere}"] = f"the {sphere} error rate is exactly 0: log10 is -infinity"
+    for sphere, log10 in (("inner", clt.log10_inner), ("outer", clt.log10_outer)):
+        if log10 == -math.inf:
+            notes[f"clt_log10_error_rate_{sphere}"] = f"the CLT estimate is exactly 0 on the {sphere} sphere"
+    if est.n_unreachable:
+        notes["mean_distance"] = ("no point of the inner sphere is misclassified (exact inner error rate 0), "
+                                  "so there is no nearest error: d(E) is infinite")
+        notes["mean_distance_se"] = notes["mean_distance"]
+    elif not math.isfinite(est.se):
+        notes["mean_distance_se"] = "a standard error needs at least 2 points"
+    return {
+        "dim": int(alphas.size),
+        "radius": float(radius),
+        "points": int(points),
+        "seed": int(seed),
+        "orientation": orientation,
+        "error_rate_inner": exact.inner,
+        "error_rate_outer": exact.outer,
+        "log10_error_rate_inner": _finite_or_none(exact.log10_inner),
+        "log10_error_rate_outer": _finite_or_none(exact.log10_outer),
+        "clt_error_rate_inner": clt.inner,
+        "clt_error_rate_outer": clt.outer,
+        "clt_log10_error_rate_inner": _finite_or_none(clt.log10_inner),
+        "clt_log10_error_rate_outer": _finite_or_none(clt.log10_outer),
+        "alphas_outside": quad.count_outside(alphas, radius),
+        "mean_distance": _finite_or_none(est.mean),
+        "mean_distance_se": _finite_or_none(est.se),
+        "points_misclassified": est.n_misclassified,
+        "notes": notes,
+    }
+
+
+def _rate(rate: float, log10: float | None) -> str:
+    if log10 is None:
+        return "0 (exactly)"
+    if rate == 0.0 or log10 < -300:
+        return f"10^{log10:.3f}"
+    return f"{rate:.4g} (log10 {log10:.3f})"
+
+
+def format_summary(s: dict) -> str:
+    """The human-readable summary of :func:`quadratic_summary`."""
+    rule = ">" if s["orientation"] == "outer_if_greater" else "<"
+    lines = [
+        f"ellipsoid classifier: outer iff sum_i alpha_i z_i^2 {rule} 1; d = {s['dim']}, R = {s['radius']:g}",
+        f"alphas outside [1/R^2, 1] = [{1 / s['radius'] ** 2:.4f}, 1]: {s['alphas_outside']} of {s['dim']}",
+        "error rate      exact                               paper's estimate (CLT, its Eq. 3)",
+    ]
+    for sphere in ("inner", "outer"):
+        lines.append(f"  {sphere} sphere  {_rate(s[f'error_rate_{sphere}'], s[f'log10_error_rate_{sphere}']):<36}"
+                     f"{_rate(s[f'clt_error_rate_{sphere}'], s[f'clt_log10_error_rate_{sphere}'])}")
+    if s["mean_distance"] is None:
+        lines.append(f"d(E) inner sphere: none ({s['notes']['mean_distance']})")
+    else:
+        se = "n/a" if s["mean_distance_se"] is None else f"{s['mean_distance_se']:.4g}"
+        lines.append(f"d(E) inner sphere (exact nearest errors, {s['points']} uniform points, seed {s['seed']}): "
+                     f"{s['mean_distance']:.5g} +- {se} (SE); {s['points_misclassified']} points already misclassified")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    alphas = load_alphas(args.alphas)
+    summary = quadratic_summary(alphas, args.radius, args.points, args.seed, args.orientation)
+    if args.json:
+        print(json.dumps(summary, allow_nan=False))
+    else:
+        print(format_summary(summary))
+    return 0
