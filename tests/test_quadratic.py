@@ -95,9 +95,10 @@ def test_hard_case_puts_mass_where_the_point_has_none(dim):
 @pytest.mark.parametrize("label", [0, 1])
 def test_other_orientations_match_optimiser(orientation, label):
     rng = np.random.default_rng(7 + label)
+    starts_rng = np.random.default_rng(70 + label)
     radius = 1.0 if label == 0 else 1.3
     checked = 0
-    for _ in range(8):
+    for _ in range(12):
         alphas = rng.uniform(0.3, 1.5, size=5)
         if orientation is Orientation.OUTER_IF_NONZERO:
             alphas[-2:] = 0.0  # a null space for outer points to fall into
@@ -110,12 +111,51 @@ def test_other_orientations_match_optimiser(orientation, label):
             continue
         if dist == 0.0 or math.isinf(dist):
             continue
-        ref = _reference_nearest(alphas, z, radius, orientation, label, rng)
+        ref = _reference_nearest(alphas, z, radius, orientation, label, starts_rng, starts=10)
         assert dist == pytest.approx(ref, rel=1e-6, abs=1e-9)
         k = quad.sphere_coefficients(alphas, radius, orientation)
         assert np.sum(k * y * y) == pytest.approx(0.0, abs=1e-9)
         checked += 1
     assert checked >= 2
+
+
+@pytest.mark.parametrize("dim", [10, 500])
+@pytest.mark.parametrize("spectrum", ["uniform", "levels", "near_degenerate_top", "lognormal"])
+def test_nearest_error_satisfies_kkt_in_high_dimension(dim, spectrum):
+    """Where no generic optimiser is reliable: the point is on the sphere and the boundary, and
+    z is a combination lam*y - mu*(k o y) with mu >= 0 (stationarity of the Lagrangian with the
+    multiplier sign of an active ">= 0" constraint). With the concavity argument in
+    ``nearest_error`` this certifies the global optimum."""
+    rng = np.random.default_rng(dim)
+    checked = 0
+    for trial in range(8):
+        if spectrum == "uniform":
+            alphas = rng.uniform(0.0, 2.0, dim)
+        elif spectrum == "levels":
+            alphas = rng.choice([0.0, 0.5, 0.8, 1.3], size=dim)
+        elif spectrum == "near_degenerate_top":
+            alphas = np.concatenate([[1.0 + 1e-9, 1.0 + 2e-9], rng.uniform(0.0, 1.0, dim - 2)])
+        else:
+            alphas = np.exp(rng.normal(0.0, 2.0, dim))
+        label = trial % 2
+        radius = 1.0 + 0.3 * label
+        z = rng.normal(size=dim)
+        if trial % 4 == 0:
+            z[np.argmax(alphas)] = 0.0  # invite the hard case
+        z *= radius / np.linalg.norm(z)
+        dist, y = quad.nearest_error(alphas, z, radius, label=label)
+        if dist == 0.0 or math.isinf(dist):
+            continue
+        k = quad.sphere_coefficients(alphas, radius)
+        assert abs(np.sum(k * y * y)) <= 1e-12 * np.sum(np.abs(k) * y * y)
+        assert np.linalg.norm(y) == pytest.approx(radius, rel=1e-13)
+        basis = np.stack([y, k * y], axis=1)
+        coef, *_ = np.linalg.lstsq(basis, z, rcond=None)
+        assert np.linalg.norm(basis @ coef - z) <= 1e-10 * radius
+        mu = -coef[1] if label == 0 else coef[1]  # label 1 minimises over {-k y^2 >= 0}
+        assert mu >= -1e-10
+        checked += 1
+    assert checked >= 3
 
 
 def test_misclassified_points_are_at_distance_zero():
