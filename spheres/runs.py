@@ -27,12 +27,15 @@ read back with ``np.frombuffer``. Nothing read from disk is unpickled or evaluat
 keys (in the train state) are stored as their raw ``jax.random.key_data`` and rewrapped with
 ``jax.random.wrap_key_data`` and the implementation of the freshly initialised state.
 
-Several hosts (``jax.distributed``): arrays that are not fully addressable are gathered with
-``multihost_utils.process_allgather`` and only process 0 writes files.
+Several hosts (``jax.distributed``): every process runs :func:`run_training` with the same
+arguments on a run directory in a shared file system; arrays that are not fully addressable are
+gathered with ``multihost_utils.process_allgather`` (on every process: it is collective) and only
+process 0 writes files and holds the directory lock. (Not tested here: one host only.)
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import fcntl
@@ -158,8 +161,10 @@ def tree_from_bytes(target: Any, data: bytes, path: str | os.PathLike = "<bytes>
             restored.append(jax.device_put(leaf, t.sharding))
         elif isinstance(t, jax.Array):
             restored.append(jax.device_put(np.asarray(leaf), t.sharding))
+        elif isinstance(t, (np.ndarray, np.generic)):
+            restored.append(np.asarray(leaf, dtype=t.dtype))
         else:
-            restored.append(np.asarray(leaf))
+            restored.append(leaf)  # a Python scalar
     return treedef.unflatten(restored)
 
 
@@ -378,7 +383,7 @@ def run_training(cfg: ExperimentConfig, out_dir: str | os.PathLike, progress: bo
     keys, hypers = engine.member_keys(cfg), engine.member_hypers(cfg)
     n_members = cfg.train.ensemble_size
     states = trainer.ensemble_init(keys, hypers)
-    with _DirLock(out):
+    with _DirLock(out) if writer else contextlib.nullcontext():
         check_run_dir(cfg, out)  # again, under the lock
         _remove_stale_temporaries(out)
         state_path = out / STATE_DIR / STATE_FILE
@@ -408,8 +413,7 @@ def run_training(cfg: ExperimentConfig, out_dir: str | os.PathLike, progress: bo
                         write_text_atomic(out / METRICS_FILE, metrics_csv(rows))
                     bar.set_postfix(loss=f"{np.mean(metrics['loss']):.4g}",
                                     acc=f"{np.mean(metrics['accuracy']):.4f}", refresh=False)
-                if writer:
-                    _save_state(out, states, boundary, steps)
+                _save_state(out, states, boundary, steps, writer)
                 bar.update(boundary - step)
                 step = boundary
                 if on_chunk is not None:
@@ -419,8 +423,10 @@ def run_training(cfg: ExperimentConfig, out_dir: str | os.PathLike, progress: bo
     return out
 
 
-def _save_state(out: Path, states: Any, step: int, steps: int) -> None:
-    data = tree_to_bytes({"step": step, "state": states})
+def _save_state(out: Path, states: Any, step: int, steps: int, writer: bool) -> None:
+    data = tree_to_bytes({"step": step, "state": states})  # on every process: gathering is collective
+    if not writer:
+        return
     write_bytes_atomic(out / STATE_DIR / STATE_FILE, data)
     write_json_atomic(out / STATE_DIR / STATE_JSON, {"step": step, "steps": steps, "complete": step == steps})
 
