@@ -607,8 +607,9 @@ def _solve_inverse(x: np.ndarray, d: np.ndarray, metric: str) -> np.ndarray:
             new = alpha - f / slope
         bad = ~np.isfinite(new) | (new <= lo) | (new >= hi)
         new = np.where(bad, 0.5 * (lo + hi), new)
-        done = np.abs(new - alpha) <= 2e-16 * np.maximum(np.abs(alpha), 1e-3)
-        alpha = new
+        # stop at the quadrature's noise level (about 1e-15 relative) or a vanishing step
+        done = (np.abs(f) <= 2e-15 * x) | (np.abs(new - alpha) <= 1e-16 * np.maximum(np.abs(alpha), 1e-3))
+        alpha = np.where(np.abs(f) <= 2e-15 * x, alpha, new)
         if np.all(done):
             break
     return _log_cap_measure_sc(np.sin(alpha), np.cos(alpha), alpha, d)
