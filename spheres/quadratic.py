@@ -248,8 +248,10 @@ def _saddle_log_tail(lam: np.ndarray) -> float:
 
         exp(-1/4 sum log1p(tau^2 t^2) - 1/2 log1p(t^2/c^2)) * cos(1/2 sum atan(tau t) - atan(t/c)).
     """
-    lam = lam / np.max(np.abs(lam))  # P is scale-free
-    lmax = float(np.max(lam))
+    lam = lam / (2.0 * np.max(lam))  # P is scale-free; now lam_max = 1/2, the pole is at s = 1, c < 1
+    if not np.all(np.isfinite(lam)):
+        raise ValueError("weights spanning more than ~300 orders of magnitude are not supported")
+    lmax = 0.5
     rho = lam / lmax
     one_minus_rho = 1.0 - rho  # exactly 0 for the top weight
     # Parametrise by y = 1 - 2 lmax s in (0, 1) (distance to the pole): then D_i = (1 - rho_i) + rho_i y
@@ -280,10 +282,27 @@ def _saddle_log_tail(lam: np.ndarray) -> float:
         im = 0.5 * float(np.sum(np.arctan(ts * u))) - math.atan(tc * u)
         return math.exp(re) * math.cos(im)
 
-    # Most of the mass is within a few units of u = 0 (a Gaussian of unit width there); the
-    # algebraic tail beyond is handled by quad's transformation of [8, inf).
+    # Most of the mass is within a few units of u = 0 (a Gaussian of unit width there). Beyond,
+    # the integrand is algebraic, bending at every scale u = 1/ts_i (a weight 1e-12 times the
+    # largest only starts to damp it at u ~ 1e12): integrate the tail in x = log u, where those
+    # bends are smooth steps, with the scales as break points, out to where the envelope
+    # u |f(u)| (decaying at least like 1/u past every scale) is negligible.
     head, _ = integrate.quad(integrand, 0.0, 8.0, epsabs=0.0, epsrel=1e-12, limit=200)
-    tail, _ = integrate.quad(integrand, 8.0, np.inf, epsabs=1e-14 * abs(head), epsrel=1e-10, limit=200)
+
+    def envelope(log_u: float) -> float:
+        u = math.exp(log_u)
+        return u * math.exp(-0.25 * float(np.sum(np.log1p((ts * u) ** 2))) - 0.5 * math.log1p((tc * u) ** 2))
+
+    x_lo = math.log(8.0)
+    x_hi = x_lo + 10.0
+    while envelope(x_hi) > 1e-18 * abs(head) and x_hi < 300.0:  # u <= e^300: (ts u)^2 stays finite
+        x_hi += 10.0
+    scales = np.log(1.0 / ts[ts > 0])
+    breaks = np.unique(np.quantile(scales, np.linspace(0.0, 1.0, 9)))
+    breaks = breaks[(breaks > x_lo) & (breaks < x_hi)]
+    tail, _ = integrate.quad(lambda x: math.exp(x) * integrand(math.exp(x)), x_lo, x_hi,
+                             points=breaks if breaks.size else None, epsabs=1e-15 * abs(head), epsrel=1e-10,
+                             limit=500)
     return log_prefactor + math.log(sigma / math.pi) + math.log(head + tail)
 
 

@@ -317,6 +317,27 @@ def test_small_spectra_match_imhof_in_mpmath(seed):
     assert quad.prob_positive(lam) == pytest.approx(_imhof_mpmath(lam), rel=1e-9)
 
 
+@pytest.mark.parametrize("log10_ratio", [-280, -100, -24, -12, -3, 0, 3, 12, 24, 100, 280])
+def test_two_weights_closed_form_over_any_scale(log10_ratio):
+    """P(a g_1^2 > b g_2^2) = (2/pi) atan(sqrt(a/b)) (|g_1/g_2| is standard Cauchy), for weight
+    ratios from 1e-280 (a probability ~1e-140) to 1e280 (one minus that)."""
+    a, b = 1.0, 10.0 ** (-log10_ratio)
+    x = 10.0 ** (log10_ratio / 2)  # sqrt(a / b)
+    p = quad.prob_positive([a, -b])
+    q = quad.prob_positive([-a, b])
+    p_ref, q_ref = 2 / math.pi * math.atan(x), 2 / math.pi * math.atan(1 / x)
+    assert p == pytest.approx(p_ref, rel=1e-10)
+    assert q == pytest.approx(q_ref, rel=1e-10)
+
+
+def test_tiny_weights_beside_large_ones_keep_the_complement_exact():
+    """A weight 1e-12 times the others only acts far out on the inversion contour; the
+    probability near 1 must still equal one minus its small mirror image."""
+    for dim in (3, 1000):
+        lam = np.concatenate([[1.0], -1e-12 * np.ones(dim - 1)])
+        assert quad.prob_positive(lam) + quad.prob_positive(-lam) == pytest.approx(1.0, abs=1e-12)
+
+
 def test_mirror_probabilities_sum_to_one():
     rng = np.random.default_rng(5)
     for dim in (2, 7, 300):
