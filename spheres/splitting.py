@@ -1,0 +1,418 @@
+"""Adaptive multilevel splitting (AMS): error rates far below what Monte Carlo can see.
+
+The quantity is ``p = P(s(x) > 0)`` for ``x`` uniform on a sphere of radius ``r`` in R^d and the
+error score ``s(x) = error_score(logit_fn(params, x), label)`` of :mod:`spheres.classifiers`
+(positive exactly when ``x`` is misclassified; label 0 on the inner sphere, 1 on the outer).
+Plain Monte Carlo needs about ``1 / (p rel^2)`` model evaluations for a relative error ``rel``
+(``10^11`` for ``p = 1e-9``, ``rel = 0.2``); AMS needs ``O(log(1/p)^2 / rel^2)``.
+
+Algorithm (one *run*; Cerou & Guyader 2007, "Adaptive multilevel splitting for rare event
+analysis"; the static, MCMC-moved form of Cerou, Del Moral, Furon & Guyader 2012, used for neural
+networks by Webb et al. 2019 and Tit, Furon & Rousset 2021):
+
+1. Draw ``N`` particles i.i.d. uniform on the sphere; score them.
+2. Level ``j``: let ``L_j`` be the ``K``-th smallest score (``K = round(kill_fraction N)``). If
+   ``L_j >= 0`` stop. Otherwise kill every particle with ``s <= L_j`` (``K_j >= K`` of them: ties
+   are killed together, the rule that keeps the estimator unbiased, Brehier et al. 2016) and
+   replace each by a copy of a survivor drawn uniformly at random.
+3. Move every particle with ``n_steps`` steps of a Markov kernel that leaves the uniform measure
+   on the sphere, restricted to ``{s > L_j}``, invariant (below), so the cloud is again a sample
+   of that conditional law.
+4. The estimate is ``p_hat = prod_j (1 - K_j / N) * (#{s > 0} / N)`` at the stop (the fixed-K
+   estimator of Brehier, Gazeau, Goudenege, Lelievre & Rousset 2016, "Unbiasedness of some
+   generalized adaptive multilevel splitting algorithms"; unbiased for an exact conditional
+   sampler, the level count is about ``log(p) / log(1 - K/N)``).
+
+Why kill half (``kill_fraction = 0.5``): for an ideal sampler the relative variance of one run is
+``~ (n_levels (1 - q) / q + (1 - r) / r) / N`` with ``q = 1 - K/N`` (Cerou & Guyader 2007); the
+cost is ``n_levels * n_steps * N``, so the cost at fixed error scales as
+``(1 - q) / (q log(q)^2)``, flat between ``q = 0.15`` and ``0.5`` (within 35% of its minimum).
+``q = 0.5`` gives every survivor about one clone, which the kernel decorrelates fastest, and moves
+the whole cloud with one vmapped kernel per level (good on accelerators), where the last-particle
+variant (``K = 1``) would need ``N log(1/p)`` sequential levels.
+
+Kernel: ``x' = rotate_toward(x, g, theta)`` with ``g ~ N(0, I_d)``: ``x'`` is uniform on the
+circle of points at angle ``theta`` from ``x``. Its density ``k(x, x')`` depends only on
+``x . x'``, so it is symmetric and reversible with respect to the uniform measure; accepting
+``x'`` only if ``s(x') > L_j`` (Metropolis for the restricted measure) keeps the restricted
+uniform measure invariant. ``theta`` is fixed within a level and adapted between levels toward an
+acceptance rate of ``target_acceptance`` (``log theta += gain (accept - target)``), so every level's
+kernel is a fixed invariant kernel.
+
+Uncertainty: ``n_repeats`` independent runs of ``N`` particles (vmapped). The point estimate is
+their mean (unbiased when each run is). The interval is a Student-t interval on the log scale,
+``mean * exp(+-t_{M-1} s_log / sqrt(M))``, ``s_log`` the sample standard deviation of the runs'
+``log p_hat``: the delta method for the mean, with the spread MEASURED between independent runs
+rather than taken from the ideal-sampler formula, which ignores the correlation the MCMC moves
+leave between clones and so understates the variance. The ideal formula is reported beside it
+(``rel_std_ideal``) as a diagnostic; with ``n_repeats = 1`` it is the only interval available.
+
+Failure is reported, never hidden: a run that cannot pass level 0 returns ``status`` STALLED (all
+particles tied or none movable) or MAX_LEVELS (``max_levels`` levels were not enough: the rate is
+below about ``(1 - K/N)^max_levels``, or the classifier has no error region); its estimate is NaN,
+and ``log10_level_probability`` (estimated ``log10 P(s > last level)``) says how far it got.
+
+Everything per run is one ``lax.while_loop`` over levels, vmapped over particles, repeats and
+(for ensembles) models, inside one ``jax.jit``; the same key gives the same answer, and member
+``i`` of an ensemble equals the single run with key ``i``. The summary (means, intervals) is
+float64 numpy on the host.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.typing import ArrayLike
+from scipy import special, stats
+
+from spheres.classifiers import LogitFn, ellipsoid_logit, error_score
+from spheres.errors import InputError
+from spheres.geometry import INNER_RADIUS, OUTER_RADIUS, project_to_sphere, rotate_toward, sample_sphere
+
+#: run status codes
+RUNNING, REACHED, STALLED, MAX_LEVELS = -1, 0, 1, 2
+STATUS_NAMES = {REACHED: "reached", STALLED: "stalled", MAX_LEVELS: "max_levels"}
+
+_THETA_MIN = 1e-6
+_THETA_MAX = 0.5 * math.pi
+
+
+class SplittingConfig(NamedTuple):
+    """Shape-setting (static) settings of the sampler; hashable, so one compile per config.
+
+    Fields:
+      n_particles: ``N``, particles per run.
+      n_repeats: ``M``, independent runs per estimate (the interval comes from their spread).
+      n_steps: kernel steps per level (each costs ``N`` model evaluations).
+      kill_fraction: ``K / N``, the fraction killed per level.
+      max_levels: cap on the number of levels; rates below ``(1 - K/N)^max_levels`` are out of reach.
+      theta0: initial rotation angle of the kernel (radians).
+      target_acceptance: acceptance rate the angle is adapted toward between levels.
+      gain: adaptation gain (``log theta += gain (accept - target)`` after each level).
+    """
+
+    n_particles: int = 500
+    n_repeats: int = 8
+    n_steps: int = 10
+    kill_fraction: float = 0.5
+    max_levels: int = 200
+    theta0: float = 1.0
+    target_acceptance: float = 0.3
+    gain: float = 3.0
+
+    @property
+    def n_kill(self) -> int:
+        return max(1, min(self.n_particles - 1, round(self.kill_fraction * self.n_particles)))
+
+
+class SplittingRuns(NamedTuple):
+    """Raw per-run output (jax arrays). Shapes ``batch + (M,)``: ``M`` repeats, ``batch`` models.
+
+    Fields:
+      log_estimate: float32, natural log of each run's ``p_hat`` (NaN unless REACHED).
+      log_level_probability: float32, log of the estimated ``P(s > level)`` at the last level passed
+        (``log p_hat`` when REACHED; how far a failed run got otherwise).
+      level: float32, last level passed (score units).
+      n_levels: int32, levels passed.
+      n_evaluations: int32, model evaluations (``N`` initial + ``N n_steps`` per level).
+      status: int32, REACHED / STALLED / MAX_LEVELS.
+      rel_var_ideal: float32, ideal-sampler relative variance ``sum_j (1-q_j)/(q_j N) + (1-r)/(r N)``.
+      acceptance: float32, overall kernel acceptance rate.
+      theta: float32, final kernel angle.
+    """
+
+    log_estimate: jax.Array
+    log_level_probability: jax.Array
+    level: jax.Array
+    n_levels: jax.Array
+    n_evaluations: jax.Array
+    status: jax.Array
+    rel_var_ideal: jax.Array
+    acceptance: jax.Array
+    theta: jax.Array
+
+
+class SplittingEstimate(NamedTuple):
+    """Summary of ``M`` independent runs (float64 numpy; shape ``()`` or ``(n_models,)`` per field).
+
+    Fields:
+      estimate: mean of the runs' ``p_hat`` (NaN unless every run REACHED).
+      log10_estimate: ``log10(estimate)``, exact in float64 even below 1e-300.
+      ci_low, ci_high, log10_ci_low, log10_ci_high: two-sided interval at ``confidence``.
+      rel_std: relative standard error of ``estimate``, from the spread of the runs (ideal formula if M=1).
+      rel_std_ideal: the ideal-sampler relative standard error (diagnostic; understates MCMC correlation).
+      confidence: the interval's nominal coverage.
+      n_levels: int, mean number of levels per run (rounded).
+      n_evaluations: int, model evaluations over all runs.
+      n_particles, n_repeats: ``N`` and ``M``.
+      status: str (scalar) or array of str: "reached" iff every run reached level 0, else the
+        first failure ("stalled" / "max_levels").
+      log10_level_probability: estimated ``log10 P(s > last level)`` (largest over the runs); an
+        estimate of an upper bound on the rate when the status is not "reached".
+      method: "splitting".
+    """
+
+    estimate: Any
+    log10_estimate: Any
+    ci_low: Any
+    ci_high: Any
+    log10_ci_low: Any
+    log10_ci_high: Any
+    rel_std: Any
+    rel_std_ideal: Any
+    confidence: float
+    n_levels: Any
+    n_evaluations: Any
+    n_particles: int
+    n_repeats: int
+    status: Any
+    log10_level_probability: Any
+    method: str = "splitting"
+
+
+class _State(NamedTuple):
+    key: jax.Array
+    x: jax.Array          # (N, d) particles
+    s: jax.Array          # (N,) scores
+    log_prob: jax.Array   # () log prod_j (1 - K_j/N)
+    level: jax.Array      # () last level passed
+    n_levels: jax.Array   # () int32
+    n_evals: jax.Array    # () int32
+    n_accept: jax.Array   # () int32 accepted proposals
+    theta: jax.Array      # () kernel angle
+    rel_var: jax.Array    # () ideal relative variance so far
+    status: jax.Array     # () int32
+    log_final: jax.Array  # () log of the final fraction (0 until reached)
+
+
+def _run(key: jax.Array, params: Any, radius: jax.Array, *, logit_fn: LogitFn, dim: int, label: int,
+         config: SplittingConfig) -> SplittingRuns:
+    """One AMS run of ``config.n_particles`` particles (see the module docstring). Scalar outputs."""
+    n, k_static, t = config.n_particles, config.n_kill, config.n_steps
+    radius = jnp.asarray(radius, jnp.float32)
+
+    def score(x):
+        return error_score(logit_fn(params, x), label).astype(jnp.float32)
+
+    scores = jax.vmap(score)
+
+    def move(key, x, s, level, theta):
+        """``t`` kernel steps at fixed ``level`` and ``theta``; returns ``x, s, accepted``."""
+
+        def step(carry, key):
+            x, s, acc = carry
+            g = jax.random.normal(key, x.shape, x.dtype)
+            prop = jax.vmap(rotate_toward, (0, 0, None))(x, g, theta)
+            prop = jax.vmap(project_to_sphere, (0, None))(prop, radius)   # remove rounding drift
+            s_prop = scores(prop)
+            ok = s_prop > level
+            x = jnp.where(ok[:, None], prop, x)
+            s = jnp.where(ok, s_prop, s)
+            return (x, s, acc + jnp.sum(ok, dtype=jnp.int32)), None
+
+        (x, s, acc), _ = jax.lax.scan(step, (x, s, jnp.int32(0)), jax.random.split(key, t))
+        return x, s, acc
+
+    def advance(st: _State, level, n_kill):
+        key, k_pick, k_move = jax.random.split(st.key, 3)
+        order = jnp.argsort(st.s)
+        # killed particles (score <= level) take a survivor drawn uniformly among the top N - n_kill
+        pick = order[jax.random.randint(k_pick, (n,), n_kill, n)]
+        parent = jnp.where(st.s <= level, pick, jnp.arange(n))
+        x, s = st.x[parent], st.s[parent]
+        x, s, acc = move(k_move, x, s, level, st.theta)
+        rate = acc.astype(jnp.float32) / (n * t)
+        theta = jnp.clip(st.theta * jnp.exp(config.gain * (rate - config.target_acceptance)),
+                         _THETA_MIN, _THETA_MAX)
+        frac_killed = n_kill.astype(jnp.float32) / n
+        return st._replace(
+            key=key, x=x, s=s,
+            log_prob=st.log_prob + jnp.log1p(-frac_killed),
+            level=level, n_levels=st.n_levels + 1, n_evals=st.n_evals + n * t,
+            n_accept=st.n_accept + acc, theta=theta,
+            rel_var=st.rel_var + frac_killed / ((1.0 - frac_killed) * n),
+            status=jnp.where((acc == 0) & (st.theta <= _THETA_MIN), STALLED, RUNNING).astype(jnp.int32))
+
+    def body(st: _State) -> _State:
+        level = jnp.sort(st.s)[k_static - 1]
+        n_kill = jnp.sum(st.s <= level, dtype=jnp.int32)
+        n_err = jnp.sum(st.s > 0, dtype=jnp.int32)
+        reached = level >= 0
+        status = jnp.where(
+            reached, jnp.where(n_err > 0, REACHED, STALLED),
+            jnp.where(n_kill >= n, STALLED, jnp.where(st.n_levels >= config.max_levels, MAX_LEVELS, RUNNING)))
+        r = n_err.astype(jnp.float32) / n
+        done = st._replace(
+            status=status.astype(jnp.int32),
+            log_final=jnp.where(reached & (n_err > 0), jnp.log(jnp.maximum(r, 1.0 / n)), 0.0),
+            rel_var=st.rel_var + jnp.where(reached & (n_err > 0), (1.0 - r) / (jnp.maximum(r, 1.0 / n) * n), 0.0))
+        return jax.lax.cond(status == RUNNING, lambda: advance(st, level, n_kill), lambda: done)
+
+    k_init, k_loop = jax.random.split(key)
+    x0 = jax.vmap(lambda k: sample_sphere(k, dim, radius))(jax.random.split(k_init, n))
+    st = _State(key=k_loop, x=x0, s=scores(x0), log_prob=jnp.float32(0.0), level=jnp.float32(-jnp.inf),
+                n_levels=jnp.int32(0), n_evals=jnp.int32(n), n_accept=jnp.int32(0),
+                theta=jnp.float32(config.theta0), rel_var=jnp.float32(0.0), status=jnp.int32(RUNNING),
+                log_final=jnp.float32(0.0))
+    st = jax.lax.while_loop(lambda st: st.status == RUNNING, body, st)
+    reached = st.status == REACHED
+    log_level_prob = st.log_prob + st.log_final
+    proposals = jnp.maximum(st.n_levels * n * t, 1).astype(jnp.float32)
+    return SplittingRuns(
+        log_estimate=jnp.where(reached, log_level_prob, jnp.nan),
+        log_level_probability=log_level_prob, level=st.level, n_levels=st.n_levels,
+        n_evaluations=st.n_evals, status=st.status, rel_var_ideal=st.rel_var,
+        acceptance=st.n_accept.astype(jnp.float32) / proposals, theta=st.theta)
+
+
+def _repeats(key, params, radius, *, logit_fn, dim, label, config):
+    """``config.n_repeats`` independent runs: fields of shape ``(M,)``."""
+    keys = jax.random.split(key, config.n_repeats)
+    run = partial(_run, logit_fn=logit_fn, dim=dim, label=label, config=config)
+    return jax.vmap(run, (0, None, None))(keys, params, radius)
+
+
+_STATIC = ("logit_fn", "dim", "label", "config")
+run_repeats = jax.jit(_repeats, static_argnames=_STATIC)
+run_repeats.__doc__ = """Jitted ``M`` runs for one model: ``run_repeats(key, params, radius, *, logit_fn, dim,
+label, config) -> SplittingRuns`` with fields of shape ``(M,)``."""
+
+
+@partial(jax.jit, static_argnames=_STATIC)
+def run_ensemble(keys, params, radius, *, logit_fn, dim, label, config) -> SplittingRuns:
+    """Jitted runs for an ensemble: ``keys`` shape ``(n_models,)``, every ``params`` leaf with a leading
+    model axis; fields of shape ``(n_models, M)``. Member ``i`` equals ``run_repeats(keys[i], params_i)``."""
+    run = partial(_repeats, logit_fn=logit_fn, dim=dim, label=label, config=config)
+    return jax.vmap(run, (0, 0, None))(keys, params, radius)
+
+
+def summarize(runs: SplittingRuns, config: SplittingConfig, confidence: float = 0.95) -> SplittingEstimate:
+    """Combine the ``M`` runs on the last axis into an estimate with an interval (float64, host side).
+
+    Point estimate: ``mean_m p_hat_m`` (computed as a log-sum-exp). Interval:
+    ``mean * exp(+-t s_log / sqrt(M))``, ``t`` the Student quantile with ``M - 1`` degrees of
+    freedom and ``s_log`` the sample standard deviation of ``log p_hat_m``; with ``M = 1`` the
+    ideal-sampler formula ``rel_var_ideal`` and a normal quantile replace them.
+    """
+    log_p = np.asarray(runs.log_estimate, np.float64)
+    status = np.asarray(runs.status)
+    m = log_p.shape[-1]
+    ok = np.all(status == REACHED, axis=-1)
+    with np.errstate(invalid="ignore"):
+        log_mean = np.where(ok, special.logsumexp(np.where(ok[..., None], log_p, 0.0), axis=-1) - math.log(m),
+                            np.nan)
+        rel_ideal = np.sqrt(np.mean(np.asarray(runs.rel_var_ideal, np.float64), axis=-1) / m)
+        if m >= 2:
+            rel = np.std(log_p, axis=-1, ddof=1) / math.sqrt(m)
+            quantile = stats.t.ppf(0.5 + confidence / 2, m - 1)
+        else:
+            rel = rel_ideal
+            quantile = stats.norm.ppf(0.5 + confidence / 2)
+        rel = np.where(ok, rel, np.nan)
+    first_fail = np.where(ok, REACHED, np.max(np.where(status == REACHED, -1, status), axis=-1))
+    names = np.vectorize(STATUS_NAMES.get, otypes=[object])(first_fail)
+    ln10 = math.log(10.0)
+    log10 = log_mean / ln10
+    half = quantile * rel / ln10
+    to_scalar = (lambda a: a.item()) if log10.ndim == 0 else (lambda a: a)
+    return SplittingEstimate(
+        estimate=to_scalar(np.exp(log_mean)), log10_estimate=to_scalar(log10),
+        ci_low=to_scalar(10.0 ** (log10 - half)), ci_high=to_scalar(10.0 ** (log10 + half)),
+        log10_ci_low=to_scalar(log10 - half), log10_ci_high=to_scalar(log10 + half),
+        rel_std=to_scalar(rel), rel_std_ideal=to_scalar(rel_ideal), confidence=confidence,
+        n_levels=to_scalar(np.rint(np.mean(np.asarray(runs.n_levels), axis=-1)).astype(np.int64)),
+        n_evaluations=to_scalar(np.sum(np.asarray(runs.n_evaluations, np.int64), axis=-1)),
+        n_particles=config.n_particles, n_repeats=m, status=to_scalar(names),
+        log10_level_probability=to_scalar(np.max(np.asarray(runs.log_level_probability, np.float64), axis=-1)
+                                          / ln10))
+
+
+def _check(sphere: str, radius, dim: int, config: SplittingConfig, confidence: float) -> tuple[int, float]:
+    if sphere not in ("inner", "outer"):
+        raise InputError("sphere", f"must be 'inner' or 'outer', got {sphere!r}")
+    if radius is None:
+        radius = INNER_RADIUS if sphere == "inner" else OUTER_RADIUS
+    radius = float(radius)
+    if not (radius > 0 and math.isfinite(radius)):
+        raise InputError("radius", f"must be a finite number > 0, got {radius}")
+    if not (isinstance(dim, (int, np.integer)) and dim >= 2):
+        raise InputError("dim", f"must be an integer >= 2, got {dim!r}")
+    if config.n_particles < 2:
+        raise InputError("n_particles", f"must be >= 2, got {config.n_particles}")
+    if config.n_repeats < 1:
+        raise InputError("n_repeats", f"must be >= 1, got {config.n_repeats}")
+    if config.n_steps < 1:
+        raise InputError("n_steps", f"must be >= 1, got {config.n_steps}")
+    if not 0 < config.kill_fraction < 1:
+        raise InputError("kill_fraction", f"must lie in (0, 1), got {config.kill_fraction}")
+    if config.max_levels < 1:
+        raise InputError("max_levels", f"must be >= 1, got {config.max_levels}")
+    if not 0 < config.target_acceptance < 1:
+        raise InputError("target_acceptance", f"must lie in (0, 1), got {config.target_acceptance}")
+    if not 0 < config.theta0 <= _THETA_MAX:
+        raise InputError("theta0", f"must lie in (0, pi/2], got {config.theta0}")
+    if not 0 < confidence < 1:
+        raise InputError("confidence", f"must lie in (0, 1), got {confidence}")
+    return (0 if sphere == "inner" else 1), radius
+
+
+def estimate_error_rate(key: jax.Array, logit_fn: LogitFn, params: Any, dim: int, sphere: str = "inner",
+                        radius: float | None = None, *, confidence: float = 0.95,
+                        config: SplittingConfig | None = None, **overrides) -> SplittingEstimate:
+    """Estimate ``P(model misclassifies x)``, ``x`` uniform on the inner or outer sphere, by AMS.
+
+    Args:
+      key: a ``jax.random.key``.
+      logit_fn: per-example classifier ``logit_fn(params, x) -> scalar`` (x of shape ``(dim,)``).
+      params: the classifier's pytree.
+      dim: ambient dimension ``d``.
+      sphere: "inner" (label 0, default radius 1) or "outer" (label 1, default radius 1.3).
+      radius: sphere radius (default by ``sphere``).
+      confidence: nominal coverage of the interval.
+      config: a :class:`SplittingConfig`; ``overrides`` replace its fields (e.g. ``n_particles=1000``).
+    Returns:
+      a :class:`SplittingEstimate` with scalar fields.
+    """
+    config = (config or SplittingConfig())._replace(**overrides)
+    label, radius = _check(sphere, radius, dim, config, confidence)
+    runs = run_repeats(key, params, radius, logit_fn=logit_fn, dim=int(dim), label=label, config=config)
+    return summarize(runs, config, confidence)
+
+
+def estimate_error_rate_ensemble(keys: jax.Array, logit_fn: LogitFn, params: Any, dim: int,
+                                 sphere: str = "inner", radius: float | None = None, *,
+                                 confidence: float = 0.95, config: SplittingConfig | None = None,
+                                 **overrides) -> SplittingEstimate:
+    """:func:`estimate_error_rate` for ``n_models`` models in one compiled call.
+
+    Args:
+      keys: shape ``(n_models,)``; member ``i`` uses ``keys[i]`` exactly as the single call would.
+      params: pytree whose every leaf has a leading axis of length ``n_models``.
+    Returns:
+      a :class:`SplittingEstimate` whose fields have shape ``(n_models,)``.
+    """
+    config = (config or SplittingConfig())._replace(**overrides)
+    label, radius = _check(sphere, radius, dim, config, confidence)
+    runs = run_ensemble(keys, params, radius, logit_fn=logit_fn, dim=int(dim), label=label, config=config)
+    return summarize(runs, config, confidence)
+
+
+def estimate_ellipsoid_error_rate(key: jax.Array, alphas: ArrayLike, sphere: str = "inner",
+                                  radius: float | None = None, **kwargs) -> SplittingEstimate:
+    """AMS error rate of the ellipsoid classifier "outer iff sum_i alpha_i x_i^2 > 1" (PAPER.md s.5).
+
+    Args:
+      key: a ``jax.random.key``.
+      alphas: shape ``(d,)``, the classifier's coefficients (any real values).
+      sphere, radius, kwargs: as :func:`estimate_error_rate`.
+    """
+    alphas = np.asarray(alphas, np.float64)
+    if alphas.ndim != 1 or alphas.size < 2 or not np.all(np.isfinite(alphas)):
+        raise InputError("alphas", f"must be a finite vector of length >= 2, got shape {alphas.shape}")
+    return estimate_error_rate(key, ellipsoid_logit, {"alphas": jnp.asarray(alphas, jnp.float32)},
+                               alphas.size, sphere, radius, **kwargs)
