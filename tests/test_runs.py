@@ -158,7 +158,7 @@ def test_config_difference_names_the_first_differing_field():
 # ---------------------------------------------------------------------------- a whole run
 
 
-def test_layout_and_contents_match_the_pure_train_function(reference):
+def test_layout_and_contents_match_the_engine(reference):
     cfg = tiny()
     files = set(snapshot(reference))
     ckpts = {f"checkpoints/step_{s:08d}.msgpack" for s in cfg.train.checkpoint_steps}
@@ -173,19 +173,20 @@ def test_layout_and_contents_match_the_pure_train_function(reference):
         assert (row["seed"], row["learning_rate"], row["train_size"]) == (m["seed"], m["learning_rate"],
                                                                           m["train_size"])
         assert 0.0 <= row["accuracy"] <= 1.0 and row["loss"] >= 0.0
-    # chunked driving computes what the one-program run computes (both are the same steps)
-    trainer = engine.make_trainer(cfg)
-    _, metrics, variables = trainer.ensemble_train(engine.member_keys(cfg), engine.member_hypers(cfg))
-    metrics, variables = engine.to_host(metrics), engine.to_host(variables)
-    for c, step in enumerate(cfg.train.checkpoint_steps):
-        saved = run.load_variables(step)
-        expect = jax.tree.map(lambda x: x[:, c], variables)
+    # the saved chunks compute what one engine call per checkpoint segment computes (other cut
+    # points, same steps: bitwise equal), and the rows are the engine's evaluation
+    trainer, hypers = runs._trainer(cfg), engine.member_hypers(cfg)
+    states, done = trainer.ensemble_init(engine.member_keys(cfg), hypers), 0
+    for step in cfg.train.checkpoint_steps:
+        states, done = trainer.ensemble_advance(states, hypers, np.int32(step - done)), step
+        saved, expect = run.load_variables(step), engine.to_host(states.variables)
         assert jax.tree.structure(saved) == jax.tree.structure(expect)
         for a, b in zip(jax.tree.leaves(saved), jax.tree.leaves(expect)):
-            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+            np.testing.assert_array_equal(a, b)
+        metrics = engine.to_host(trainer.ensemble_evaluate(states, hypers))
         rows = sorted((r for r in run.metrics if r["step"] == step), key=lambda r: r["member"])
-        np.testing.assert_allclose([r["loss"] for r in rows], metrics["loss"][:, c], rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose([r["accuracy"] for r in rows], metrics["accuracy"][:, c], atol=1e-6)
+        np.testing.assert_array_equal(np.asarray([r["loss"] for r in rows], np.float32), metrics["loss"])
+        np.testing.assert_array_equal(np.asarray([r["accuracy"] for r in rows], np.float32), metrics["accuracy"])
 
 
 @pytest.mark.parametrize("stop_after", [1, 2, 5])  # 1, 2: checkpoint boundaries; 5: a plain chunk
@@ -325,3 +326,33 @@ def test_corrupt_saved_state_is_an_input_error(reference, tmp_path):
     with pytest.raises(InputError) as info:
         runs.run_training(tiny(), out, progress=False)
     assert info.value.field == str(out / runs.STATE_DIR / runs.STATE_FILE)
+
+
+# ---------------------------------------------------------------------------- shipped configs
+
+CONFIGS = Path(__file__).resolve().parent.parent / "experiments" / "configs"
+
+
+@pytest.mark.parametrize("name, model", [("paper_quad", "quad-w1000"), ("paper_relu2", "relu-w1000-d2"),
+                                         ("paper_relu8", "relu-w2000-d8")])
+def test_paper_configs_are_the_paper_recipe(name, model):
+    from spheres.config import PAPER_MODELS, load_config
+
+    cfg = load_config(CONFIGS / f"{name}.toml")
+    assert cfg.model == PAPER_MODELS[model]
+    assert (cfg.task.dim, cfg.task.outer_radius) == (500, 1.3)
+    assert (cfg.train.steps, cfg.train.batch_size, cfg.train.learning_rates) == (1_000_000, 50, (1e-4,))
+    sizes = sorted(n for n in cfg.train.train_sizes if n > 0)
+    assert 0 in cfg.train.train_sizes and len(sizes) == 5  # online + 5 training-set sizes
+    ratios = np.diff(np.log10(sizes))
+    np.testing.assert_allclose(ratios, ratios[0], atol=1e-3)  # log-spaced (rounded to integers)
+    assert cfg.train.steps % cfg.train.chunk_steps == 0
+
+
+def test_quick_config_is_small_and_covers_the_grid():
+    from spheres.config import load_config
+
+    cfg = load_config(CONFIGS / "quick.toml")
+    assert 10 <= cfg.task.dim <= 50 and cfg.train.steps <= 5000
+    assert 0 in cfg.train.train_sizes and any(n > 0 for n in cfg.train.train_sizes)
+    assert len(cfg.train.seeds) >= 2 and len(cfg.train.learning_rates) >= 2
