@@ -93,8 +93,9 @@ def bound_summary(dim: int, error_rate: float | None = None, distance: float | N
     else:
         log_mu = math.log(error_rate)
         out["mode"] = "forward"
-    kw = {"log_mu": log_mu}
-    out["error_rate"] = math.exp(log_mu)
+    # the forward problem keeps the given rate exactly; the inverse one works from its log
+    kw = {"mu": error_rate} if error_rate is not None else {"log_mu": log_mu}
+    out["error_rate"] = error_rate if error_rate is not None else math.exp(log_mu)
     out["log10_error_rate"] = _log10(log_mu)
     out["threshold"] = float(theory.cap_threshold(dim=dim, **kw))
     out["mean_distance"] = float(theory.mean_distance_to_cap(dim=dim, metric="chord", **kw))
@@ -104,7 +105,7 @@ def bound_summary(dim: int, error_rate: float | None = None, distance: float | N
     out["max_mean_distance"] = float(theory.max_mean_distance(dim, "chord"))
     if epsilon is not None:
         out["epsilon"] = epsilon
-        out["expanded_measure"] = float(theory.expanded_measure(None, epsilon, dim, log_mu=log_mu))
+        out["expanded_measure"] = float(theory.expanded_measure(kw.get("mu"), epsilon, dim, log_mu=kw.get("log_mu")))
         if out["error_rate"] > 0:
             out["expanded_measure_asymptotic"] = float(
                 theory.asymptotic_expanded_measure(out["error_rate"], epsilon, dim))
