@@ -44,6 +44,9 @@ def spectrum(name: str, dim: int, seed: int) -> np.ndarray:
         a[0] = 1.05
     elif name == "slightly_above":  # a handful barely above 1: far, thin error regions
         a = rng.uniform(0.55, 1.02, dim)
+    elif name == "one_tiny_above":  # one alpha of 1.001: a tiny cap the gradient path spirals into
+        a = rng.uniform(0.55, 0.999, dim)
+        a[0] = 1.001
     elif name == "needle":  # one huge alpha: a thin, strongly curved error region
         a = rng.uniform(0.2, 0.99, dim)
         a[0] = 50.0
@@ -70,7 +73,7 @@ def lower_tolerance(alphas, nearest, radius):
 GRADE_CASES = [
     ("few_above", 50), ("broad", 50), ("near_degenerate", 50), ("needle", 50), ("lognormal", 50),
     ("few_above", 500), ("broad", 500), ("near_degenerate", 500), ("slightly_above", 500),
-    ("paper_like", 500), ("lognormal", 500), ("needle", 500),
+    ("paper_like", 500), ("lognormal", 500), ("needle", 500), ("one_tiny_above", 500),
     pytest.param("slightly_above", 200, marks=pytest.mark.slow),
     pytest.param("paper_like", 200, marks=pytest.mark.slow),
 ]
