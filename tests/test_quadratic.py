@@ -443,3 +443,31 @@ def test_clt_misses_in_the_tails():
     exact, clt = quad.error_rates(alphas, 1.3), quad.clt_error_rates(alphas, 1.3)
     assert 1e-10 < exact.outer < 1e-7
     assert clt.outer > 10 * exact.outer
+
+
+def test_alphas_of_the_trained_model_class():
+    """The real QuadNet (spheres.models), its exported weights and the analysis agree on every
+    sampled point's predicted class, for each sign case of (w, b)."""
+    import jax
+    import jax.numpy as jnp
+
+    from spheres import models
+    from spheres.config import ModelConfig
+
+    dim, n, cfg = 12, 400, ModelConfig(arch="quad", width=8, depth=1)
+    variables = models.init_variables(jax.random.key(0), cfg, dim)
+    logit_fn = models.make_logit_fn(cfg, dim)
+    batch_logits = jax.jit(lambda v, xs: jax.vmap(lambda xi: logit_fn(v, xi))(xs))
+    x = np.asarray(jax.random.normal(jax.random.key(1), (n, dim)), np.float64)
+    radii = np.where(np.arange(n) % 2 == 0, 1.0, 1.3)
+    x *= radii[:, None] / np.linalg.norm(x, axis=1, keepdims=True)
+    for w, b in [(0.5, -0.3), (-0.5, 0.3), (0.5, 0.0), (0.5, 0.3), (-0.5, -0.3)]:
+        variables["params"]["w"] = jnp.asarray(w, jnp.float32)
+        variables["params"]["b"] = jnp.asarray(b, jnp.float32)
+        logits = np.asarray(batch_logits(variables, jnp.asarray(x, jnp.float32)), np.float64)
+        dec = quad.alphas_from_weights(*models.quadratic_weights(variables), dim=dim)
+        z = x @ dec.rotation
+        for zi, r, logit in zip(z, radii, logits):
+            k = quad.sphere_coefficients(dec.alphas, r, dec.orientation)
+            if abs(logit) > 1e-5:  # away from float32 rounding at the boundary
+                assert (np.sum(k * zi * zi) > 0) == (logit > 0)
