@@ -130,6 +130,7 @@ class Trainer:
       train(key, hyper) -> (final TrainState, metrics {"step", "loss", "accuracy"} each (C,),
                             variables with a leading (C,) checkpoint axis)
       step(state, hyper) -> (TrainState, loss f32 ())   one optimisation step
+      draw_batch(key, data_key, train_size) -> (x (B, d), y (B,))   one step's batch
     Ensembles (jitted, ensemble axis sharded; leading axis E on every argument and result):
       ensemble_init(keys, hypers), ensemble_advance(states, hypers, n_steps),
       ensemble_evaluate(states, hypers), ensemble_train(keys, hypers)
@@ -140,6 +141,7 @@ class Trainer:
     cfg: ExperimentConfig
     init: Callable
     step: Callable
+    draw_batch: Callable
     advance: Callable
     evaluate: Callable
     train: Callable
@@ -270,5 +272,5 @@ def make_trainer(cfg: ExperimentConfig, eval_size: int = EVAL_SIZE) -> Trainer:
         state, (metrics, variables) = jax.lax.scan(segment, init(key, hyper), jnp.asarray(lengths))
         return state, metrics, variables
 
-    return Trainer(cfg=cfg, init=init, step=step, advance=advance, evaluate=evaluate, train=train,
-                   logit_fn=logit_fn, traces=collections.Counter())
+    return Trainer(cfg=cfg, init=init, step=step, draw_batch=draw_batch, advance=advance, evaluate=evaluate,
+                   train=train, logit_fn=logit_fn, traces=collections.Counter())
