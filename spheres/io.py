@@ -12,6 +12,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically; create parent directories. Returns the path."""
@@ -19,6 +22,7 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are ordinary files
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -39,3 +43,46 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
     """Write ``obj`` as indented JSON (non-finite floats are rejected) atomically."""
     return write_text_atomic(path, json.dumps(obj, indent=2, allow_nan=False) + "\n")
+
+
+def csv_text(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:
+    """Rows of scalars as CSV text (header first). Floats use ``repr`` so they round-trip exactly;
+    ``None`` becomes an empty field. Columns default to the union of keys in first-seen order."""
+    import csv
+    import io as _io
+
+    if columns is None:
+        columns = []
+        for row in rows:
+            columns.extend(k for k in row if k not in columns)
+    buf = _io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow(["" if row.get(c) is None else (repr(v) if isinstance(v := row.get(c), float) else v)
+                         for c in columns])
+    return buf.getvalue()
+
+
+def write_csv_atomic(path: str | os.PathLike, rows: list[dict[str, Any]], columns: list[str] | None = None) -> Path:
+    """Write ``rows`` as CSV (see :func:`csv_text`) atomically."""
+    return write_text_atomic(path, csv_text(rows, columns))
+
+
+def read_csv(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Read a CSV written by :func:`write_csv_atomic`: ints, floats and strings are restored
+    (an empty field becomes ``None``). Never evaluates anything read."""
+    import csv
+
+    def parse(text: str) -> Any:
+        if text == "":
+            return None
+        for kind in (int, float):
+            try:
+                return kind(text)
+            except ValueError:
+                pass
+        return text
+
+    with open(path, newline="", encoding="utf-8") as fh:
+        return [{k: parse(v) for k, v in row.items()} for row in csv.DictReader(fh)]

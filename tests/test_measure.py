@@ -1,0 +1,133 @@
+"""spheres measure: every member x checkpoint measured, exact quad values agree with the estimates,
+resumable, bad input exits 2 and writes nothing."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from spheres import cli
+from spheres.config import config_from_dict
+from spheres.errors import InputError
+from spheres.io import read_csv
+from spheres.measure import MeasureConfig, measure_run
+from spheres.runs import run_training
+
+MCFG = MeasureConfig(mc_samples=20_000, attack_points=20, method="monte_carlo")
+
+
+@pytest.fixture(scope="module")
+def quad_run(tmp_path_factory):
+    cfg = config_from_dict({"task": {"dim": 8}, "model": {"name": "quad-w16"},
+                            "train": {"steps": 300, "batch_size": 50, "learning_rates": [1e-2], "seeds": [0, 1],
+                                      "train_sizes": [0], "checkpoints": 3, "chunk_steps": 300}})
+    out = tmp_path_factory.mktemp("runs") / "quad"
+    run_training(cfg, out, progress=False)
+    return out
+
+
+def test_quad_run_measured_and_graded_against_exact(quad_run, tmp_path):
+    import shutil
+    run_dir = tmp_path / "run"
+    shutil.copytree(quad_run, run_dir)
+    rows = measure_run(run_dir, MCFG, progress=False)
+    assert len(rows) == 2 * 3  # members x checkpoints
+    assert rows == read_csv(run_dir / "measurements.csv") or len(read_csv(run_dir / "measurements.csv")) == 6
+    covered = 0
+    for r in rows:
+        for sphere in ("inner", "outer"):
+            exact, lo, hi = r[f"exact_mu_{sphere}"], r[f"mu_{sphere}_lower"], r[f"mu_{sphere}_upper"]
+            assert r[f"mu_{sphere}_samples"] == 20_000 and r[f"mu_{sphere}_method"] == "monte_carlo"
+            covered += lo <= exact <= hi
+        # the attack's distance is an upper bound on the exact nearest-error distance, on the same points
+        if r["attack_failures"] == 0 and r["exact_unreachable"] == 0:
+            assert r["attack_mean_distance"] >= r["exact_mean_distance"] - 1e-4
+            assert r["attack_mean_distance"] <= 1.05 * r["exact_mean_distance"] + 1e-4
+        assert r["alphas_outside"] >= 0 and r["clt_mu_inner"] is None or r["clt_mu_inner"] >= 0
+    # 12 conservative 95% intervals: P(more than 3 misses) < 0.3% even at exactly 95% coverage
+    assert covered >= 9
+
+
+def test_member_rows_carry_their_hyperparameters(quad_run, tmp_path):
+    import shutil
+    run_dir = tmp_path / "run"
+    shutil.copytree(quad_run, run_dir)
+    rows = measure_run(run_dir, MeasureConfig(mc_samples=2000, attack_points=4, method="monte_carlo", steps=(300,)),
+                       progress=False)
+    assert [(r["member"], r["seed"], r["step"]) for r in rows] == [(0, 0, 300), (1, 1, 300)]
+    assert all(r["model"] == "quad-w16" and r["dim"] == 8 for r in rows)
+
+
+def test_interrupted_measurement_resumes_to_the_same_table(quad_run, tmp_path):
+    import shutil
+    a, b = tmp_path / "a", tmp_path / "b"
+    shutil.copytree(quad_run, a)
+    shutil.copytree(quad_run, b)
+    cfg = MeasureConfig(mc_samples=4000, attack_points=6, method="monte_carlo")
+    full = measure_run(a, cfg, progress=False)
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_first(step):
+        raise Stop
+
+    with pytest.raises(Stop):
+        measure_run(b, cfg, progress=False, on_step=stop_after_first)
+    assert len(read_csv(b / "measurements.csv")) == 2
+    computed = []
+    import spheres.measure as m
+    original = m.measure_step
+    m.measure_step = lambda run, step, mc: computed.append(step) or original(run, step, mc)
+    try:
+        resumed = measure_run(b, cfg, progress=False)
+    finally:
+        m.measure_step = original
+    assert computed == [s for s in sorted({r["step"] for r in full})][1:]  # the first step was not redone
+    assert resumed == full
+    assert (a / "measurements.csv").read_text() == (b / "measurements.csv").read_text()
+
+
+def test_cli_json_and_errors(quad_run, tmp_path, capsys):
+    import shutil
+    run_dir = tmp_path / "run"
+    shutil.copytree(quad_run, run_dir)
+    assert cli.main(["measure", str(run_dir), "--mc-samples", "1000", "--attack-points", "3", "--method",
+                     "monte_carlo", "--step", "300", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 2 and {"mu_inner", "mu_inner_lower", "mu_inner_upper", "mu_inner_samples",
+                               "attack_mean_distance", "attack_mean_distance_se", "attack_points",
+                               "attack_failures", "exact_mu_inner", "clt_mu_inner"} <= set(rows[0])
+
+    for argv, needle in [
+        (["measure", str(tmp_path / "missing")], "no such run directory"),
+        (["measure", str(run_dir), "--step", "7"], "--step"),
+        (["measure", str(run_dir), "--method", "monte_carlo", "--mc-samples", "1000", "--attack-points", "3",
+          "--step", "300", "--seed", "5"], "--seed"),
+    ]:
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err
+        assert needle in err and len(err.strip().splitlines()) == 1
+    for argv in (["measure", str(run_dir), "--mc-samples", "0"], ["measure", str(run_dir), "--attack-points", "-1"]):
+        with pytest.raises(SystemExit) as info:
+            cli.main(argv)
+        assert info.value.code == 2
+        assert "--" in capsys.readouterr().err
+    assert not (tmp_path / "missing").exists()
+
+
+def test_corrupt_run_directory(tmp_path):
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "config.toml").write_text("[task\n")
+    with pytest.raises(InputError):
+        measure_run(tmp_path / "bad", MCFG, progress=False)
+    assert not (tmp_path / "bad" / "measure").exists()
+
+
+def test_bad_budgets_name_the_flag():
+    for kwargs, flag in [({"mc_samples": 0}, "--mc-samples"), ({"attack_points": 1}, "--attack-points"),
+                         ({"method": "magic"}, "--method"), ({"splitting_particles": 3}, "--splitting-particles")]:
+        with pytest.raises(InputError) as info:
+            MeasureConfig(**kwargs)
+        assert info.value.field == flag
