@@ -137,3 +137,30 @@ def test_bad_numbers_exit_2(tmp_path, capsys, flag, value):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and flag in err
+
+
+def test_attack_is_graded_on_the_same_points(tmp_path, capsys):
+    """The attack's distances are upper bounds of the exact ones, point by point, so its mean
+    cannot fall below the exact mean (beyond float32 rounding); it should come close."""
+    path = tmp_path / "a.txt"
+    path.write_text(" ".join(str(a) for a in np.linspace(0.3, 1.4, 8)))
+    out = _json(capsys, ["quadratic", "--alphas", str(path), "--points", "16", "--attack"])
+    assert out["attack_failures"] == 0
+    assert out["attack_mean_distance"] >= out["mean_distance"] - 1e-5
+    assert out["attack_mean_distance"] == pytest.approx(out["mean_distance"], rel=0.02)
+    assert out["attack_mean_distance_se"] > 0
+
+
+@pytest.mark.slow
+def test_splitting_estimates_sit_beside_the_exact_rates(tmp_path, capsys):
+    """AMS intervals around the exact values; a sphere with no error region is not sampled."""
+    path = tmp_path / "a.txt"
+    path.write_text(" ".join(str(a) for a in np.linspace(0.7, 1.6, 6)))  # no alpha < 1/R^2
+    out = _json(capsys, ["quadratic", "--alphas", str(path), "--points", "2", "--method", "splitting"])
+    lo, hi = out["splitting_log10_ci_inner"]
+    half = (hi - lo) / 2
+    assert out["splitting_status_inner"] == "reached"
+    assert abs(out["splitting_log10_error_rate_inner"] - out["log10_error_rate_inner"]) < 2 * half + 0.02
+    assert out["error_rate_outer"] == 0.0
+    assert out["splitting_status_outer"] == "not_run" and out["splitting_error_rate_outer"] is None
+    assert "splitting_error_rate_outer" in out["notes"]

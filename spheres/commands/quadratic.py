@@ -9,6 +9,12 @@ number of alphas outside ``[1/R^2, 1]``, and the exact ``d(E)`` on the inner sph
 
     spheres quadratic --alphas alphas.txt
     spheres quadratic --alphas alphas.npy --radius 1.3 --points 500 --seed 1 --json
+    spheres quadratic --alphas alphas.txt --attack --method splitting
+
+``--attack`` adds the on-manifold attack's mean distance on the same points (``spheres.attacks``,
+an upper bound on each exact distance); ``--method splitting`` adds adaptive-multilevel-splitting
+estimates of both error rates (``spheres.splitting``) beside the exact ones. Both are checks of
+those samplers against the exact answer.
 
 ``--alphas`` is a text file of whitespace-separated numbers or a ``.npy`` array (loaded with
 ``allow_pickle=False``); it must hold at least 2 finite values, all ``>= 0`` (a quadratic
@@ -77,7 +83,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--orientation", choices=ORIENTATIONS, default="outer_if_greater",
                         help="outer_if_greater: outer iff sum alpha z^2 > 1 (w > 0 > b, default); "
                              "outer_if_less: outer iff sum alpha z^2 < 1 (w < 0 < b)")
+    parser.add_argument("--attack", action="store_true",
+                        help="also run the on-manifold attack on the same points (key attack_mean_distance)")
+    parser.add_argument("--method", choices=("exact", "splitting"), default="exact",
+                        help="exact (default): exact error rates only; splitting: also estimate both rates by "
+                             "adaptive multilevel splitting, beside the exact values (keys splitting_*)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
+
+
+def _outer_if_less_logit(params: dict, x):
+    """Logit of "outer iff sum_i alpha_i x_i^2 < 1": ``1 - sum_i alpha_i x_i^2``."""
+    from spheres.classifiers import ellipsoid_logit
+
+    return -ellipsoid_logit(params, x)
+
+
+def _logit_fn(orientation: str):
+    from spheres.classifiers import ellipsoid_logit
+
+    return ellipsoid_logit if orientation == "outer_if_greater" else _outer_if_less_logit
 
 
 def load_alphas(path: str | Path) -> np.ndarray:
@@ -133,7 +157,8 @@ def _finite_or_none(value: float) -> float | None:
 
 
 def quadratic_summary(alphas: np.ndarray, radius: float = 1.3, points: int = 200, seed: int = 0,
-                      orientation: str = "outer_if_greater") -> dict:
+                      orientation: str = "outer_if_greater", attack: bool = False,
+                      method: str = "exact") -> dict:
     """Everything ``spheres quadratic`` reports, as a JSON-ready dict (no NaN or infinity).
 
     Keys: ``dim, radius, points, seed, orientation``; ``error_rate_inner, error_rate_outer`` and
@@ -143,6 +168,14 @@ def quadratic_summary(alphas: np.ndarray, radius: float = 1.3, points: int = 200
     ``mean_distance, mean_distance_se`` (exact d(E) on the inner sphere over ``points`` uniform
     points, SE = std/sqrt(n)), ``points_misclassified`` (at distance 0) and ``notes``: for every
     key whose value is ``null``, why.
+
+    With ``attack``: ``attack_mean_distance, attack_mean_distance_se`` (over the points where the
+    attack found an error) and ``attack_failures`` (points where it found none), on the same
+    points as the exact d(E). With ``method="splitting"``: for each sphere ``splitting_error_rate_*,
+    splitting_log10_error_rate_*, splitting_log10_ci_*`` (95% interval, [low, high]) and
+    ``splitting_status_*``.
+
+    Randomness: ``key(seed)`` is split into (points, splitting inner, splitting outer).
     """
     import jax
 
@@ -150,7 +183,9 @@ def quadratic_summary(alphas: np.ndarray, radius: float = 1.3, points: int = 200
 
     exact = quad.error_rates(alphas, radius, orientation)
     clt = quad.clt_error_rates(alphas, radius, orientation)
-    est = quad.mean_nearest_error_distance(alphas, jax.random.key(seed), 1.0, points, orientation, label=0)
+    k_points, k_inner, k_outer = jax.random.split(jax.random.key(seed), 3)
+    xs = quad._uniform_points(k_points, points, alphas.size, 1.0)
+    est = quad.mean_nearest_error_distance(alphas, xs, 1.0, None, orientation, label=0)
     notes: dict[str, str] = {}
     for sphere, rate, log10 in (("inner", exact.inner, exact.log10_inner), ("outer", exact.outer, exact.log10_outer)):
         if log10 == -math.inf:
@@ -164,6 +199,12 @@ def quadratic_summary(alphas: np.ndarray, radius: float = 1.3, points: int = 200
         notes["mean_distance_se"] = notes["mean_distance"]
     elif not math.isfinite(est.se):
         notes["mean_distance_se"] = "a standard error needs at least 2 points"
+    extra: dict = {}
+    if attack:
+        extra.update(_attack_summary(alphas, xs, orientation, notes))
+    if method == "splitting":
+        for sphere, key, log10 in (("inner", k_inner, exact.log10_inner), ("outer", k_outer, exact.log10_outer)):
+            extra.update(_splitting_summary(alphas, radius, orientation, sphere, key, log10, notes))
     return {
         "dim": int(alphas.size),
         "radius": float(radius),
@@ -182,8 +223,52 @@ def quadratic_summary(alphas: np.ndarray, radius: float = 1.3, points: int = 200
         "mean_distance": _finite_or_none(est.mean),
         "mean_distance_se": _finite_or_none(est.se),
         "points_misclassified": est.n_misclassified,
+        **extra,
         "notes": notes,
     }
+
+
+def _attack_summary(alphas: np.ndarray, xs: np.ndarray, orientation: str, notes: dict) -> dict:
+    """On-manifold attack (``spheres.attacks``, float32) on the points ``xs`` of the inner sphere."""
+    import jax.numpy as jnp
+
+    from spheres import attacks
+
+    result = attacks.attack(_logit_fn(orientation), {"alphas": jnp.asarray(alphas, jnp.float32)},
+                            jnp.asarray(xs, jnp.float32), 0)
+    summary = attacks.summarize(result)
+    out = {"attack_mean_distance": _finite_or_none(summary.mean),
+           "attack_mean_distance_se": _finite_or_none(summary.se),
+           "attack_failures": int(summary.failures)}
+    if out["attack_mean_distance"] is None:
+        notes["attack_mean_distance"] = "the attack found no error at any point"
+    if out["attack_mean_distance_se"] is None and "attack_mean_distance_se" not in notes:
+        notes["attack_mean_distance_se"] = "a standard error needs at least 2 points with an error found"
+    return out
+
+
+def _splitting_summary(alphas: np.ndarray, radius: float, orientation: str, sphere: str, key,
+                       exact_log10: float, notes: dict) -> dict:
+    """Adaptive multilevel splitting estimate of one sphere's error rate (``spheres.splitting``)."""
+    import jax.numpy as jnp
+
+    from spheres import splitting
+
+    keys = [f"splitting_error_rate_{sphere}", f"splitting_log10_error_rate_{sphere}",
+            f"splitting_log10_ci_{sphere}", f"splitting_status_{sphere}"]
+    if exact_log10 == -math.inf:
+        for k in keys[:3]:
+            notes[k] = f"not run: the exact {sphere} error rate is 0, there is no error region to reach"
+        return dict.fromkeys(keys[:3]) | {keys[3]: "not_run"}
+    est = splitting.estimate_error_rate(key, _logit_fn(orientation), {"alphas": jnp.asarray(alphas, jnp.float32)},
+                                        int(alphas.size), sphere, 1.0 if sphere == "inner" else radius)
+    lo, hi = _finite_or_none(est.log10_ci_low), _finite_or_none(est.log10_ci_high)
+    out = {keys[0]: _finite_or_none(est.estimate), keys[1]: _finite_or_none(est.log10_estimate),
+           keys[2]: None if lo is None or hi is None else [lo, hi], keys[3]: str(est.status)}
+    for k in keys[:3]:
+        if out[k] is None:
+            notes[k] = f"splitting did not reach the error region (status {est.status})"
+    return out
 
 
 def _rate(rate: float, log10: float | None) -> str:
@@ -211,12 +296,30 @@ def format_summary(s: dict) -> str:
         se = "n/a" if s["mean_distance_se"] is None else f"{s['mean_distance_se']:.4g}"
         lines.append(f"d(E) inner sphere (exact nearest errors, {s['points']} uniform points, seed {s['seed']}): "
                      f"{s['mean_distance']:.5g} +- {se} (SE); {s['points_misclassified']} points already misclassified")
+    if "attack_mean_distance" in s:
+        if s["attack_mean_distance"] is None:
+            lines.append("d(E) by the on-manifold attack, same points: no error found")
+        else:
+            se = "n/a" if s["attack_mean_distance_se"] is None else f"{s['attack_mean_distance_se']:.4g}"
+            lines.append(f"d(E) by the on-manifold attack, same points: {s['attack_mean_distance']:.5g} +- {se} (SE); "
+                         f"{s['attack_failures']} points with no error found")
+    for sphere in ("inner", "outer"):
+        key = f"splitting_log10_error_rate_{sphere}"
+        if key in s:
+            status = s[f"splitting_status_{sphere}"]
+            if s[key] is None:
+                lines.append(f"splitting estimate, {sphere} sphere: none (status {status})")
+            else:
+                lo, hi = s[f"splitting_log10_ci_{sphere}"] or (math.nan, math.nan)
+                lines.append(f"splitting estimate, {sphere} sphere: log10 {s[key]:.3f} "
+                             f"(95% interval {lo:.3f} .. {hi:.3f}; status {status})")
     return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
     alphas = load_alphas(args.alphas)
-    summary = quadratic_summary(alphas, args.radius, args.points, args.seed, args.orientation)
+    summary = quadratic_summary(alphas, args.radius, args.points, args.seed, args.orientation, args.attack,
+                                args.method)
     if args.json:
         print(json.dumps(summary, allow_nan=False))
     else:
