@@ -371,13 +371,14 @@ def clt_error_rates(alphas, radius: float = 1.3, orientation: Orientation | str 
     ``P(sum_i l_i g_i^2 > 0) ~ Phi(sum_i l_i / sqrt(2 sum_i l_i^2))`` (mean over standard
     deviation of the sum): inner ``Phi(sum(alpha_i - 1) / sqrt(2 sum(alpha_i - 1)^2))``, outer
     ``Phi(-sum(R^2 alpha_i - 1) / sqrt(2 sum(R^2 alpha_i - 1)^2))`` (PAPER.md section 5). The same
-    formula is applied to the sphere coefficients of the other orientations; for the constant
-    classifiers, whose rates are exactly 0 or 1, the exact values are returned.
+    formula is applied to the sphere coefficients of ``outer_if_less``; for the classifiers that
+    are constant on the spheres (``always_*``, and ``outer_if_nonzero`` up to a null set), whose
+    rates are exactly 0 or 1, the exact values are returned.
     Measured against :func:`error_rates` it is too low on the inner sphere and far too high on
     the outer sphere in the tails (see tests).
     """
     orientation = Orientation(orientation)
-    if orientation in (Orientation.ALWAYS_OUTER, Orientation.ALWAYS_INNER):
+    if orientation in (Orientation.ALWAYS_OUTER, Orientation.ALWAYS_INNER, Orientation.OUTER_IF_NONZERO):
         return error_rates(alphas, radius, orientation)
 
     def log_phi_ratio(lam: np.ndarray, sign: float) -> float:

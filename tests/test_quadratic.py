@@ -392,6 +392,10 @@ def test_orientation_cases_of_error_rates():
     assert quad.error_rates(alphas, 1.3, Orientation.ALWAYS_OUTER)[:2] == (1.0, 0.0)
     assert quad.error_rates(alphas, 1.3, Orientation.ALWAYS_INNER)[:2] == (0.0, 1.0)
     assert quad.error_rates(alphas, 1.3, Orientation.OUTER_IF_NONZERO)[:2] == (1.0, 0.0)
+    for constant in (Orientation.ALWAYS_OUTER, Orientation.ALWAYS_INNER, Orientation.OUTER_IF_NONZERO):
+        assert quad.clt_error_rates(alphas, 1.3, constant) == quad.error_rates(alphas, 1.3, constant)
+    # all-zero alphas: f = b < 0 everywhere for w > 0 > b: the whole outer sphere is wrong
+    assert quad.error_rates(np.zeros(5), 1.3)[:2] == (0.0, 1.0)
     # a perfect ellipsoid: every alpha in [1/R^2, 1]
     perfect = np.linspace(1 / 1.69, 1.0, 30)
     assert quad.count_outside(perfect, 1.3) == 0
