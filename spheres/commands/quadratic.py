@@ -114,7 +114,7 @@ def load_alphas(path: str | Path) -> np.ndarray:
     """
     path = Path(path)
     if not path.is_file():
-        raise InputError("--alphas", f"no such file: {str(path)!r}")
+        raise InputError("--alphas", f"no such file (or not a regular file): {str(path)!r}")
     try:
         if path.suffix.lower() == ".npy":
             try:
