@@ -7,6 +7,7 @@ import pytest
 from scipy import special, stats as sps
 
 from spheres import montecarlo as mc
+from spheres import quadratic
 from spheres import stats
 from spheres.classifiers import cap_logit, ellipsoid_logit
 from spheres.errors import InputError
@@ -40,6 +41,16 @@ def test_cap_measure_reference():
     np.testing.assert_allclose(MU, mu_num, rtol=1e-4)
 
 
+def _check_coverage(est, p, m, n):
+    covered = np.mean((est.lower <= p) & (p <= est.upper))
+    k = np.arange(n + 1)
+    lo, hi = stats.clopper_pearson(k, n)
+    exact_cov = sps.binom.pmf(k, n, p)[(lo <= p) & (p <= hi)].sum()
+    assert exact_cov >= 0.95
+    assert abs(covered - exact_cov) <= 4 * np.sqrt(exact_cov * (1 - exact_cov) / m) + 1e-12
+    assert abs(est.count.sum() - m * n * p) <= 5 * np.sqrt(m * n * p * (1 - p))
+
+
 def test_intervals_cover_exact_cap_measure_at_nominal_rate():
     """M independent runs (one vmapped call): CP 95% intervals cover the exact mu at their exact rate.
 
@@ -53,17 +64,24 @@ def test_intervals_cover_exact_cap_measure_at_nominal_rate():
                          ensemble=True, chunk_size=500, chunks_per_call=4)
     for est, p in ((res.inner, MU), (res.outer, 1.0 - MU)):
         assert est.count.shape == (m,) and np.all(est.n == n)
-        covered = np.mean((est.lower <= p) & (p <= est.upper))
-        k = np.arange(n + 1)
-        lo, hi = stats.clopper_pearson(k, n)
-        exact_cov = sps.binom.pmf(k, n, p)[(lo <= p) & (p <= hi)].sum()
-        assert exact_cov >= 0.95
-        assert abs(covered - exact_cov) <= 4 * np.sqrt(exact_cov * (1 - exact_cov) / m) + 1e-12
-        total = est.count.sum()
-        assert abs(total - m * n * p) <= 5 * np.sqrt(m * n * p * (1 - p))
+        _check_coverage(est, p, m, n)
         # runs are independent: the spread of counts matches the binomial variance (chi-square, 99.9%)
         chi2 = np.sum((est.count - n * p) ** 2) / (n * p * (1 - p))
         assert sps.chi2.ppf(0.0005, m) < chi2 < sps.chi2.ppf(0.9995, m)
+
+
+def test_intervals_cover_exact_quadratic_error_rates():
+    """Ellipsoid classifier: M runs with independent keys cover the exact rates (spheres.quadratic)."""
+    dim, m, n = 20, 128, 2000
+    rng = np.random.default_rng(4)
+    alphas = np.concatenate([rng.uniform(0.15, 0.3, dim // 2), rng.uniform(1.3, 1.5, dim - dim // 2)])
+    exact = quadratic.error_rates(alphas, 1.3)
+    assert 0.05 < exact.inner < 0.5 and 0.05 < exact.outer < 0.5  # both well visible to n = 2000 runs
+    params = {"alphas": jnp.broadcast_to(jnp.asarray(alphas, jnp.float32), (m, dim))}
+    res = mc.error_rates(ellipsoid_logit, params, jax.random.key(21), dim, samples=n, ensemble=True,
+                         chunk_size=500, chunks_per_call=4)
+    _check_coverage(res.inner, exact.inner, m, n)
+    _check_coverage(res.outer, exact.outer, m, n)
 
 
 def test_ellipsoid_inner_rate_single_positive_alpha_is_beta_tail():
