@@ -52,8 +52,8 @@ particles tied or none movable) or MAX_LEVELS (``max_levels`` levels were not en
 below about ``(1 - K/N)^max_levels``, or the classifier has no error region); its estimate is NaN,
 and ``log10_level_probability`` (estimated ``log10 P(s > last level)``) says how far it got.
 
-Everything per run is one ``lax.while_loop`` over levels, vmapped over particles, repeats and
-(for ensembles) models, inside one ``jax.jit``; the same key gives the same answer, and member
+Everything per run is one ``lax.while_loop`` over levels, vmapped over particles and repeats, and
+mapped over models (for ensembles; see :func:`run_ensemble` for why not vmapped) inside one ``jax.jit``; the same key gives the same answer, and member
 ``i`` of an ensemble equals the single run with key ``i``. The summary (means, intervals) is
 float64 numpy on the host.
 """
@@ -72,7 +72,8 @@ from scipy import special, stats
 
 from spheres.classifiers import LogitFn, ellipsoid_logit, error_score
 from spheres.errors import InputError
-from spheres.geometry import INNER_RADIUS, OUTER_RADIUS, project_to_sphere, rotate_toward, sample_sphere
+from spheres.geometry import (INNER_RADIUS, OUTER_RADIUS, project_to_sphere, rotate_toward, safe_norm,
+                              sample_sphere)
 
 #: run status codes
 RUNNING, REACHED, STALLED, MAX_LEVELS = -1, 0, 1, 2
@@ -83,7 +84,8 @@ _THETA_MAX = 0.5 * math.pi
 
 
 class SplittingConfig(NamedTuple):
-    """Shape-setting (static) settings of the sampler; hashable, so one compile per config.
+    """Settings of the sampler. ``n_particles``, ``n_repeats`` and ``n_steps`` set shapes (one compile
+    each); the others are traced.
 
     Fields:
       n_particles: ``N``, particles per run.
@@ -190,29 +192,66 @@ class _State(NamedTuple):
     log_final: jax.Array  # () log of the final fraction (0 until reached)
 
 
-def _run(key: jax.Array, params: Any, radius: jax.Array, *, logit_fn: LogitFn, dim: int, label: int,
-         config: SplittingConfig) -> SplittingRuns:
-    """One AMS run of ``config.n_particles`` particles (see the module docstring). Scalar outputs."""
-    n, k_static, t = config.n_particles, config.n_kill, config.n_steps
+def restricted_rotation_step(x: jax.Array, score_x: jax.Array, direction: jax.Array, level: ArrayLike,
+                             theta: ArrayLike, *, score_fn) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """One step of the AMS kernel for ONE particle: rotate by ``theta`` toward ``direction`` (drawn by
+    the caller from ``N(0, I_d)``), keep the move only if the score stays above ``level``.
+
+    The proposal ``x' = rotate_toward(x, g, theta)``, ``g ~ N(0, I_d)``, is uniform on the points
+    at angle ``theta`` from ``x``; its density depends on ``x . x'`` alone, so it is reversible for
+    the uniform measure on the sphere, and the accept-if-``s(x') > level`` rule (Metropolis for the
+    restricted target) makes the step reversible for the uniform measure restricted to
+    ``{s > level}``. The result is re-projected on the sphere of ``||x||`` (rounding only).
+
+    Args:
+      x: particle, shape ``(d,)``, with ``score_x = score_fn(x) > level``.
+      score_x: its score, scalar.
+      direction: shape ``(d,)``, an isotropic Gaussian draw.
+      level: current level, scalar.
+      theta: rotation angle (radians), scalar.
+      score_fn: per-example score ``(d,) -> scalar``.
+    Returns:
+      ``(x_new, score_new, accepted)``: shape ``(d,)``, scalar, bool scalar.
+    """
+    prop = project_to_sphere(rotate_toward(x, direction, theta), safe_norm(x))
+    s_prop = score_fn(prop)
+    ok = s_prop > level
+    return jnp.where(ok, prop, x), jnp.where(ok, s_prop, score_x), ok
+
+
+class _Tuning(NamedTuple):
+    """Traced (non-shape) settings: changing them does not recompile."""
+
+    n_kill: jax.Array             # int32 ()
+    max_levels: jax.Array         # int32 ()
+    theta0: jax.Array             # float32 ()
+    target_acceptance: jax.Array  # float32 ()
+    gain: jax.Array               # float32 ()
+
+
+def _tuning(config: SplittingConfig) -> _Tuning:
+    return _Tuning(jnp.int32(config.n_kill), jnp.int32(config.max_levels), jnp.float32(config.theta0),
+                   jnp.float32(config.target_acceptance), jnp.float32(config.gain))
+
+
+def _run(key: jax.Array, params: Any, radius: jax.Array, label: jax.Array, tuning: _Tuning, *,
+         logit_fn: LogitFn, dim: int, n_particles: int, n_steps: int) -> SplittingRuns:
+    """One AMS run of ``n_particles`` particles (see the module docstring). Scalar outputs."""
+    n, t = n_particles, n_steps
     radius = jnp.asarray(radius, jnp.float32)
 
     def score(x):
         return error_score(logit_fn(params, x), label).astype(jnp.float32)
 
     scores = jax.vmap(score)
+    kernel = jax.vmap(partial(restricted_rotation_step, score_fn=score), (0, 0, 0, None, None))
 
     def move(key, x, s, level, theta):
         """``t`` kernel steps at fixed ``level`` and ``theta``; returns ``x, s, accepted``."""
 
         def step(carry, key):
             x, s, acc = carry
-            g = jax.random.normal(key, x.shape, x.dtype)
-            prop = jax.vmap(rotate_toward, (0, 0, None))(x, g, theta)
-            prop = jax.vmap(project_to_sphere, (0, None))(prop, radius)   # remove rounding drift
-            s_prop = scores(prop)
-            ok = s_prop > level
-            x = jnp.where(ok[:, None], prop, x)
-            s = jnp.where(ok, s_prop, s)
+            x, s, ok = kernel(x, s, jax.random.normal(key, x.shape, x.dtype), level, theta)
             return (x, s, acc + jnp.sum(ok, dtype=jnp.int32)), None
 
         (x, s, acc), _ = jax.lax.scan(step, (x, s, jnp.int32(0)), jax.random.split(key, t))
@@ -222,12 +261,14 @@ def _run(key: jax.Array, params: Any, radius: jax.Array, *, logit_fn: LogitFn, d
         key, k_pick, k_move = jax.random.split(st.key, 3)
         order = jnp.argsort(st.s)
         # killed particles (score <= level) take a survivor drawn uniformly among the top N - n_kill
-        pick = order[jax.random.randint(k_pick, (n,), n_kill, n)]
-        parent = jnp.where(st.s <= level, pick, jnp.arange(n))
+        # (modulo bias of 32-bit draws: below N / 2^32)
+        n_survive = jnp.maximum(n - n_kill, 1).astype(jnp.uint32)
+        offset = (jax.random.bits(k_pick, (n,), jnp.uint32) % n_survive).astype(jnp.int32)
+        parent = jnp.where(st.s <= level, order[n_kill + offset], jnp.arange(n))
         x, s = st.x[parent], st.s[parent]
         x, s, acc = move(k_move, x, s, level, st.theta)
         rate = acc.astype(jnp.float32) / (n * t)
-        theta = jnp.clip(st.theta * jnp.exp(config.gain * (rate - config.target_acceptance)),
+        theta = jnp.clip(st.theta * jnp.exp(tuning.gain * (rate - tuning.target_acceptance)),
                          _THETA_MIN, _THETA_MAX)
         frac_killed = n_kill.astype(jnp.float32) / n
         return st._replace(
@@ -239,25 +280,24 @@ def _run(key: jax.Array, params: Any, radius: jax.Array, *, logit_fn: LogitFn, d
             status=jnp.where((acc == 0) & (st.theta <= _THETA_MIN), STALLED, RUNNING).astype(jnp.int32))
 
     def body(st: _State) -> _State:
-        level = jnp.sort(st.s)[k_static - 1]
+        level = jnp.sort(st.s)[tuning.n_kill - 1]
         n_kill = jnp.sum(st.s <= level, dtype=jnp.int32)
         n_err = jnp.sum(st.s > 0, dtype=jnp.int32)
         reached = level >= 0
         status = jnp.where(
             reached, jnp.where(n_err > 0, REACHED, STALLED),
-            jnp.where(n_kill >= n, STALLED, jnp.where(st.n_levels >= config.max_levels, MAX_LEVELS, RUNNING)))
-        r = n_err.astype(jnp.float32) / n
-        done = st._replace(
-            status=status.astype(jnp.int32),
-            log_final=jnp.where(reached & (n_err > 0), jnp.log(jnp.maximum(r, 1.0 / n)), 0.0),
-            rel_var=st.rel_var + jnp.where(reached & (n_err > 0), (1.0 - r) / (jnp.maximum(r, 1.0 / n) * n), 0.0))
+            jnp.where(n_kill >= n, STALLED, jnp.where(st.n_levels >= tuning.max_levels, MAX_LEVELS, RUNNING)))
+        r = jnp.maximum(n_err, 1).astype(jnp.float32) / n
+        final = reached & (n_err > 0)
+        done = st._replace(status=status.astype(jnp.int32), log_final=jnp.where(final, jnp.log(r), 0.0),
+                           rel_var=st.rel_var + jnp.where(final, (1.0 - r) / (r * n), 0.0))
         return jax.lax.cond(status == RUNNING, lambda: advance(st, level, n_kill), lambda: done)
 
     k_init, k_loop = jax.random.split(key)
-    x0 = jax.vmap(lambda k: sample_sphere(k, dim, radius))(jax.random.split(k_init, n))
+    x0 = jax.vmap(project_to_sphere, (0, None))(jax.random.normal(k_init, (n, dim), jnp.float32), radius)
     st = _State(key=k_loop, x=x0, s=scores(x0), log_prob=jnp.float32(0.0), level=jnp.float32(-jnp.inf),
                 n_levels=jnp.int32(0), n_evals=jnp.int32(n), n_accept=jnp.int32(0),
-                theta=jnp.float32(config.theta0), rel_var=jnp.float32(0.0), status=jnp.int32(RUNNING),
+                theta=tuning.theta0, rel_var=jnp.float32(0.0), status=jnp.int32(RUNNING),
                 log_final=jnp.float32(0.0))
     st = jax.lax.while_loop(lambda st: st.status == RUNNING, body, st)
     reached = st.status == REACHED
@@ -270,25 +310,57 @@ def _run(key: jax.Array, params: Any, radius: jax.Array, *, logit_fn: LogitFn, d
         acceptance=st.n_accept.astype(jnp.float32) / proposals, theta=st.theta)
 
 
-def _repeats(key, params, radius, *, logit_fn, dim, label, config):
-    """``config.n_repeats`` independent runs: fields of shape ``(M,)``."""
-    keys = jax.random.split(key, config.n_repeats)
-    run = partial(_run, logit_fn=logit_fn, dim=dim, label=label, config=config)
-    return jax.vmap(run, (0, None, None))(keys, params, radius)
+_STATIC = ("logit_fn", "dim", "n_particles", "n_repeats", "n_steps")
 
 
-_STATIC = ("logit_fn", "dim", "label", "config")
-run_repeats = jax.jit(_repeats, static_argnames=_STATIC)
-run_repeats.__doc__ = """Jitted ``M`` runs for one model: ``run_repeats(key, params, radius, *, logit_fn, dim,
-label, config) -> SplittingRuns`` with fields of shape ``(M,)``."""
+def _repeats(key, params, radius, label, tuning, *, logit_fn, dim, n_particles, n_repeats, n_steps):
+    """``n_repeats`` independent runs: fields of shape ``(M,)``."""
+    run = partial(_run, logit_fn=logit_fn, dim=dim, n_particles=n_particles, n_steps=n_steps)
+    return jax.vmap(run, (0, None, None, None, None))(jax.random.split(key, n_repeats), params, radius, label,
+                                                      tuning)
+
+
+_repeats_jit = jax.jit(_repeats, static_argnames=_STATIC)
 
 
 @partial(jax.jit, static_argnames=_STATIC)
-def run_ensemble(keys, params, radius, *, logit_fn, dim, label, config) -> SplittingRuns:
-    """Jitted runs for an ensemble: ``keys`` shape ``(n_models,)``, every ``params`` leaf with a leading
-    model axis; fields of shape ``(n_models, M)``. Member ``i`` equals ``run_repeats(keys[i], params_i)``."""
-    run = partial(_repeats, logit_fn=logit_fn, dim=dim, label=label, config=config)
-    return jax.vmap(run, (0, 0, None))(keys, params, radius)
+def _ensemble_jit(keys, params, radius, label, tuning, **static):
+    # Models are mapped (lax.map), not vmapped; see run_ensemble.
+    return jax.lax.map(lambda kp: _repeats(kp[0], kp[1], radius, label, tuning, **static), (keys, params))
+
+
+def _static(logit_fn, dim, config):
+    return dict(logit_fn=logit_fn, dim=int(dim), n_particles=config.n_particles, n_repeats=config.n_repeats,
+                n_steps=config.n_steps)
+
+
+def run_repeats(key: jax.Array, logit_fn: LogitFn, params: Any, dim: int, label: int, radius: float,
+                config: SplittingConfig) -> SplittingRuns:
+    """``config.n_repeats`` independent runs for one model, one compiled call; fields of shape ``(M,)``.
+
+    Compiles once per ``(logit_fn, dim, n_particles, n_repeats, n_steps)``; ``label`` (0 inner, 1
+    outer), ``radius`` and the other settings are traced.
+    """
+    return _repeats_jit(key, params, jnp.float32(radius), jnp.int32(label), _tuning(config),
+                        **_static(logit_fn, dim, config))
+
+
+def run_ensemble(keys: jax.Array, logit_fn: LogitFn, params: Any, dim: int, label: int, radius: float,
+                 config: SplittingConfig) -> SplittingRuns:
+    """Runs for an ensemble in one compiled call: ``keys`` shape ``(n_models,)``, every ``params`` leaf
+    with a leading model axis; fields of shape ``(n_models, M)``. Member ``i`` equals
+    ``run_repeats(keys[i], ..., params_i, ...)`` bit for bit.
+
+    Particles and repeats are vmapped; models are mapped with ``lax.map`` (one compiled loop over
+    models), deliberately: (1) a vmapped ``while_loop`` runs every member until the slowest is done,
+    and the rates in an ensemble span decades (10 levels for one model, 200 for another); (2) a
+    vmapped model rounds its reductions differently with the batch shape, and a one-ulp change in
+    a score flips a kill decision, after which the runs diverge: the member would equal the single
+    run only in distribution. Each model's runs already hold ``M N`` particles, enough to fill an
+    accelerator.
+    """
+    return _ensemble_jit(keys, params, jnp.float32(radius), jnp.int32(label), _tuning(config),
+                         **_static(logit_fn, dim, config))
 
 
 def summarize(runs: SplittingRuns, config: SplittingConfig, confidence: float = 0.95) -> SplittingEstimate:
@@ -380,7 +452,7 @@ def estimate_error_rate(key: jax.Array, logit_fn: LogitFn, params: Any, dim: int
     """
     config = (config or SplittingConfig())._replace(**overrides)
     label, radius = _check(sphere, radius, dim, config, confidence)
-    runs = run_repeats(key, params, radius, logit_fn=logit_fn, dim=int(dim), label=label, config=config)
+    runs = run_repeats(key, logit_fn, params, dim, label, radius, config)
     return summarize(runs, config, confidence)
 
 
@@ -398,7 +470,7 @@ def estimate_error_rate_ensemble(keys: jax.Array, logit_fn: LogitFn, params: Any
     """
     config = (config or SplittingConfig())._replace(**overrides)
     label, radius = _check(sphere, radius, dim, config, confidence)
-    runs = run_ensemble(keys, params, radius, logit_fn=logit_fn, dim=int(dim), label=label, config=config)
+    runs = run_ensemble(keys, logit_fn, params, dim, label, radius, config)
     return summarize(runs, config, confidence)
 
 
