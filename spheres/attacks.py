@@ -340,10 +340,17 @@ def attack(logit_fn: LogitFn, params: Any, xs: ArrayLike, labels: ArrayLike | in
 
 
 def summarize(result: AttackResult) -> AttackSummary:
-    """``d(E)`` from one model's attack: mean and SE over the found points, with the failure count."""
+    """``d(E)`` from an attack: mean and SE over the found points, with the failure count.
+
+    For one model (``distance`` of shape ``(n,)``) the fields are Python numbers; for an ensemble
+    (``(M, n)``) they are numpy arrays of shape ``(M,)``, one summary per model.
+    """
     distance = np.asarray(result.distance, np.float64)
     found = np.asarray(result.found, bool)
+    if distance.ndim == 2:
+        rows = [summarize(AttackResult(distance[i], None, found[i], None, None)) for i in range(distance.shape[0])]
+        return AttackSummary(*(np.asarray(col) for col in zip(*rows)))
     if distance.ndim != 1:
-        raise InputError("result", f"summarize one model at a time (distance shape {distance.shape})")
+        raise InputError("result", f"distances must have shape (n,) or (M, n), got {distance.shape}")
     m = stats.mean_and_se(distance[found])
     return AttackSummary(mean=m.mean, se=m.se, points=int(distance.size), failures=int(np.sum(~found)))

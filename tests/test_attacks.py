@@ -234,6 +234,36 @@ def test_ensemble_member_equals_single_run_and_no_recompile():
         np.testing.assert_array_equal(np.asarray(single.found), np.asarray(ens.found[i]))
         np.testing.assert_allclose(np.asarray(single.distance), np.asarray(ens.distance[i]), rtol=1e-5, atol=1e-6)
     assert fn._cache_size() <= compiled + 1  # three single-model calls, at most one new compilation
+    summary = attacks.summarize(ens)
+    assert summary.mean.shape == (3,) and np.all(summary.points == N_POINTS)
+    for i in range(3):
+        one = attacks.summarize(jax.tree.map(lambda v: v[i], ens))
+        assert one.mean == summary.mean[i] and one.failures == summary.failures[i]
+
+
+@pytest.mark.slow
+def test_attack_on_network_models():
+    """The per-example logit of a Flax model (batch norm in eval mode): both spheres, on and off."""
+    from spheres.config import parse_model_name
+    from spheres.models import init_variables, make_logit_fn
+
+    dim, n = 20, 8
+    cfg = parse_model_name("relu-w32-d2-bn")
+    logit_fn = make_logit_fn(cfg, dim)
+    variables = init_variables(jax.random.key(0), cfg, dim)
+    xs = jnp.concatenate([points(jax.random.key(0), n, dim), points(jax.random.key(1), n, dim, 1.3)])
+    labels = jnp.asarray([0] * n + [1] * n)
+    for on_manifold in (True, False):
+        res = attacks.attack(logit_fn, variables, xs, labels, on_manifold=on_manifold)
+        assert np.asarray(res.found).all()
+        logits = jax.vmap(logit_fn, in_axes=(None, 0))(variables, res.point)
+        assert np.all(np.asarray(misclassified(logits, labels)))
+        if on_manifold:
+            r0 = np.linalg.norm(np.asarray(xs, np.float64), axis=1)
+            assert np.all(np.abs(np.linalg.norm(np.asarray(res.point, np.float64), axis=1) - r0) <= 1e-6 * r0)
+            on_distance = np.asarray(res.distance)
+        else:  # leaving the sphere can only help the nearest-error search (up to the margin)
+            assert np.mean(np.asarray(res.distance)) <= np.mean(on_distance) * (1 + 1e-3)
 
 
 def test_bad_input():
