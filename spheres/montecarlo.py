@@ -100,8 +100,10 @@ def count_round(logit_fn: LogitFn, params: Any, key: jax.Array, round_index: jax
         valid = j * chunk_size + offsets < n_valid
         x_in = project(jax.random.normal(k_inner, (chunk_size, dim), dtype), inner_radius.astype(dtype))
         x_out = project(jax.random.normal(k_outer, (chunk_size, dim), dtype), outer_radius.astype(dtype))
-        err_in = misclassified(logits(params, x_in), 0) & valid
-        err_out = misclassified(logits(params, x_out), 1) & valid
+        # both spheres in one batch: one (2 chunk, d) matmul per layer instead of two halves
+        z = logits(params, jnp.concatenate([x_in, x_out]))
+        err_in = misclassified(z[:chunk_size], 0) & valid
+        err_out = misclassified(z[chunk_size:], 1) & valid
         return counts + jnp.stack([jnp.sum(err_in, dtype=jnp.int32), jnp.sum(err_out, dtype=jnp.int32)])
 
     return jax.lax.fori_loop(0, n_chunks, chunk, jnp.zeros((2,), jnp.int32))
