@@ -1,0 +1,230 @@
+"""The dimension sweep: does d(E) of trained nets follow the 1/sqrt(d) law of the bound?
+
+Two figures from one saved results table (one row per model x dimension x seed x checkpoint):
+
+* **collapse**: ``y = d(E) sqrt(d)`` against ``x = c = Phi^{-1}(1 - mu(E))``. For a spherical cap,
+  ``d(cap) sqrt(d) -> c Phi(c) + phi(c)`` as ``d -> infinity`` (PAPER.md section 3), one curve for
+  every dimension; thin coloured curves are the exact finite-d caps (:func:`spheres.theory.mean_distance_to_cap`),
+  which approach it. If trained nets obey the same law, their points from all dimensions fall on one
+  curve too. The fitted exponent of ``d(E)`` against ``d`` at matched error rate (from ``fit.json``;
+  -1/2 is the law) is printed on the figure.
+* **ratio**: ``d(E) / d_cap(mu(E), d)`` against ``d``, the fraction of the best possible distance each
+  net reaches at its own error rate, for the last checkpoint of every run. It can never exceed 1
+  (the bound); a point above 1 beyond its error bar is a bug.
+"""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from scipy import stats
+
+from spheres import theory
+from spheres.errors import InputError
+from spheres.plotting._common import (MARKERS, OKABE_ITO, load_json, load_table, log_norm, numeric, save_png,
+                                      seq_color, slide_style, text)
+
+COLUMNS = ("model", "dim", "seed", "step", "mu", "mu_lower", "mu_upper", "distance", "distance_se",
+           "optimal_distance")
+N_SE = 2.0
+#: width of the seed jitter on the ratio plot, in decades of d
+JITTER_DECADES = 0.06
+
+
+def collapse_coordinates(mu: np.ndarray, distance: np.ndarray, dim: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(Phi^{-1}(1 - mu), distance * sqrt(d))``: the coordinates in which caps of every dimension
+    share the curve ``c Phi(c) + phi(c)`` (up to O(1/d) corrections).
+
+    Args:
+      mu, distance, dim: ``(n,)`` error rates in (0, 1), distances and dimensions.
+    Returns:
+      two float64 ``(n,)`` arrays.
+    """
+    mu = np.asarray(mu, np.float64)
+    return stats.norm.isf(mu), np.asarray(distance, np.float64) * np.sqrt(np.asarray(dim, np.float64))
+
+
+def seed_jitter(seed_rank: np.ndarray, n_seeds: int, model_rank: np.ndarray, n_models: int) -> np.ndarray:
+    """Multiplicative x offsets (for a log axis) that spread seeds and models around their dimension.
+
+    Offsets are evenly spaced within +-JITTER_DECADES/2 * n_models decades and centred on 0, so the
+    mean position of a dimension's points stays at ``d``.
+    """
+    slots = n_seeds * n_models
+    k = np.asarray(model_rank) * n_seeds + np.asarray(seed_rank)
+    offset = (k - (slots - 1) / 2) * JITTER_DECADES / max(slots - 1, 1) * n_models
+    return 10.0**offset
+
+
+def _fit_text(fit: dict, path) -> str:
+    models = fit["models"]
+    if not isinstance(models, dict):
+        raise InputError(f"{path}: key 'models'", "expected an object {model: {exponent, exponent_se, n}}")
+
+    def line(name: str, entry) -> str:
+        if not isinstance(entry, dict) or entry.get("exponent") is None:
+            return f"{name}: no fit"
+        e, se, n = entry.get("exponent"), entry.get("exponent_se"), entry.get("n")
+        pm = "" if se is None else rf" $\pm$ {float(se):.3f}"
+        return f"{name}: {float(e):+.3f}{pm}" + ("" if n is None else f"  (n = {int(n)})")
+
+    lines = [line(m, models[m]) for m in sorted(models)]
+    lines.append(line("all models", fit["all"]))
+    return ("fitted exponent $\\beta$ in d(E) $\\propto d^{\\beta}$\nat matched error rate "
+            "($-1/2$: the $1/\\sqrt{d}$ law; $\\pm$ 1 SE)\n" + "\n".join(lines))
+
+
+def _legend_models(names, marker, colors) -> list[Line2D]:
+    return [Line2D([], [], ls="none", marker=marker[m], ms=8, mfc=colors.get(m, "0.55"), mec=colors.get(m, "0.25"),
+                   label=m) for m in names]
+
+
+def draw_dimsweep(results_csv: str | os.PathLike, fit_json: str | os.PathLike, out_collapse_png: str | os.PathLike,
+                  out_ratio_png: str | os.PathLike) -> list[Path]:
+    """Draw the collapse and ratio figures of the dimension sweep from saved results.
+
+    Args:
+      results_csv: table with at least the columns in :data:`COLUMNS`.
+      fit_json: ``{"models": {model: {"exponent", "exponent_se", "n"}}, "all": {...}}``.
+      out_collapse_png, out_ratio_png: where to write the two figures.
+    Returns:
+      ``[out_collapse_png, out_ratio_png]``.
+    Raises:
+      InputError: a file, column or key is missing or a value is not numeric.
+    """
+    rows = load_table(results_csv, COLUMNS)
+    col = {c: numeric(rows, c, results_csv) for c in COLUMNS if c != "model"}
+    fit_box = _fit_text(load_json(fit_json, ("models", "all")), fit_json)
+    models = np.array(text(rows, "model"))
+    dim, mu, lo, hi = col["dim"], col["mu"], col["mu_lower"], col["mu_upper"]
+    dist, se, opt = col["distance"], col["distance_se"], col["optimal_distance"]
+    if np.any(np.isfinite(dim) & (dim < 2)):
+        raise InputError(f"{results_csv}: column 'dim'", "dimensions must be >= 2")
+    shown = np.isfinite(dim) & np.isfinite(mu) & (mu > 0) & (mu < 1) & np.isfinite(dist) & (dist > 0)
+    n_hidden = int(np.sum(~shown))
+    if not np.any(shown):
+        raise InputError(str(results_csv), "no row has a measured 0 < mu < 1 and d(E) > 0: nothing to draw")
+
+    names = sorted(set(models[shown]))
+    marker = {m: MARKERS[i % len(MARKERS)] for i, m in enumerate(names)}
+    mcolor = {m: OKABE_ITO[i % len(OKABE_ITO)] for i, m in enumerate(names)}
+    dims = np.unique(dim[shown]).astype(np.int64)
+    norm = log_norm(dims)
+
+    x, y = collapse_coordinates(np.where(shown, mu, 0.5), np.where(shown, dist, 0.0), np.where(shown, dim, 2))
+    # x interval from the mu interval (c decreases in mu); clipped where the interval reaches 0 or 1
+    x_lo = np.where(np.isfinite(hi) & (hi > 0) & (hi < 1), stats.norm.isf(np.clip(hi, 1e-300, 1 - 1e-16)), np.nan)
+    x_hi = np.where(np.isfinite(lo) & (lo > 0), stats.norm.isf(np.clip(lo, 1e-300, 1 - 1e-16)), np.nan)
+    paths = []
+
+    with slide_style():
+        # ---------------------------------------------------------------- collapse
+        fig = Figure(figsize=(10.5, 6.6), layout="constrained")
+        ax = fig.add_subplot()
+        xs = x[shown]
+        c_min, c_max = float(np.min(xs)), float(np.max(xs))
+        pad = 0.08 * max(c_max - c_min, 0.5)
+        c_grid = np.linspace(c_min - pad, c_max + pad, 300)
+        mu_grid = stats.norm.sf(c_grid)
+        for d in dims:
+            ax.plot(c_grid, theory.mean_distance_to_cap(mu_grid, d) * np.sqrt(d), color=seq_color(norm, d), lw=1.0,
+                    alpha=0.8, zorder=2)
+        prof = c_grid * stats.norm.cdf(c_grid) + stats.norm.pdf(c_grid)
+        ax.plot(c_grid, prof, color="black", lw=2.4, zorder=3)
+        has_x = shown & np.isfinite(x_lo) & np.isfinite(x_hi)
+        x_minus = np.where(has_x, np.maximum(x - x_lo, 0.0), 0.0)
+        x_plus = np.where(has_x, np.maximum(x_hi - x, 0.0), 0.0)
+        y_pm = np.where(shown & np.isfinite(se), N_SE * se * np.sqrt(np.where(shown, dim, 0.0)), 0.0)
+        for d in dims:  # one call per (dimension, model) group
+            for m in names:
+                sel = shown & (dim == d) & (models == m)
+                if not np.any(sel):
+                    continue
+                c = seq_color(norm, d)
+                ax.errorbar(x[sel], y[sel], xerr=[x_minus[sel], x_plus[sel]], yerr=y_pm[sel], fmt="none", ecolor=c,
+                            elinewidth=0.9, alpha=0.6, zorder=4)
+                ax.plot(x[sel], y[sel], marker=marker[m], ms=7, ls="none", mfc=c, mec="white", mew=0.6, zorder=5)
+        ax.set_xlim(c_grid[0], c_grid[-1])
+        ax.set_ylim(bottom=0)
+        ax.set_xlabel(r"$c = \Phi^{-1}(1 - \mu(E))$   (error rate on a normal-quantile scale: larger $c$ = fewer errors)")
+        ax.set_ylabel(r"$d(E)\,\sqrt{d}$   (distance to the nearest error, rescaled)")
+        ax.set_title("Dimension collapse: if d(E) shrinks like $1/\\sqrt{d}$, nets of every dimension d\n"
+                     "fall on one curve when the distance is multiplied by $\\sqrt{d}$")
+        ax.grid(True, alpha=0.3)
+        # secondary axis: the error rate itself
+        top = ax.secondary_xaxis("top", functions=(lambda c: c, lambda c: c))
+        ticks = [t for t in range(0, 300) if c_grid[0] <= stats.norm.isf(10.0**-t if t > 0 else 0.5) <= c_grid[-1]]
+        ticks = ticks[::max(1, -(-len(ticks) // 8))]  # at most 8 labels
+        top.set_xticks([float(stats.norm.isf(10.0**-t)) if t > 0 else 0.0 for t in ticks],
+                       labels=[f"$10^{{-{t}}}$" if t > 0 else "1/2" for t in ticks])
+        top.set_xlabel(r"$\mu(E)$", fontsize=10.5)
+        ax.text(0.02, 0.97, fit_box, transform=ax.transAxes, ha="left", va="top", fontsize=10,
+                bbox=dict(boxstyle="round,pad=0.5", fc="white", ec="0.6", alpha=0.95), zorder=7)
+        handles = [Line2D([], [], color="black", lw=2.4, label="cap, $d \\to \\infty$:\n$c\\,\\Phi(c) + \\varphi(c)$"),
+                   Line2D([], [], color="0.5", lw=1.0, label="cap, exact at each d\n(thin, colour of d)"),
+                   Line2D([], [], ls="none", label=" "), Line2D([], [], ls="none", label="marker: model")]
+        handles += _legend_models(names, marker, {})
+        handles += [Line2D([], [], ls="none", label=" "), Line2D([], [], ls="none", label="colour: dimension")]
+        handles += [Line2D([], [], ls="none", marker="s", ms=9, mfc=seq_color(norm, d), mec=seq_color(norm, d),
+                           label=f"d = {d}") for d in dims]
+        fig.legend(handles=handles, loc="outside right upper", frameon=False)
+        note = (f"Every checkpoint of every run; error bars: {N_SE:g} SE in d(E), interval of $\\mu(E)$."
+                + (f" Not shown: {n_hidden} of {len(rows)} rows without a measured $0 < \\mu(E) < 1$ and d(E) > 0."
+                   if n_hidden else ""))
+        ax.text(0.0, -0.12, textwrap.fill(note, 110), transform=ax.transAxes, ha="left", va="top", fontsize=9.5,
+                color="0.3")
+        paths.append(save_png(fig, out_collapse_png))
+
+        # ---------------------------------------------------------------- ratio (last checkpoint of each run)
+        last = {}
+        for i in np.flatnonzero(shown & np.isfinite(opt) & (opt > 0)):
+            key = (models[i], int(dim[i]), rows[i]["seed"])
+            if key not in last or col["step"][i] > col["step"][last[key]]:
+                last[key] = i
+        idx = np.array(sorted(last.values()), dtype=np.int64)
+        n_earlier = int(np.sum(shown)) - idx.size
+        seeds = sorted({str(rows[i]["seed"]) for i in idx})
+        seed_rank = np.array([seeds.index(str(rows[i]["seed"])) for i in idx], dtype=np.int64)
+        model_rank = np.array([names.index(models[i]) for i in idx], dtype=np.int64)
+        xj = dim[idx] * seed_jitter(seed_rank, len(seeds), model_rank, len(names))
+        ratio = dist[idx] / opt[idx]
+        rerr = N_SE * np.nan_to_num(se[idx]) / opt[idx]
+
+        fig = Figure(figsize=(10.5, 6.2), layout="constrained")
+        ax = fig.add_subplot()
+        y_top = max(1.15, float(np.max(ratio + rerr, initial=0.0)) * 1.05)
+        ax.axhspan(1.0, y_top, color="0.9", zorder=0)
+        ax.axhline(1.0, color="black", lw=2.0, zorder=2)
+        ax.text(0.99, 1.0 + 0.5 * (y_top - 1.0), "above the bound: impossible (Levy's isoperimetric inequality)",
+                transform=ax.get_yaxis_transform(), ha="right", va="center", fontsize=10, color="0.35")
+        for m in names:
+            sel = models[idx] == m
+            ax.errorbar(xj[sel], ratio[sel], yerr=rerr[sel], fmt=marker[m], ms=8, color=mcolor[m], mec="white",
+                        mew=0.6, elinewidth=1.1, capsize=0, ls="none", zorder=4, label=m)
+        ax.set_xscale("log")
+        lo_d, hi_d = float(np.min(dims)), float(np.max(dims))
+        ax.set_xlim(lo_d / 10**0.2, hi_d * 10**0.2)
+        ax.set_xticks(dims, labels=[str(d) for d in dims])
+        ax.minorticks_off()
+        ax.set_ylim(0, y_top)
+        ax.set_xlabel("dimension d (log scale; seeds and models spread slightly sideways)")
+        ax.set_ylabel(r"$d(E)\ /\ d_{\mathrm{cap}}(\mu(E), d)$" "\n(fraction of the best possible distance)")
+        ax.set_title("How close do trained nets come to the bound at their own error rate?\n"
+                     "1 = as far from errors as any classifier with that error rate can be")
+        ax.grid(True, axis="y", alpha=0.3)
+        handles, labels = ax.get_legend_handles_labels()
+        handles.append(Line2D([], [], color="black", lw=2.0))
+        labels.append("the bound (a spherical cap)")
+        fig.legend(handles, labels, loc="outside right upper", frameon=False, title="model")
+        note = (f"Last checkpoint of each (model, d, seed) run; error bars: {N_SE:g} SE of d(E) (the uncertainty of $\\mu(E)$, which moves "
+                f"$d_{{\\mathrm{{cap}}}}$, is not included)."
+                + (f" {n_earlier} earlier checkpoints are on the collapse figure." if n_earlier else ""))
+        ax.text(0.0, -0.13, textwrap.fill(note, 110), transform=ax.transAxes, ha="left", va="top", fontsize=9.5,
+                color="0.3")
+        paths.append(save_png(fig, out_ratio_png))
+    return paths
