@@ -25,8 +25,14 @@ number of devices that divides the ensemble size E (all of them when E is a mult
 count; make it one for full use). Member i of an ensemble run computes exactly the single run with
 key i and hyper i; see ``tests/test_train.py`` for the precise tolerance.
 
-Several hosts: call ``jax.distributed.initialize()`` before building the trainer; ``jax.devices()``
-then lists every host's devices, the mesh spans them, and :func:`to_host` gathers results.
+Several hosts (or several processes on one host): every process calls
+:func:`initialize_distributed` (``jax.distributed.initialize`` from the environment variables
+``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES``, ``JAX_PROCESS_ID``) before any other JAX call,
+then runs the same program. ``jax.devices()`` lists every process's devices, the ensemble mesh
+spans them (each process computes the members on its own devices; the members need no
+communication), and :func:`to_host` gathers the results (a collective: call it on every process).
+Inputs built identically on every process (``member_keys``, ``member_hypers``) need no special
+handling. ``tests/test_train.py`` checks that 2 processes x 2 devices give the 1-process result.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from spheres import geometry, models
 from spheres.config import ExperimentConfig
+from spheres.errors import InputError
 
 #: fold_in tag deriving the evaluation stream from the state's key (distinct from split's outputs).
 _EVAL_STREAM = 0x65_76_61_6C  # "eval"
@@ -111,6 +118,33 @@ def to_host(tree: Any) -> Any:
         return np.asarray(x)
 
     return jax.tree.map(get, tree)
+
+
+def initialize_distributed(environ=None) -> bool:
+    """Join a multi-process JAX cluster if the environment asks for one.
+
+    Reads ``JAX_COORDINATOR_ADDRESS`` (``host:port`` of process 0), ``JAX_NUM_PROCESSES`` and
+    ``JAX_PROCESS_ID``; when the address is unset this does nothing (one process). Must run before
+    any other JAX computation. On CPU the processes talk through gloo (JAX's default).
+
+    Returns:
+      True if a cluster was joined.
+    """
+    import os
+
+    env = os.environ if environ is None else environ
+    address = env.get("JAX_COORDINATOR_ADDRESS")
+    if not address:
+        return False
+    try:
+        n, rank = int(env["JAX_NUM_PROCESSES"]), int(env["JAX_PROCESS_ID"])
+    except (KeyError, ValueError):
+        raise InputError("JAX_NUM_PROCESSES", "with JAX_COORDINATOR_ADDRESS set, JAX_NUM_PROCESSES and "
+                         "JAX_PROCESS_ID must be integers (0 <= JAX_PROCESS_ID < JAX_NUM_PROCESSES)") from None
+    if not 0 <= rank < n:
+        raise InputError("JAX_PROCESS_ID", f"must be in [0, {n}), got {rank}")
+    jax.distributed.initialize(coordinator_address=address, num_processes=n, process_id=rank)
+    return True
 
 
 def _select_keys(pred: jax.Array, on_true: jax.Array, on_false: jax.Array) -> jax.Array:

@@ -12,6 +12,7 @@ from scipy import stats
 
 from spheres import geometry, train
 from spheres.config import config_from_dict
+from spheres.errors import InputError
 
 D = 20
 FRESH = 20_000  # fresh points for the error-rate checks
@@ -254,3 +255,63 @@ def test_evaluate_on_a_finite_set_is_the_mean_over_its_points(bn_setup):
     loss = np.mean(np.logaddexp(0.0, logits) - y * logits)
     assert float(got["loss"]) == pytest.approx(loss, rel=1e-5)
     assert float(got["accuracy"]) == pytest.approx(np.mean((logits > 0) == (y == 1)), abs=1e-6)
+
+
+# ---------------------------------------------------------------------------- several processes
+
+_WORKER = """
+import os, sys
+os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+from spheres import config, train
+assert train.initialize_distributed()
+import jax, numpy as np
+cfg = config.config_from_dict({config!r})
+trainer = train.make_trainer(cfg, eval_size=32)
+keys, hypers = train.member_keys(cfg), train.member_hypers(cfg)
+states = trainer.ensemble_advance(trainer.ensemble_init(keys, hypers), hypers, 10)
+assert len(jax.devices()) == 4 and len(jax.local_devices()) == 2
+assert states.step.sharding.num_devices == 4
+kernel = train.to_host(states.variables)["params"]["dense1"]["kernel"]   # collective: every process
+if jax.process_index() == 0:
+    np.save(sys.argv[1], kernel)
+"""
+
+MULTI = {"task": {"dim": 8}, "model": {"name": "relu", "width": 16, "depth": 2},
+         "train": {"steps": 10, "batch_size": 8, "seeds": [0, 1, 2, 3], "checkpoints": 2}}
+
+
+def test_initialize_distributed_is_a_no_op_without_a_coordinator():
+    assert train.initialize_distributed({}) is False
+    with pytest.raises(InputError, match="JAX_PROCESS_ID"):
+        train.initialize_distributed({"JAX_COORDINATOR_ADDRESS": "localhost:1", "JAX_NUM_PROCESSES": "2",
+                                      "JAX_PROCESS_ID": "2"})
+
+
+@pytest.mark.slow
+def test_two_processes_equal_one(tmp_path):
+    """jax.distributed with 2 processes x 2 CPU devices: the 4-member ensemble equals this process's run."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "kernel.npy"
+    code = _WORKER.format(config=MULTI)
+    procs = []
+    for rank in range(2):
+        env = dict(os.environ, JAX_COORDINATOR_ADDRESS=f"localhost:{port}", JAX_NUM_PROCESSES="2",
+                   JAX_PROCESS_ID=str(rank))
+        procs.append(subprocess.Popen([sys.executable, "-c", code, str(out)], env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    logs = [p.communicate(timeout=300)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), "\n".join(log[-3000:] for log in logs)
+
+    cfg = config_from_dict(MULTI)
+    trainer = train.make_trainer(cfg, eval_size=32)
+    keys, hypers = train.member_keys(cfg), train.member_hypers(cfg)
+    here = trainer.ensemble_advance(trainer.ensemble_init(keys, hypers), hypers, 10)
+    # float32 rounding only (see test_sharded_run_equals_unsharded)
+    np.testing.assert_allclose(np.load(out), here.variables["params"]["dense1"]["kernel"], rtol=0, atol=1e-6)
