@@ -129,14 +129,18 @@ def main(argv=None) -> int:
               "fraction_of_peak": round(flops / peak, 3), "peak_gflops": round(peak, 1), "baseline": "python loop, one sample per jitted call, host sync",
               "baseline_samples_per_s": round(base, 1), "speedup": round(rate / base, 2)})
 
+        if quick and not gpu and cfg.width * cfg.depth > 10_000:
+            emit({"bench": "attack", "model": name, "skipped": "--quick on CPU: ~10 s per point for the deep net"})
+            continue
         att = attacks.make_attack(logit_fn)
-        k = attack_points if gpu or cfg.width * cfg.depth < 10_000 else 2  # the deep net is slow on CPU
+        k = attack_points if gpu or cfg.width * cfg.depth < 10_000 else 4  # the deep net is slow on CPU
         labels = jnp.zeros(k, jnp.int32)
         jax.block_until_ready(att(variables, xs[:k], labels))
         ta = timed(att, variables, xs[:k], labels)
         res = att(variables, xs[:k], labels)
         emit({"bench": "attack", "model": name, "dim": DIM, "points": k, "seconds": round(ta, 3),
-              "points_per_s": round(k / ta, 2), "found": int(np.sum(np.asarray(res.found)))})
+              "points_per_s": round(k / ta, 2), "found": int(np.sum(np.asarray(res.found))),
+              "max_ascent_steps": int(np.max(np.asarray(res.ascent_steps)))})
 
     # the ellipsoid classifier (a trained quad net's rotated form) and the exact answers
     rng = np.random.default_rng(0)

@@ -159,6 +159,21 @@ def test_adaptive_precision_stops_at_target_and_matches_fixed_run():
     assert seen == sorted(seen) and seen[-1] >= n_in
 
 
+def test_adaptive_ensemble_member_equals_single_adaptive_run():
+    """Each (model, sphere) is frozen at its own stopping round: the ensemble contract holds."""
+    ts = jnp.asarray([0.2, 0.35, 0.45], jnp.float32)
+    u = jnp.arange(1.0, DIM + 1.0)
+    keys = jax.random.split(jax.random.key(6), 3)
+    kw = dict(target_relative_precision=0.25, max_samples=200_000, chunk_size=500, chunks_per_call=2)
+    ens = mc.error_rates(cap_logit, {"u": jnp.broadcast_to(u, (3, DIM)), "t": ts}, keys, DIM,
+                         ensemble=True, **kw)
+    assert len(set(np.asarray(ens.inner.n).tolist())) > 1  # rarer caps needed more samples
+    for i in range(3):
+        single = mc.error_rates(cap_logit, {"u": u, "t": ts[i]}, keys[i], DIM, **kw)
+        for a, b in ((single.inner, ens.inner), (single.outer, ens.outer)):
+            assert int(a.count) == int(b.count[i]) and int(a.n) == int(b.n[i])
+
+
 def test_adaptive_budget_reached_when_no_errors():
     """A perfect classifier never reaches a relative precision: the budget stops the run."""
     p = {"alphas": jnp.full((5,), 0.8)}
