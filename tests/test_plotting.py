@@ -14,7 +14,7 @@ from spheres.analysis import cap_profile
 from spheres.errors import InputError
 from spheres.io import write_csv_atomic, write_json_atomic
 from spheres.plotting import dimsweep, quadratic, slices, tradeoff
-from spheres.plotting.dimsweep import collapse_coordinates, draw_dimsweep, seed_jitter
+from spheres.plotting.dimsweep import collapse_coordinates, draw_dimsweep, model_families, seed_jitter
 from spheres.plotting.quadratic import band_membership, draw_alphas
 from spheres.plotting.slices import draw_slices
 from spheres.plotting.tradeoff import above_bound, draw_tradeoff
@@ -48,13 +48,13 @@ def _tradeoff_rows() -> list[dict]:
 @functools.cache
 def _dimsweep_table() -> tuple[dict, ...]:
     rows = []
-    for model, frac in (("quad-w1000", 0.9), ("relu-w1000-d2", 0.7)):
+    for model, frac in (("quad-w{dim}", 0.9), ("relu-w1000-d2", 0.7)):
         for dim in (16, 64, 256):
             for seed in (0, 1):
                 for k, step in enumerate((100, 1000)):
                     mu = float(10.0 ** (-1 - 2 * k - seed))
                     opt = float(theory.mean_distance_to_cap(mu, dim))
-                    rows.append(dict(model=model, dim=dim, seed=seed, step=step, mu=mu, mu_lower=mu / 2,
+                    rows.append(dict(model=model.format(dim=dim), family=model, dim=dim, seed=seed, step=step, mu=mu, mu_lower=mu / 2,
                                      mu_upper=2 * mu, distance=frac * opt, distance_se=0.02 * opt,
                                      optimal_distance=opt, ratio=frac))
     return tuple(rows)
@@ -64,7 +64,7 @@ def _dimsweep_rows() -> list[dict]:
     return [dict(r) for r in _dimsweep_table()]
 
 
-FIT = {"models": {"quad-w1000": {"exponent": -0.49, "exponent_se": 0.01, "n": 6},
+FIT = {"models": {"quad-w{dim}": {"exponent": -0.49, "exponent_se": 0.01, "n": 6},
                   "relu-w1000-d2": {"exponent": -0.52, "exponent_se": 0.02, "n": 6}},
        "all": {"exponent": -0.5, "exponent_se": 0.01, "n": 12}}
 ALPHAS = np.linspace(0.3, 1.3, 50)
@@ -274,3 +274,13 @@ def test_summary_json_is_read_without_evaluation(tmp_path, inputs):
     s.write_text(json.dumps(dict(SUMMARY, exact_mu_inner="__import__('os')")))
     with pytest.raises(InputError, match=r"evil\.json: key 'exact_mu_inner'"):
         draw_alphas(inputs["alphas"], s, tmp_path / "x.png")
+
+
+def test_models_whose_name_changes_with_d_are_one_family():
+    rows = _dimsweep_rows()
+    fams = model_families(rows)
+    assert set(fams) == {"quad-w{dim}", "relu-w1000-d2"}
+    assert {r["model"] for r in rows if r["family"] == "quad-w{dim}"} == {"quad-w16", "quad-w64", "quad-w256"}
+    for r in rows:
+        del r["family"]
+    assert set(model_families(rows)) == {"quad-w16", "quad-w64", "quad-w256", "relu-w1000-d2"}

@@ -61,6 +61,18 @@ def seed_jitter(seed_rank: np.ndarray, n_seeds: int, model_rank: np.ndarray, n_m
     return 10.0**offset
 
 
+def model_families(rows: list[dict]) -> list[str]:
+    """The model family of each row: column ``family`` where present (e.g. ``quad-w{dim}``, whose
+    width grows with d, so ``model`` differs per dimension), else ``model``."""
+    fam = text(rows, "family") if any(r.get("family") is not None for r in rows) else [""] * len(rows)
+    return [f or m for f, m in zip(fam, text(rows, "model"))]
+
+
+def family_label(name: str) -> str:
+    """A family name for the figure: ``quad-w{dim}`` -> ``quad-w(d)`` (width equal to the dimension)."""
+    return name.replace("{dim}", "(d)")
+
+
 def _fit_text(fit: dict, path) -> str:
     models = fit["models"]
     if not isinstance(models, dict):
@@ -68,12 +80,13 @@ def _fit_text(fit: dict, path) -> str:
 
     def line(name: str, entry) -> str:
         if not isinstance(entry, dict) or entry.get("exponent") is None:
-            return f"{name}: no fit"
+            n = entry.get("n") if isinstance(entry, dict) else None
+            return f"{name}: no fit" + ("" if n is None else f" ({int(n)} usable points)")
         e, se, n = entry.get("exponent"), entry.get("exponent_se"), entry.get("n")
         pm = "" if se is None else rf" $\pm$ {float(se):.3f}"
         return f"{name}: {float(e):+.3f}{pm}" + ("" if n is None else f"  (n = {int(n)})")
 
-    lines = [line(m, models[m]) for m in sorted(models)]
+    lines = [line(family_label(m), models[m]) for m in sorted(models)]
     lines.append(line("all models", fit["all"]))
     return ("fitted exponent $\\beta$ in d(E) $\\propto d^{\\beta}$\nat matched error rate "
             "($-1/2$: the $1/\\sqrt{d}$ law; $\\pm$ 1 SE)\n" + "\n".join(lines))
@@ -81,7 +94,7 @@ def _fit_text(fit: dict, path) -> str:
 
 def _legend_models(names, marker, colors) -> list[Line2D]:
     return [Line2D([], [], ls="none", marker=marker[m], ms=8, mfc=colors.get(m, "0.55"), mec=colors.get(m, "0.25"),
-                   label=m) for m in names]
+                   label=family_label(m)) for m in names]
 
 
 def draw_dimsweep(results_csv: str | os.PathLike, fit_json: str | os.PathLike, out_collapse_png: str | os.PathLike,
@@ -89,7 +102,8 @@ def draw_dimsweep(results_csv: str | os.PathLike, fit_json: str | os.PathLike, o
     """Draw the collapse and ratio figures of the dimension sweep from saved results.
 
     Args:
-      results_csv: table with at least the columns in :data:`COLUMNS`.
+      results_csv: table with at least the columns in :data:`COLUMNS`; an optional column ``family``
+        (e.g. ``quad-w{dim}``) groups models whose name changes with d; ``fit.json`` is keyed by it.
       fit_json: ``{"models": {model: {"exponent", "exponent_se", "n"}}, "all": {...}}``.
       out_collapse_png, out_ratio_png: where to write the two figures.
     Returns:
@@ -100,7 +114,7 @@ def draw_dimsweep(results_csv: str | os.PathLike, fit_json: str | os.PathLike, o
     rows = load_table(results_csv, COLUMNS)
     col = {c: numeric(rows, c, results_csv) for c in COLUMNS if c != "model"}
     fit_box = _fit_text(load_json(fit_json, ("models", "all")), fit_json)
-    models = np.array(text(rows, "model"))
+    models = np.array(model_families(rows))
     dim, mu, lo, hi = col["dim"], col["mu"], col["mu_lower"], col["mu_upper"]
     dist, se, opt = col["distance"], col["distance_se"], col["optimal_distance"]
     if np.any(np.isfinite(dim) & (dim < 2)):
@@ -183,7 +197,7 @@ def draw_dimsweep(results_csv: str | os.PathLike, fit_json: str | os.PathLike, o
         # ---------------------------------------------------------------- ratio (last checkpoint of each run)
         last = {}
         for i in np.flatnonzero(shown & np.isfinite(opt) & (opt > 0)):
-            key = (models[i], int(dim[i]), rows[i]["seed"])
+            key = (models[i], int(dim[i]), str(rows[i]["seed"]), str(rows[i].get("train_size")))
             if key not in last or col["step"][i] > col["step"][last[key]]:
                 last[key] = i
         idx = np.array(sorted(last.values()), dtype=np.int64)
@@ -205,7 +219,7 @@ def draw_dimsweep(results_csv: str | os.PathLike, fit_json: str | os.PathLike, o
         for m in names:
             sel = models[idx] == m
             ax.errorbar(xj[sel], ratio[sel], yerr=rerr[sel], fmt=marker[m], ms=8, color=mcolor[m], mec="white",
-                        mew=0.6, elinewidth=1.1, capsize=0, ls="none", zorder=4, label=m)
+                        mew=0.6, elinewidth=1.1, capsize=0, ls="none", zorder=4, label=family_label(m))
         ax.set_xscale("log")
         lo_d, hi_d = float(np.min(dims)), float(np.max(dims))
         ax.set_xlim(lo_d / 10**0.2, hi_d * 10**0.2)
@@ -221,7 +235,7 @@ def draw_dimsweep(results_csv: str | os.PathLike, fit_json: str | os.PathLike, o
         handles.append(Line2D([], [], color="black", lw=2.0))
         labels.append("the bound (a spherical cap)")
         fig.legend(handles, labels, loc="outside right upper", frameon=False, title="model")
-        note = (f"Last checkpoint of each (model, d, seed) run; error bars: {N_SE:g} SE of d(E) (the uncertainty of $\\mu(E)$, which moves "
+        note = (f"Last checkpoint of each run (model, d, seed, training set); error bars: {N_SE:g} SE of d(E) (the uncertainty of $\\mu(E)$, which moves "
                 f"$d_{{\\mathrm{{cap}}}}$, is not included)."
                 + (f" {n_earlier} earlier checkpoints are on the collapse figure." if n_earlier else ""))
         ax.text(0.0, -0.13, textwrap.fill(note, 110), transform=ax.transAxes, ha="left", va="top", fontsize=9.5,
