@@ -60,7 +60,8 @@ def matmul_peak(n: int, repeats: int) -> float:
     """float32 GFLOP/s of a jitted (n, n) @ (n, n) product (best of ``repeats``)."""
     a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
     b = jax.random.normal(jax.random.key(1), (n, n), jnp.float32)
-    f = jax.jit(lambda a, b: a @ b)
+    # the same matmul precision as the measurements (full float32, no TF32 on accelerators)
+    f = jax.jit(lambda a, b: jnp.matmul(a, b, precision=montecarlo.MATMUL_PRECISION))
     f(a, b).block_until_ready()
     return 2.0 * n**3 / timed(f, a, b, repeats=repeats) / 1e9
 

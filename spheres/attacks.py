@@ -87,6 +87,7 @@ from spheres.errors import InputError
 from spheres.geometry import normalize, project_to_sphere, rotate_toward, safe_norm, tangent_project
 
 SPHERE_RTOL = 1e-6
+MATMUL_PRECISION = "float32"
 
 
 class AttackConfig(NamedTuple):
@@ -316,7 +317,9 @@ def make_attack(logit_fn: LogitFn, config: AttackConfig = AttackConfig(), on_man
 def _make_attack(logit_fn, config, on_manifold, ensemble):
 
     def one(params, x, label):
-        return nearest_error(logit_fn, params, x, label, config, on_manifold)
+        # full float32 matmuls on accelerators too: the attack's verdicts are signs of logits
+        with jax.default_matmul_precision(MATMUL_PRECISION):
+            return nearest_error(logit_fn, params, x, label, config, on_manifold)
 
     batched = jax.vmap(one, in_axes=(None, 0, 0))
     if ensemble:

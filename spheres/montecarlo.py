@@ -56,6 +56,8 @@ DEFAULT_CHUNK_SIZE = 4096
 DEFAULT_CHUNKS_PER_CALL = 64
 DEFAULT_MAX_SAMPLES = 10**9
 _INT32_MAX = 2**31 - 1
+#: matmul precision of every compiled measurement (see ``jax.default_matmul_precision``)
+MATMUL_PRECISION = "float32"
 
 ProgressFn = Callable[[int, int], None]
 
@@ -113,8 +115,11 @@ def count_round(logit_fn: LogitFn, params: Any, key: jax.Array, round_index: jax
 def _compiled_round(logit_fn: LogitFn, dim: int, chunk_size: int, chunks_per_call: int, dtype,
                     ensemble: bool):
     def one(params, key, round_index, n_valid, inner_radius, outer_radius):
-        return count_round(logit_fn, params, key, round_index, n_valid, dim, chunk_size, chunks_per_call,
-                           inner_radius, outer_radius, dtype)
+        # full float32 matmuls (no TF32/bf16 passes on accelerators): an error count is decided by
+        # the sign of the logit, which reduced-precision products would bias near the boundary
+        with jax.default_matmul_precision(MATMUL_PRECISION):
+                return count_round(logit_fn, params, key, round_index, n_valid, dim, chunk_size, chunks_per_call,
+                               inner_radius, outer_radius, dtype)
 
     if ensemble:
         one = jax.vmap(one, in_axes=(0, 0, None, None, None, None))
