@@ -44,8 +44,9 @@ their mean (unbiased when each run is). The interval is a Student-t interval on 
 ``mean * exp(+-t_{M-1} s_log / sqrt(M))``, ``s_log`` the sample standard deviation of the runs'
 ``log p_hat``: the delta method for the mean, with the spread MEASURED between independent runs
 rather than taken from the ideal-sampler formula, which ignores the correlation the MCMC moves
-leave between clones and so understates the variance. The ideal formula is reported beside it
-(``rel_std_ideal``) as a diagnostic; with ``n_repeats = 1`` it is the only interval available.
+leave between clones and so understates the variance. The ideal formula (reported as
+``rel_std_ideal``) serves as a floor on ``s_log / sqrt(M)``, since imperfect mixing can only add
+variance, and as the whole interval when ``n_repeats = 1``.
 
 Failure is reported, never hidden: a run that cannot pass level 0 returns ``status`` STALLED (all
 particles tied or none movable) or MAX_LEVELS (``max_levels`` levels were not enough: the rate is
@@ -146,7 +147,7 @@ class SplittingEstimate(NamedTuple):
       estimate: mean of the runs' ``p_hat`` (NaN unless every run REACHED).
       log10_estimate: ``log10(estimate)``, exact in float64 even below 1e-300.
       ci_low, ci_high, log10_ci_low, log10_ci_high: two-sided interval at ``confidence``.
-      rel_std: relative standard error of ``estimate``, from the spread of the runs (ideal formula if M=1).
+      rel_std: relative standard error of ``estimate``: the spread of the runs, floored at the ideal value.
       rel_std_ideal: the ideal-sampler relative standard error (diagnostic; understates MCMC correlation).
       confidence: the interval's nominal coverage.
       n_levels: int, mean number of levels per run (rounded).
@@ -156,6 +157,8 @@ class SplittingEstimate(NamedTuple):
         first failure ("stalled" / "max_levels").
       log10_level_probability: estimated ``log10 P(s > last level)`` (largest over the runs); an
         estimate of an upper bound on the rate when the status is not "reached".
+      acceptance: mean kernel acceptance rate over the runs (near 0: the clones barely move and
+        the interval, though measured, rests on few effective particles).
       method: "splitting".
     """
 
@@ -174,6 +177,7 @@ class SplittingEstimate(NamedTuple):
     n_repeats: int
     status: Any
     log10_level_probability: Any
+    acceptance: Any
     method: str = "splitting"
 
 
@@ -367,9 +371,11 @@ def summarize(runs: SplittingRuns, config: SplittingConfig, confidence: float = 
     """Combine the ``M`` runs on the last axis into an estimate with an interval (float64, host side).
 
     Point estimate: ``mean_m p_hat_m`` (computed as a log-sum-exp). Interval:
-    ``mean * exp(+-t s_log / sqrt(M))``, ``t`` the Student quantile with ``M - 1`` degrees of
-    freedom and ``s_log`` the sample standard deviation of ``log p_hat_m``; with ``M = 1`` the
-    ideal-sampler formula ``rel_var_ideal`` and a normal quantile replace them.
+    ``mean * exp(+-t rel)``, ``t`` the Student quantile with ``M - 1`` degrees of freedom and
+    ``rel = max(s_log / sqrt(M), rel_ideal)``, ``s_log`` the sample standard deviation of
+    ``log p_hat_m`` and ``rel_ideal = sqrt(mean_m rel_var_ideal_m / M)`` the ideal-sampler value
+    (a floor: imperfect mixing only adds variance). With ``M = 1``, ``rel = rel_ideal`` and a
+    normal quantile.
     """
     log_p = np.asarray(runs.log_estimate, np.float64)
     status = np.asarray(runs.status)
@@ -380,7 +386,9 @@ def summarize(runs: SplittingRuns, config: SplittingConfig, confidence: float = 
                             np.nan)
         rel_ideal = np.sqrt(np.mean(np.asarray(runs.rel_var_ideal, np.float64), axis=-1) / m)
         if m >= 2:
-            rel = np.std(log_p, axis=-1, ddof=1) / math.sqrt(m)
+            # floored at the ideal-sampler value: MCMC correlation can only add variance, so a
+            # smaller spread between M runs is luck, not precision
+            rel = np.maximum(np.std(log_p, axis=-1, ddof=1) / math.sqrt(m), rel_ideal)
             quantile = stats.t.ppf(0.5 + confidence / 2, m - 1)
         else:
             rel = rel_ideal
@@ -401,7 +409,8 @@ def summarize(runs: SplittingRuns, config: SplittingConfig, confidence: float = 
         n_evaluations=to_scalar(np.sum(np.asarray(runs.n_evaluations, np.int64), axis=-1)),
         n_particles=config.n_particles, n_repeats=m, status=to_scalar(names),
         log10_level_probability=to_scalar(np.max(np.asarray(runs.log_level_probability, np.float64), axis=-1)
-                                          / ln10))
+                                          / ln10),
+        acceptance=to_scalar(np.mean(np.asarray(runs.acceptance, np.float64), axis=-1)))
 
 
 def _check(sphere: str, radius, dim: int, config: SplittingConfig, confidence: float) -> tuple[int, float]:

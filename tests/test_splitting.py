@@ -240,11 +240,15 @@ def test_no_error_region_is_reported_not_guessed():
     and how far it got: below (1 - K/N)^max_levels."""
     d = 20
     alphas = np.linspace(0.6, 0.99, d).astype(np.float32)
-    est = sp.estimate_ellipsoid_error_rate(jax.random.key(0), alphas, "inner",
-                                           config=COVERAGE_CONFIG._replace(max_levels=25))
-    assert est.status in ("max_levels", "stalled")
-    assert math.isnan(est.estimate) and math.isnan(est.log10_estimate) and math.isnan(est.ci_high)
-    assert est.log10_level_probability <= 25 * math.log10(0.5) + 1e-6
+    for max_levels in (25, 20):
+        est = sp.estimate_ellipsoid_error_rate(jax.random.key(0), alphas, "inner",
+                                               config=COVERAGE_CONFIG._replace(max_levels=max_levels))
+        assert est.status in ("max_levels", "stalled")
+        assert math.isnan(est.estimate) and math.isnan(est.log10_estimate) and math.isnan(est.ci_high)
+        assert est.log10_level_probability <= max_levels * math.log10(0.5) + 1e-6
+        if max_levels == 25:
+            compiled = sp._repeats_jit._cache_size()
+    assert sp._repeats_jit._cache_size() == compiled   # max_levels is traced: no recompilation
 
 
 def test_bad_inputs_raise_input_error():
