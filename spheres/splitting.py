@@ -53,10 +53,10 @@ particles tied or none movable) or MAX_LEVELS (``max_levels`` levels were not en
 below about ``(1 - K/N)^max_levels``, or the classifier has no error region); its estimate is NaN,
 and ``log10_level_probability`` (estimated ``log10 P(s > last level)``) says how far it got.
 
-Everything per run is one ``lax.while_loop`` over levels, vmapped over particles and repeats, and
-mapped over models (for ensembles; see :func:`run_ensemble` for why not vmapped) inside one ``jax.jit``; the same key gives the same answer, and member
-``i`` of an ensemble equals the single run with key ``i``. The summary (means, intervals) is
-float64 numpy on the host.
+Everything per run is one ``lax.while_loop`` over levels, vmapped over particles and repeats,
+and mapped over models (for ensembles; :func:`run_ensemble` says why not vmapped), inside one
+``jax.jit``; the same key gives the same answer, and member ``i`` of an ensemble equals the
+single run with key ``i``. The summary (means, intervals) is float64 numpy on the host.
 """
 
 from __future__ import annotations
