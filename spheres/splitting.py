@@ -216,6 +216,14 @@ def restricted_rotation_step(x: jax.Array, score_x: jax.Array, direction: jax.Ar
       score_fn: per-example score ``(d,) -> scalar``.
     Returns:
       ``(x_new, score_new, accepted)``: shape ``(d,)``, scalar, bool scalar.
+
+    >>> score = lambda y: y[0] - 0.5                     # error region: the cap {y_1 > 0.5}
+    >>> x, g = jnp.array([1.0, 0.0, 0.0]), jnp.array([0.3, 2.0, 0.0])
+    >>> y, s, ok = restricted_rotation_step(x, score(x), g, 0.0, 0.5, score_fn=score)
+    >>> bool(ok), round(float(y[0]), 4), round(float(y[1]), 4)   # cos 0.5 > 0.5: accepted
+    (True, 0.8776, 0.4794)
+    >>> bool(restricted_rotation_step(x, score(x), g, 0.0, 1.2, score_fn=score)[2])   # cos 1.2 < 0.5
+    False
     """
     prop = project_to_sphere(rotate_toward(x, direction, theta), safe_norm(x))
     s_prop = score_fn(prop)
