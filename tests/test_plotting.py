@@ -14,7 +14,8 @@ from spheres.analysis import cap_profile
 from spheres.errors import InputError
 from spheres.io import write_csv_atomic, write_json_atomic
 from spheres.plotting import dimsweep, quadratic, slices, tradeoff
-from spheres.plotting.dimsweep import collapse_coordinates, draw_dimsweep, model_families, seed_jitter
+from spheres.plotting.dimsweep import (collapse_coordinates, draw_dimsweep, jitter_width, model_families,
+                                       seed_jitter)
 from spheres.plotting.quadratic import band_membership, draw_alphas
 from spheres.plotting.slices import draw_slices
 from spheres.plotting.tradeoff import above_bound, draw_tradeoff
@@ -251,14 +252,21 @@ def test_above_bound_flags_only_points_beyond_their_uncertainty():
     assert flags.tolist() == [False, True, False, False, True]
 
 
-def test_seed_jitter_is_centred_distinct_and_small():
-    n_seeds, n_models = 3, 2
+def test_seed_jitter_is_centred_distinct_and_within_its_width():
+    n_seeds, n_models, width = 3, 2, 0.1
     s, m = np.meshgrid(np.arange(n_seeds), np.arange(n_models))
-    factors = seed_jitter(s.ravel(), n_seeds, m.ravel(), n_models)
-    decades = np.log10(factors)
-    assert np.unique(factors).size == n_seeds * n_models
+    decades = np.log10(seed_jitter(s.ravel(), n_seeds, m.ravel(), n_models, width))
+    assert np.unique(decades).size == n_seeds * n_models
     assert abs(decades.mean()) < 1e-12
-    assert np.max(np.abs(decades)) <= dimsweep.JITTER_DECADES * n_models / 2 + 1e-12
+    np.testing.assert_allclose([decades.min(), decades.max()], [-width / 2, width / 2], rtol=1e-12)
+
+
+def test_jitter_never_makes_neighbouring_dimensions_overlap():
+    for dims in ([16, 32, 64], [6, 10], [100, 101], [500]):
+        w = jitter_width(np.array(dims), 3)
+        assert 0 < w <= 3 * dimsweep.JITTER_DECADES
+        if len(dims) > 1:
+            assert w < np.min(np.diff(np.log10(dims)))  # the spreads of neighbours are disjoint
 
 
 def test_band_membership_is_the_closed_interval_from_one_over_r_squared_to_one():

@@ -49,16 +49,34 @@ def collapse_coordinates(mu: np.ndarray, distance: np.ndarray, dim: np.ndarray) 
     return stats.norm.isf(mu), np.asarray(distance, np.float64) * np.sqrt(np.asarray(dim, np.float64))
 
 
-def seed_jitter(seed_rank: np.ndarray, n_seeds: int, model_rank: np.ndarray, n_models: int) -> np.ndarray:
+def seed_jitter(seed_rank: np.ndarray, n_seeds: int, model_rank: np.ndarray, n_models: int,
+                width_decades: float) -> np.ndarray:
     """Multiplicative x offsets (for a log axis) that spread seeds and models around their dimension.
 
-    Offsets are evenly spaced within +-JITTER_DECADES/2 * n_models decades and centred on 0, so the
-    mean position of a dimension's points stays at ``d``.
+    The ``n_seeds * n_models`` slots (models outermost) are evenly spaced over ``width_decades``
+    and centred on 0, so the mean position of a dimension's points stays at ``d``.
+
+    Args:
+      seed_rank, model_rank: ``(n,)`` integer ranks of each point's seed and model.
+      n_seeds, n_models: number of distinct seeds and models.
+      width_decades: total spread, in decades of ``d``.
+    Returns:
+      float64 ``(n,)`` factors ``10**offset``.
     """
     slots = n_seeds * n_models
     k = np.asarray(model_rank) * n_seeds + np.asarray(seed_rank)
-    offset = (k - (slots - 1) / 2) * JITTER_DECADES / max(slots - 1, 1) * n_models
+    offset = (k - (slots - 1) / 2) * width_decades / max(slots - 1, 1)
     return 10.0**offset
+
+
+def jitter_width(dims: np.ndarray, n_models: int) -> float:
+    """Total seed/model spread in decades: ``JITTER_DECADES`` per model, at most 35% of the
+    narrowest gap between neighbouring dimensions (so dimensions never overlap)."""
+    width = JITTER_DECADES * n_models
+    logs = np.log10(np.unique(np.asarray(dims, np.float64)))
+    if logs.size > 1:
+        width = min(width, 0.35 * float(np.min(np.diff(logs))))
+    return width
 
 
 def model_families(rows: list[dict]) -> list[str]:
@@ -119,10 +137,10 @@ def draw_dimsweep(results_csv: str | os.PathLike, fit_json: str | os.PathLike, o
     dist, se, opt = col["distance"], col["distance_se"], col["optimal_distance"]
     if np.any(np.isfinite(dim) & (dim < 2)):
         raise InputError(f"{results_csv}: column 'dim'", "dimensions must be >= 2")
-    shown = np.isfinite(dim) & np.isfinite(mu) & (mu > 0) & (mu < 1) & np.isfinite(dist) & (dist > 0)
+    shown = np.isfinite(dim) & np.isfinite(mu) & (mu > 0) & (mu < 1) & np.isfinite(dist) & (dist >= 0)
     n_hidden = int(np.sum(~shown))
     if not np.any(shown):
-        raise InputError(str(results_csv), "no row has a measured 0 < mu < 1 and d(E) > 0: nothing to draw")
+        raise InputError(str(results_csv), "no row has a measured 0 < mu < 1 and d(E): nothing to draw")
 
     names = sorted(set(models[shown]))
     marker = {m: MARKERS[i % len(MARKERS)] for i, m in enumerate(names)}
@@ -188,7 +206,7 @@ def draw_dimsweep(results_csv: str | os.PathLike, fit_json: str | os.PathLike, o
                            label=f"d = {d}") for d in dims]
         fig.legend(handles=handles, loc="outside right upper", frameon=False)
         note = (f"Every checkpoint of every run; error bars: {N_SE:g} SE in d(E), interval of $\\mu(E)$."
-                + (f" Not shown: {n_hidden} of {len(rows)} rows without a measured $0 < \\mu(E) < 1$ and d(E) > 0."
+                + (f" Not shown: {n_hidden} of {len(rows)} rows without a measured $0 < \\mu(E) < 1$ and d(E)."
                    if n_hidden else ""))
         ax.text(0.0, -0.12, textwrap.fill(note, 110), transform=ax.transAxes, ha="left", va="top", fontsize=9.5,
                 color="0.3")
@@ -205,7 +223,7 @@ def draw_dimsweep(results_csv: str | os.PathLike, fit_json: str | os.PathLike, o
         seeds = sorted({str(rows[i]["seed"]) for i in idx})
         seed_rank = np.array([seeds.index(str(rows[i]["seed"])) for i in idx], dtype=np.int64)
         model_rank = np.array([names.index(models[i]) for i in idx], dtype=np.int64)
-        xj = dim[idx] * seed_jitter(seed_rank, len(seeds), model_rank, len(names))
+        xj = dim[idx] * seed_jitter(seed_rank, len(seeds), model_rank, len(names), jitter_width(dims, len(names)))
         ratio = dist[idx] / opt[idx]
         rerr = N_SE * np.nan_to_num(se[idx]) / opt[idx]
 
@@ -214,8 +232,8 @@ def draw_dimsweep(results_csv: str | os.PathLike, fit_json: str | os.PathLike, o
         y_top = max(1.15, float(np.max(ratio + rerr, initial=0.0)) * 1.05)
         ax.axhspan(1.0, y_top, color="0.9", zorder=0)
         ax.axhline(1.0, color="black", lw=2.0, zorder=2)
-        ax.text(0.99, 1.0 + 0.5 * (y_top - 1.0), "above the bound: impossible (Levy's isoperimetric inequality)",
-                transform=ax.get_yaxis_transform(), ha="right", va="center", fontsize=10, color="0.35")
+        ax.text(0.99, y_top - 0.03 * y_top, "above the bound: impossible (Levy's isoperimetric inequality)",
+                transform=ax.get_yaxis_transform(), ha="right", va="top", fontsize=10, color="0.35", zorder=1)
         for m in names:
             sel = models[idx] == m
             ax.errorbar(xj[sel], ratio[sel], yerr=rerr[sel], fmt=marker[m], ms=8, color=mcolor[m], mec="white",

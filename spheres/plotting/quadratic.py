@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
 from spheres.errors import InputError
 from spheres.plotting._common import OKABE_ITO, load_json, load_table, numeric, save_png, sci_plain, slide_style
@@ -23,6 +24,14 @@ from spheres.plotting._common import OKABE_ITO, load_json, load_table, numeric, 
 SUMMARY_KEYS = ("radius", "alphas_outside", "dim", "exact_mu_inner", "exact_mu_outer", "clt_mu_inner",
                 "clt_mu_outer", "exact_mean_distance", "train_size", "steps")
 INSIDE, OUTSIDE = OKABE_ITO[2], OKABE_ITO[1]  # bluish green, vermillion
+#: the net's rule for each orientation of :class:`spheres.quadratic.Orientation` (optional summary key)
+RULES = {
+    "outer_if_greater": r"$\alpha_1 z_1^2 + \dots + \alpha_d z_d^2 > 1$",
+    "outer_if_less": r"$\alpha_1 z_1^2 + \dots + \alpha_d z_d^2 < 1$",
+    "outer_if_nonzero": r"$\alpha_1 z_1^2 + \dots + \alpha_d z_d^2 > 0$",
+    "always_outer": "always (every point called outer)",
+    "always_inner": "never (every point called inner)",
+}
 
 
 def band_membership(alpha: np.ndarray, radius: float) -> np.ndarray:
@@ -51,7 +60,9 @@ def draw_alphas(alphas_csv: str | os.PathLike, summary_json: str | os.PathLike, 
 
     Args:
       alphas_csv: table with a column ``alpha`` (one row per alpha_i).
-      summary_json: object with the keys in :data:`SUMMARY_KEYS` (rates may be null when not computed).
+      summary_json: object with the keys in :data:`SUMMARY_KEYS` (rates may be null when not computed)
+        and optionally ``orientation`` (a :class:`spheres.quadratic.Orientation` value; default
+        ``outer_if_greater``, the case the band criterion is for).
       out_png: where to write the figure.
     Returns:
       ``[out_png]``.
@@ -73,7 +84,8 @@ def draw_alphas(alphas_csv: str | os.PathLike, summary_json: str | os.PathLike, 
     lo = min(float(alpha.min()), lo_band)
     hi = max(float(alpha.max()), 1.0)
     pad = 0.06 * (hi - lo)
-    bins = np.linspace(lo - pad, hi + pad, 46)
+    n_bins = int(np.clip(round(2 * np.sqrt(alpha.size)), 10, 45))
+    bins = np.linspace(lo - pad, hi + pad, n_bins + 1)
 
     with slide_style():
         fig = Figure(figsize=(11.5, 6.0), layout="constrained")
@@ -88,12 +100,15 @@ def draw_alphas(alphas_csv: str | os.PathLike, summary_json: str | os.PathLike, 
             ax.axvline(x, color="black", lw=1.8, ls="--", zorder=3)
             ax.text(x, 1.01, label, transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=11)
         ax.set_xlim(bins[0], bins[-1])
-        ax.set_xlabel(r"$\alpha_i$   (the net says outer iff $\alpha_1 z_1^2 + \dots + \alpha_d z_d^2 > 1$, $z$ = rotated input)")
+        orientation = str(summary.get("orientation", "outer_if_greater"))
+        rule = RULES.get(orientation, orientation)
+        ax.set_xlabel(rf"$\alpha_i$   (the net says outer iff {rule}, $z$ = rotated input)")
         ax.set_ylabel(r"number of coefficients $\alpha_i$")
         n_train = "online" if not num["train_size"] else f"N = {int(num['train_size']):,}"
         steps = "" if num["steps"] is None else f", {int(num['steps']):,} steps"
         ax.set_title(f"The trained quadratic net, solved exactly: its {alpha.size} coefficients "
                      rf"$\alpha_i$" f"\n(d = {int(num['dim'])}, R = {radius:g}, {n_train}{steps})", pad=22)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(True, axis="y", alpha=0.3)
 
         reported = int(num["alphas_outside"]) if num["alphas_outside"] is not None else None
@@ -116,6 +131,9 @@ def draw_alphas(alphas_csv: str | os.PathLike, summary_json: str | os.PathLike, 
             "exact d(E), inner sphere",
             f"  {dist}  (chord, radius 1)",
         ])
+        if orientation != "outer_if_greater":
+            box += ("\n\nNOTE: this net's sign case is\n" f"  {orientation};\n"
+                    "  the band [1/R\u00b2, 1] criterion is\n  for 'outer iff sum > 1' only")
         info.text(0.0, 0.60, box, transform=info.transAxes, ha="left", va="top", fontsize=10, family="monospace",
                   bbox=dict(boxstyle="round,pad=0.6", fc="white", ec="0.6"))
         handles = [Patch(color=INSIDE, label=r"$\alpha_i$ in $[1/R^2, 1]$"),

@@ -19,7 +19,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Circle, Patch
@@ -79,16 +78,16 @@ def draw_slices(slices_npz: str | os.PathLike, out_png: str | os.PathLike) -> li
     panels = [_panel(data, k, slices_npz) for k in range(max(n_panels, 1))]
     margin = (1.0 + radius) / 2
 
-    cmap = ListedColormap([INNER_FILL, OUTER_FILL])
     with slide_style():
         fig = Figure(figsize=(max(5.0 * len(panels), 11.0), 6.0), layout="constrained")
         axes = fig.subplots(1, len(panels), squeeze=False)[0]
         no_boundary, any_points = [], False
         for k, (ax, (coords, logits, title, points)) in enumerate(zip(axes, panels)):
             masked = np.ma.masked_invalid(logits)
-            ax.pcolormesh(coords, coords, (masked > 0).astype(np.float64), cmap=cmap, vmin=0, vmax=1,
-                          shading="nearest", rasterized=True, zorder=0)
             finite = logits[np.isfinite(logits)]
+            # filled by sign with the same (linear) interpolation as the boundary line, so they agree
+            big = 2.0 * float(np.max(np.abs(finite), initial=0.0)) + 1.0
+            ax.contourf(coords, coords, masked, levels=[-big, 0.0, big], colors=[INNER_FILL, OUTER_FILL], zorder=0)
             if finite.size and finite.min() < 0 < finite.max():
                 ax.contour(coords, coords, masked, levels=[0.0], colors="black", linewidths=2.6, zorder=3)
             else:

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter, LogLocator
 
 from spheres import theory
 from spheres.errors import InputError
@@ -159,6 +160,10 @@ def draw_tradeoff(results_csv: str | os.PathLike, out_png: str | os.PathLike) ->
                     ha="center", va="center", fontsize=12, color="0.3")
         ax.set_xscale("log")
         ax.set_xlim(x_min, x_max)
+        if np.log10(x_max / x_min) <= 2.5:  # a narrow range: label 2 and 5 times each power too, as decimals
+            ax.xaxis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
+            ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         top = np.nanmax(np.append(dist[shown] + N_SE * np.nan_to_num(se[shown]), 0.0))
         ax.set_ylim(0, 1.12 * max(top, float(theory.mean_distance_to_cap(x_min * 10**0.35, dim))))
         ax.set_xlabel(r"inner-sphere error rate $\mu(E)$ (fraction of the inner sphere misclassified)")
