@@ -292,3 +292,13 @@ def test_models_whose_name_changes_with_d_are_one_family():
     for r in rows:
         del r["family"]
     assert set(model_families(rows)) == {"quad-w16", "quad-w64", "quad-w256", "relu-w1000-d2"}
+
+
+def test_wrapped_notes_never_split_a_mathtext_span():
+    from spheres.plotting._common import wrap
+
+    note = "Not shown: 6 of 16 rows without a measured $0 < \\mu(E) < 1$ and d(E). " * 5
+    lines = wrap(note, 37).splitlines()
+    assert len(lines) > 5
+    assert all(line.count("$") % 2 == 0 for line in lines)
+    assert " ".join(lines) == note.strip()

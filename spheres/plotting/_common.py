@@ -180,3 +180,12 @@ def sci_plain(x: float | None, digits: int = 2) -> str:
     if -2 <= exp <= 2:
         return sci(x, digits)
     return f"{mant:.{digits - 1}f} \u00d7 10" + str(exp).translate(_SUPERSCRIPT)
+
+
+def wrap(text: str, width: int = 110) -> str:
+    """``textwrap.fill`` that never breaks inside a ``$...$`` mathtext span (a split span would not parse)."""
+    import re
+    import textwrap
+
+    protected = re.sub(r"\$[^$]*\$", lambda m: m.group(0).replace(" ", "\x00"), text)
+    return textwrap.fill(protected, width).replace("\x00", " ")

@@ -16,7 +16,6 @@ Two figures from one saved results table (one row per model x dimension x seed x
 from __future__ import annotations
 
 import os
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +26,7 @@ from scipy import stats
 from spheres import theory
 from spheres.errors import InputError
 from spheres.plotting._common import (MARKERS, OKABE_ITO, load_json, load_table, log_norm, numeric, save_png,
-                                      seq_color, slide_style, text)
+                                      seq_color, slide_style, text, wrap)
 
 COLUMNS = ("model", "dim", "seed", "step", "mu", "mu_lower", "mu_upper", "distance", "distance_se",
            "optimal_distance")
@@ -77,6 +76,23 @@ def jitter_width(dims: np.ndarray, n_models: int) -> float:
     if logs.size > 1:
         width = min(width, 0.35 * float(np.min(np.diff(logs))))
     return width
+
+
+def _rate_ticks(c_lo: float, c_hi: float, most: int = 9) -> tuple[list[float], list[str]]:
+    """Positions ``c = Phi^{-1}(1 - mu)`` and labels of round error rates (1/2, ``10^-k``, ``1 - 10^-k``)
+    inside ``[c_lo, c_hi]``, chosen outward from 1/2 at least ``(c_hi - c_lo)/most`` apart."""
+    gap = (c_hi - c_lo) / most
+    small = [(float(stats.norm.isf(10.0**-k)), f"$10^{{-{k}}}$") for k in range(1, 300)]  # c ascending
+    large = [(float(stats.norm.isf(1 - 10.0**-k)), f"{1 - 10.0**-k:.{k}f}") for k in range(1, 16)]  # c descending
+    ticks = [(0.0, "1/2")]
+    for side in (small, large):
+        last = 0.0
+        for c, label in side:
+            if abs(c - last) >= gap:
+                ticks.append((c, label))
+                last = c
+    ticks = sorted(t for t in ticks if c_lo <= t[0] <= c_hi)
+    return [t[0] for t in ticks], [t[1] for t in ticks]
 
 
 def model_families(rows: list[dict]) -> list[str]:
@@ -182,7 +198,7 @@ def draw_dimsweep(results_csv: str | os.PathLike, fit_json: str | os.PathLike, o
                             elinewidth=0.9, alpha=0.6, zorder=4)
                 ax.plot(x[sel], y[sel], marker=marker[m], ms=7, ls="none", mfc=c, mec="white", mew=0.6, zorder=5)
         ax.set_xlim(c_grid[0], c_grid[-1])
-        ax.set_ylim(bottom=0)
+        ax.set_ylim(bottom=-0.02 * ax.get_ylim()[1])  # d(E) = 0 (every start point already wrong) stays visible
         ax.set_xlabel(r"$c = \Phi^{-1}(1 - \mu(E))$   (error rate on a normal-quantile scale: larger $c$ = fewer errors)")
         ax.set_ylabel(r"$d(E)\,\sqrt{d}$   (distance to the nearest error, rescaled)")
         ax.set_title("Dimension collapse: if d(E) shrinks like $1/\\sqrt{d}$, nets of every dimension d\n"
@@ -190,10 +206,8 @@ def draw_dimsweep(results_csv: str | os.PathLike, fit_json: str | os.PathLike, o
         ax.grid(True, alpha=0.3)
         # secondary axis: the error rate itself
         top = ax.secondary_xaxis("top", functions=(lambda c: c, lambda c: c))
-        ticks = [t for t in range(0, 300) if c_grid[0] <= stats.norm.isf(10.0**-t if t > 0 else 0.5) <= c_grid[-1]]
-        ticks = ticks[::max(1, -(-len(ticks) // 8))]  # at most 8 labels
-        top.set_xticks([float(stats.norm.isf(10.0**-t)) if t > 0 else 0.0 for t in ticks],
-                       labels=[f"$10^{{-{t}}}$" if t > 0 else "1/2" for t in ticks])
+        pos, labels = _rate_ticks(c_grid[0], c_grid[-1])
+        top.set_xticks(pos, labels=labels)
         top.set_xlabel(r"$\mu(E)$", fontsize=10.5)
         ax.text(0.02, 0.97, fit_box, transform=ax.transAxes, ha="left", va="top", fontsize=10,
                 bbox=dict(boxstyle="round,pad=0.5", fc="white", ec="0.6", alpha=0.95), zorder=7)
@@ -208,7 +222,7 @@ def draw_dimsweep(results_csv: str | os.PathLike, fit_json: str | os.PathLike, o
         note = (f"Every checkpoint of every run; error bars: {N_SE:g} SE in d(E), interval of $\\mu(E)$."
                 + (f" Not shown: {n_hidden} of {len(rows)} rows without a measured $0 < \\mu(E) < 1$ and d(E)."
                    if n_hidden else ""))
-        ax.text(0.0, -0.12, textwrap.fill(note, 110), transform=ax.transAxes, ha="left", va="top", fontsize=9.5,
+        ax.text(0.0, -0.12, wrap(note, 110), transform=ax.transAxes, ha="left", va="top", fontsize=9.5,
                 color="0.3")
         paths.append(save_png(fig, out_collapse_png))
 
@@ -253,10 +267,11 @@ def draw_dimsweep(results_csv: str | os.PathLike, fit_json: str | os.PathLike, o
         handles.append(Line2D([], [], color="black", lw=2.0))
         labels.append("the bound (a spherical cap)")
         fig.legend(handles, labels, loc="outside right upper", frameon=False, title="model")
-        note = (f"Last checkpoint of each run (model, d, seed, training set); error bars: {N_SE:g} SE of d(E) (the uncertainty of $\\mu(E)$, which moves "
+        note = (f"Last checkpoint of each run (model, d, seed, training set); error bars: {N_SE:g} SE of d(E) "
+                "(the uncertainty of $\\mu(E)$, which moves "
                 f"$d_{{\\mathrm{{cap}}}}$, is not included)."
                 + (f" {n_earlier} earlier checkpoints are on the collapse figure." if n_earlier else ""))
-        ax.text(0.0, -0.13, textwrap.fill(note, 110), transform=ax.transAxes, ha="left", va="top", fontsize=9.5,
+        ax.text(0.0, -0.13, wrap(note, 110), transform=ax.transAxes, ha="left", va="top", fontsize=9.5,
                 color="0.3")
         paths.append(save_png(fig, out_ratio_png))
     return paths

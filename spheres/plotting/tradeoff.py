@@ -21,7 +21,6 @@ Conventions (each one also stated on the figure):
 from __future__ import annotations
 
 import os
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +31,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator
 from spheres import theory
 from spheres.errors import InputError
 from spheres.plotting._common import (MARKERS, load_table, log_norm, numeric, save_png, seq_color, slide_style,
-                                      text)
+                                      text, wrap)
 
 COLUMNS = ("model", "dim", "seed", "train_size", "step", "mu", "mu_lower", "mu_upper", "distance",
            "distance_se", "distance_failures")
@@ -165,7 +164,8 @@ def draw_tradeoff(results_csv: str | os.PathLike, out_png: str | os.PathLike) ->
             ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
             ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         top = np.nanmax(np.append(dist[shown] + N_SE * np.nan_to_num(se[shown]), 0.0))
-        ax.set_ylim(0, 1.12 * max(top, float(theory.mean_distance_to_cap(x_min * 10**0.35, dim))))
+        y_max = 1.12 * max(top, float(theory.mean_distance_to_cap(x_min * 10**0.35, dim)))
+        ax.set_ylim(-0.02 * y_max, y_max)  # d(E) = 0 (every start point already wrong) stays visible
         ax.set_xlabel(r"inner-sphere error rate $\mu(E)$ (fraction of the inner sphere misclassified)")
         ax.set_ylabel("d(E): mean distance from an inner-sphere point\nto its nearest error (chord; inner radius 1)")
         title = (f"Distance to the nearest error vs error rate, d = {dim}: trained nets (points)\n"
@@ -205,6 +205,7 @@ def draw_tradeoff(results_csv: str | os.PathLike, out_png: str | os.PathLike) ->
             left_off.append(f"{n_zero} with $\\mu(E) = 0$ and no upper bound")
         if left_off:
             notes.append(f"Not shown ({len(rows) - int(shown.sum())} of {len(rows)} rows): " + "; ".join(left_off) + ".")
-        ax.text(0.0, -0.13, "\n".join(textwrap.fill(n, 110) for n in notes), transform=ax.transAxes, ha="left", va="top", fontsize=9.5,
+        ax.text(0.0, -0.13, "\n".join(wrap(n, 110) for n in notes), transform=ax.transAxes, ha="left",
+                va="top", fontsize=9.5,
                 color="0.3")
         return [save_png(fig, out_png)]
