@@ -10,8 +10,10 @@ memory estimate says no) this prints one JSON row with
 - ``gflops``: achieved matmul GFLOP/s, counting exactly the matmuls of the forward and backward
   pass (``models.count_matmul_flops(..., train=True)``: ``2 m k n`` per product; the first
   layer has no input gradient);
-- ``peak_gflops`` / ``fraction_of_peak``: a ``2048^3`` float32 matmul timed right before the row
-  (same process, same load: ``benchmarks/_peak.py``), and achieved / peak;
+- ``peak_gflops`` / ``fraction_of_peak``: the best of ``2048^3`` float32 matmuls timed in the
+  same process, interleaved with the timed runs (``benchmarks/_peak.py``), and best achieved /
+  best peak; ``fraction_of_peak_paired`` is the spread of achieved / peak over the (peak, run)
+  pairs, the more robust number on a machine whose load changes between seconds;
 - ``baseline_model_steps_per_s`` / ``speedup_vs_baseline``: the naive way, the same single-model
   jitted step called per model and per step from a Python loop.
 
@@ -90,16 +92,18 @@ def bench_row(name: str, size: int, repeats: int, target_s: float, baseline_step
     per_step = (time.perf_counter() - t0) / 2
     n_steps = max(2, int(round(target_s / max(per_step, 1e-6))))
 
-    peak = measure_matmul_peak(n=2048, repeats=5)
+    # Interleave the peak matmul with the timed runs, so that both see the same (shared) machine.
     holder = [states]
-
-    def run():
-        holder[0] = trainer.ensemble_advance(holder[0], hypers, n_steps)
-        return holder[0]
-
-    times = _timed(run, repeats)
+    times, peaks = [], []
+    for _ in range(repeats):
+        peaks.append(measure_matmul_peak(n=2048, repeats=1)["gflops"])
+        t0 = time.perf_counter()
+        holder[0] = jax.block_until_ready(trainer.ensemble_advance(holder[0], hypers, n_steps))
+        times.append(time.perf_counter() - t0)
     assert trainer.traces["advance"] == 1, "ensemble_advance recompiled"
     rates = sorted(size * n_steps / t for t in times)
+    flops = models.count_matmul_flops(config.PAPER_MODELS[name], DIM, BATCH, train=True)
+    paired = sorted(size * n_steps * flops / t / 1e9 / p for t, p in zip(times, peaks))
 
     # Naive baseline: the single-model jitted step, called per model per step from Python.
     step = jax.jit(lambda s, h: trainer.step(s, h)[0])
@@ -115,15 +119,16 @@ def bench_row(name: str, size: int, repeats: int, target_s: float, baseline_step
 
     base_rate = max(size * baseline_steps / t for t in _timed(naive, max(2, repeats // 2)))
 
-    flops = models.count_matmul_flops(config.PAPER_MODELS[name], DIM, BATCH, train=True)
     best = rates[-1]
+    peak = max(peaks)
     return dict(
         benchmark="train_throughput", model=name, dim=DIM, batch=BATCH, ensemble=size,
         devices=int(train.ensemble_mesh(size).devices.size),
         steps_per_call=n_steps, repeats=repeats,
         model_steps_per_s=best, model_steps_per_s_spread=dict(min=rates[0], median=rates[len(rates) // 2], max=best),
         examples_per_s=best * BATCH, flops_per_model_step=flops, gflops=best * flops / 1e9,
-        peak_gflops=peak["gflops"], fraction_of_peak=best * flops / 1e9 / peak["gflops"],
+        peak_gflops=peak, fraction_of_peak=best * flops / 1e9 / peak,
+        fraction_of_peak_paired=dict(min=paired[0], median=paired[len(paired) // 2], max=paired[-1]),
         baseline_model_steps_per_s=base_rate, speedup_vs_baseline=best / base_rate,
         compile_s=compile_s, load_average=os.getloadavg()[0], backend=jax.default_backend())
 

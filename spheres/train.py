@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import collections
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -153,7 +153,7 @@ def _select_keys(pred: jax.Array, on_true: jax.Array, on_false: jax.Array) -> ja
     return jax.random.wrap_key_data(data, impl=jax.random.key_impl(on_true))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Trainer:
     """Pure training functions for one experiment (built by :func:`make_trainer`).
 
@@ -180,10 +180,27 @@ class Trainer:
     evaluate: Callable
     train: Callable
     logit_fn: Callable
-    traces: collections.Counter
+    traces: collections.Counter = field(default_factory=collections.Counter)
+    _compiled: dict = field(default_factory=dict, repr=False)
 
     def _jitted(self, name: str, fn: Callable, size: int, n_sharded: int, n_replicated: int = 0):
-        return _ensemble_jit(self, name, fn, size, n_sharded, n_replicated)
+        """``jit(vmap(fn))`` with the ensemble axis sharded: one program per (function, E, devices)."""
+        devices = tuple(jax.devices())
+        cache_key = (name, size, devices)
+        if cache_key not in self._compiled:
+            mesh = ensemble_mesh(size, list(devices))
+            sharded = NamedSharding(mesh, PartitionSpec("ensemble"))
+            replicated = NamedSharding(mesh, PartitionSpec())
+            in_axes = (0,) * n_sharded + (None,) * n_replicated
+            traces = self.traces
+
+            def traced(*args):
+                traces[name] += 1  # Python side effect: runs once per trace, never per call
+                return jax.vmap(fn, in_axes=in_axes)(*args)
+
+            self._compiled[cache_key] = jax.jit(
+                traced, in_shardings=(sharded,) * n_sharded + (replicated,) * n_replicated, out_shardings=sharded)
+        return self._compiled[cache_key]
 
     def ensemble_init(self, keys: jax.Array, hypers: Hyper) -> TrainState:
         """``vmap(init)``: keys ``(E,)``, hypers fields ``(E,)`` -> states with leading axis E."""
@@ -202,29 +219,6 @@ class Trainer:
     def ensemble_train(self, keys: jax.Array, hypers: Hyper):
         """``vmap(train)``: the whole ensemble run as one compiled program."""
         return self._jitted("train", self.train, keys.shape[0], 2)(keys, hypers)
-
-
-# One compiled program per (trainer, function, ensemble size, device set).
-_JIT_CACHE: dict = {}
-
-
-def _ensemble_jit(trainer: Trainer, name: str, fn: Callable, size: int, n_sharded: int, n_replicated: int):
-    devices = tuple(jax.devices())
-    cache_key = (id(trainer), name, size, devices)
-    if cache_key not in _JIT_CACHE:
-        mesh = ensemble_mesh(size, list(devices))
-        sharded = NamedSharding(mesh, PartitionSpec("ensemble"))
-        replicated = NamedSharding(mesh, PartitionSpec())
-        in_axes = (0,) * n_sharded + (None,) * n_replicated
-
-        def traced(*args):
-            trainer.traces[name] += 1  # Python side effect: runs once per trace, never per call
-            return jax.vmap(fn, in_axes=in_axes)(*args)
-
-        jitted = jax.jit(traced, in_shardings=(sharded,) * n_sharded + (replicated,) * n_replicated,
-                         out_shardings=sharded)
-        _JIT_CACHE[cache_key] = (trainer, jitted)  # hold the trainer so its id is not reused
-    return _JIT_CACHE[cache_key][1]
 
 
 def make_trainer(cfg: ExperimentConfig, eval_size: int = EVAL_SIZE) -> Trainer:
@@ -307,4 +301,4 @@ def make_trainer(cfg: ExperimentConfig, eval_size: int = EVAL_SIZE) -> Trainer:
         return state, metrics, variables
 
     return Trainer(cfg=cfg, init=init, step=step, draw_batch=draw_batch, advance=advance, evaluate=evaluate,
-                   train=train, logit_fn=logit_fn, traces=collections.Counter())
+                   train=train, logit_fn=logit_fn)
