@@ -6,15 +6,17 @@ Prints JSON rows (one object per line), each with ``"bench"`` naming what was ti
   in the same run (and again right before each Monte Carlo timing; the largest value so far is
   the reference ``peak_gflops`` for ``fraction_of_peak``, so a busy machine cannot inflate it).
 * ``monte_carlo``: samples/s (both spheres counted) of :func:`spheres.montecarlo.error_rates` for
-  each paper architecture at d = 500 (initial weights: throughput does not depend on the values),
+  each paper architecture at d = 500 (initial weights with the output bias centred so that the
+  boundary crosses the spheres: throughput does not depend on the values otherwise),
   with the achieved matmul GFLOP/s (:func:`spheres.models.count_matmul_flops`) and its fraction of
   the measured peak; beside it a naive baseline (a Python loop drawing and classifying one
   sample per jitted call with a host sync and a float count, the pattern of simple
   reimplementations) and the speed-up ratio. The ellipsoid classifier (no matmul) is timed too.
 * ``exact_quad``: time of the exact inner/outer error rates and of the exact ``d(E)`` (points/s)
   from :mod:`spheres.quadratic`, for a quad net's alphas at d = 500.
-* ``attack``: on-manifold attack points/s for each architecture and for the ellipsoid classifier
-  (the un-batched baseline: the same jitted attack called one point at a time).
+* ``attack``: on-manifold attack points/s for each architecture (each point attacked from its
+  predicted class, so every search is real) and for the ellipsoid classifier (with the
+  un-batched baseline: the same jitted attack called one point at a time).
 
 Usage: ``python benchmarks/measure_throughput.py [--quick]`` (``--quick``: under 2 minutes on a
 2-core CPU). Compile time is excluded (every timed call is warmed up first with the same shapes).
@@ -27,10 +29,14 @@ import json
 import platform
 import sys
 import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _peak import measure_matmul_peak  # noqa: E402  (the shared peak yardstick beside this script)
 
 from spheres import attacks, montecarlo, quadratic
 from spheres.classifiers import ellipsoid_logit
@@ -57,13 +63,26 @@ def timed(fn, *args, repeats: int = 1) -> float:
 
 
 def matmul_peak(n: int, repeats: int) -> float:
-    """float32 GFLOP/s of a jitted (n, n) @ (n, n) product (best of ``repeats``)."""
-    a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
-    b = jax.random.normal(jax.random.key(1), (n, n), jnp.float32)
-    # the same matmul precision as the measurements (full float32, no TF32 on accelerators)
-    f = jax.jit(lambda a, b: jnp.matmul(a, b, precision=montecarlo.MATMUL_PRECISION))
-    f(a, b).block_until_ready()
-    return 2.0 * n**3 / timed(f, a, b, repeats=repeats) / 1e9
+    """float32 GFLOP/s of a jitted (n, n) @ (n, n) product, best of ``repeats``: the project's shared
+    yardstick (``benchmarks/_peak.py``, full float32 precision like the measurements)."""
+    return measure_matmul_peak(n, repeats)["gflops"]
+
+
+def centered(variables, logit_fn):
+    """Shift the output bias so the median logit on the sphere of radius 1.15 is 0.
+
+    Untrained weights call (almost) everything one class; the untrained quad net even calls every
+    point outer. With the shift the decision boundary crosses both spheres, as for a trained
+    model, so attacks time a real search (throughput does not depend on the weights otherwise).
+    """
+    xs = jax.vmap(lambda k: sample_sphere(k, DIM, 1.15))(jax.random.split(jax.random.key(9), 256))
+    shift = jnp.median(jax.vmap(logit_fn, in_axes=(None, 0))(variables, xs))
+    params = dict(variables["params"])
+    if "head" in params:
+        params["head"] = {**params["head"], "bias": params["head"]["bias"] - shift}
+    else:
+        params["b"] = params["b"] - shift
+    return {**variables, "params": params}
 
 
 def naive_baseline(logit_fn, params, n: int, batch: int) -> float:
@@ -108,8 +127,8 @@ def main(argv=None) -> int:
     attack_points = 16 if quick else 64
     xs = jax.vmap(lambda k: sample_sphere(k, DIM))(jax.random.split(jax.random.key(5), attack_points))
     for i, (name, cfg) in enumerate(PAPER_MODELS.items()):
-        variables = init_variables(jax.random.key(i), cfg, DIM)
         logit_fn = make_logit_fn(cfg, DIM)
+        variables = centered(init_variables(jax.random.key(i), cfg, DIM), logit_fn)
         n = budget[name] * scale
         chunks = max(1, min(64, n // chunk))
 
@@ -135,7 +154,9 @@ def main(argv=None) -> int:
             continue
         att = attacks.make_attack(logit_fn)
         k = attack_points if gpu or cfg.width * cfg.depth < 10_000 else 4  # the deep net is slow on CPU
-        labels = jnp.zeros(k, jnp.int32)
+        # untrained weights call whole spheres one class: attack each point from its PREDICTED
+        # class, so every point starts correct and the search for the boundary is what is timed
+        labels = (jax.vmap(logit_fn, in_axes=(None, 0))(variables, xs[:k]) > 0).astype(jnp.int32)
         jax.block_until_ready(att(variables, xs[:k], labels))
         ta = timed(att, variables, xs[:k], labels)
         res = att(variables, xs[:k], labels)
