@@ -130,10 +130,11 @@ def main(argv=None) -> int:
         logit_fn = make_logit_fn(cfg, DIM)
         variables = centered(init_variables(jax.random.key(i), cfg, DIM), logit_fn)
         n = budget[name] * scale
-        chunks = max(1, min(64, n // chunk))
+        size = min(chunk, n)  # a chunk larger than the sample count would compute masked samples
+        chunks = max(1, min(64, n // size))
 
-        def run(key, n=n, logit_fn=logit_fn, variables=variables, chunks=chunks):
-            r = montecarlo.error_rates(logit_fn, variables, key, DIM, samples=n, chunk_size=chunk,
+        def run(key, n=n, logit_fn=logit_fn, variables=variables, chunks=chunks, size=size):
+            r = montecarlo.error_rates(logit_fn, variables, key, DIM, samples=n, chunk_size=size,
                                        chunks_per_call=chunks)
             return r.inner.count
 
