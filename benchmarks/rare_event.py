@@ -3,7 +3,8 @@
 Prints JSON rows (one object per line), each with ``"bench"`` naming what was measured:
 
 * ``matmul_peak``: this machine's float32 matmul GFLOP/s (``benchmarks/_peak.py``), measured in
-  the same run; the yardstick for ``fraction_of_peak``.
+  the same run, and again after each model's timings; the largest value so far (``peak_gflops`` in
+  each row) is the yardstick for ``fraction_of_peak``, so a busy moment cannot inflate it.
 * ``splitting``: one row per classifier at d = 500, both with error rates far below what Monte
   Carlo sees, evaluated on the inner sphere:
 
@@ -145,10 +146,12 @@ def bench(name: str, logit_fn, params, flops_per_eval: int, config: splitting.Sp
                    mc_samples_equal_error=mc_samples, mc_chunk=MC_CHUNK, mc_chunk_seconds=chunk_seconds,
                    mc_seconds_equal_error=mc_seconds, evaluation_ratio=mc_samples / est.n_evaluations,
                    time_ratio=mc_seconds / seconds)
+    # the machine may be shared: re-measure the peak after the timings and keep the largest value seen
+    peak_gflops = max(peak_gflops, measure_matmul_peak(n=1024, repeats=5)["gflops"])
     gflops = est.n_evaluations * flops_per_eval / seconds / 1e9
     mc_gflops = MC_CHUNK * flops_per_eval / chunk_seconds / 1e9
     row.update(flops_per_evaluation=flops_per_eval, matmul_gflops=gflops, fraction_of_peak=gflops / peak_gflops,
-               mc_matmul_gflops=mc_gflops, mc_fraction_of_peak=mc_gflops / peak_gflops)
+               mc_matmul_gflops=mc_gflops, mc_fraction_of_peak=mc_gflops / peak_gflops, peak_gflops=peak_gflops)
     return row
 
 
@@ -169,6 +172,7 @@ def main(argv=None) -> int:
                 config, peak["gflops"], exact,
                 "weights set to an ellipsoid with a random alpha spectrum of exact inner rate ~1e-9")
     emit(row)
+    best_peak = row["peak_gflops"]
 
     relu_cfg = parse_model_name("relu-w1000-d2")
     relu_fn = make_logit_fn(relu_cfg, DIM)
@@ -180,7 +184,7 @@ def main(argv=None) -> int:
     head["bias"] = head["bias"] - jnp.float32(shift)
     relu_params = {"params": dict(variables["params"], head=head), "batch_stats": variables["batch_stats"]}
     row = bench("relu-w1000-d2", relu_fn, relu_params, count_matmul_flops(relu_cfg, DIM, 1), config,
-                peak["gflops"], None,
+                best_peak, None,
                 "random initialisation (spheres.models), head bias shifted by mean + 6 sd of the logit")
     emit(row)
     return 0
