@@ -19,11 +19,16 @@ into the initial weights, the training set's identity and the batch stream. So m
 share a seed share initial weights and training points (the sets of sizes N < N' are nested),
 whatever their learning rates: sweeps compare like with like.
 
-Ensembles (``Trainer.ensemble_*``) are ``jax.vmap`` of the single-model functions, jitted with
-the ensemble axis sharded over a 1-D device mesh (axis ``"ensemble"``). The mesh uses the largest
-number of devices that divides the ensemble size E (all of them when E is a multiple of the device
-count; make it one for full use). Member i of an ensemble run computes exactly the single run with
-key i and hyper i; see ``tests/test_train.py`` for the precise tolerance.
+Ensembles (``Trainer.ensemble_*``) run the single-model functions over a leading member axis
+in ONE jitted program whose member axis is sharded over a 1-D device mesh (axis ``"ensemble"``,
+``shard_map``: members never communicate). The mesh uses the largest number of devices that
+divides the ensemble size E (all of them when E is a multiple of the device count; make it one
+for full use). Each device handles its block of members either one after another (``lax.map``:
+every member runs exactly the single-model program, so member i is BITWISE the single run with
+key i and hyper i, and a member's weights and Adam moments stay in cache through a chunk) or all
+at once (``vmap``: batched matmuls, better for small models; equal to the single run up to float32
+rounding, as the batched dot sums in another order). ``make_trainer(..., ensemble_loop=)``
+chooses; the default picks by the cost of one step.
 
 Several hosts (or several processes on one host): every process calls
 :func:`initialize_distributed` (``jax.distributed.initialize`` from the environment variables
@@ -180,23 +185,36 @@ class Trainer:
     evaluate: Callable
     train: Callable
     logit_fn: Callable
+    ensemble_loop: str = "map"
     traces: collections.Counter = field(default_factory=collections.Counter)
     _compiled: dict = field(default_factory=dict, repr=False)
 
     def _jitted(self, name: str, fn: Callable, size: int, n_sharded: int, n_replicated: int = 0):
-        """``jit(vmap(fn))`` with the ensemble axis sharded: one program per (function, E, devices)."""
+        """``fn`` over the ensemble axis, sharded over devices (``shard_map``, no communication), each
+        device looping over its members (``ensemble_loop``); one program per (function, E, devices)."""
         devices = tuple(jax.devices())
         cache_key = (name, size, devices)
         if cache_key not in self._compiled:
             mesh = ensemble_mesh(size, list(devices))
             sharded = NamedSharding(mesh, PartitionSpec("ensemble"))
             replicated = NamedSharding(mesh, PartitionSpec())
-            in_axes = (0,) * n_sharded + (None,) * n_replicated
             traces = self.traces
+            loop = self.ensemble_loop
+
+            def per_device(*args):
+                # This device's block of members (E / devices of them) and the replicated arguments.
+                members, shared = args[:n_sharded], args[n_sharded:]
+                if loop == "map":  # one member after another: each runs the single-model program
+                    return jax.lax.map(lambda m: fn(*m, *shared), members)
+                return jax.vmap(fn, in_axes=(0,) * n_sharded + (None,) * n_replicated)(*args)
+
+            spec = PartitionSpec("ensemble")
+            body = jax.shard_map(per_device, mesh=mesh, in_specs=(spec,) * n_sharded + (PartitionSpec(),) * n_replicated,
+                                 out_specs=spec, check_vma=False)
 
             def traced(*args):
                 traces[name] += 1  # Python side effect: runs once per trace, never per call
-                return jax.vmap(fn, in_axes=in_axes)(*args)
+                return body(*args)
 
             self._compiled[cache_key] = jax.jit(
                 traced, in_shardings=(sharded,) * n_sharded + (replicated,) * n_replicated, out_shardings=sharded)
@@ -221,14 +239,30 @@ class Trainer:
         return self._jitted("train", self.train, keys.shape[0], 2)(keys, hypers)
 
 
-def make_trainer(cfg: ExperimentConfig, eval_size: int = EVAL_SIZE) -> Trainer:
+#: "auto" picks "map" when one member's training step costs at least this many matmul FLOPs
+#: (the paper's models at d = 500: 1e8 to 9e9), "vmap" below it (small models, short steps).
+MAP_MIN_FLOPS = 10**8
+
+
+def make_trainer(cfg: ExperimentConfig, eval_size: int = EVAL_SIZE, ensemble_loop: str = "auto") -> Trainer:
     """Build the pure training functions of ``cfg`` (see :class:`Trainer`).
 
     Args:
       cfg: the experiment; its task, model and ``train.steps``/``batch_size``/``checkpoint_steps``
         are static; learning rates and training-set sizes are the traced :class:`Hyper`.
       eval_size: points per :meth:`Trainer.evaluate` (static).
+      ensemble_loop: how a device runs its block of members: ``"map"`` one after another
+        (``lax.map``: every member runs exactly the single-model program, and its weights and
+        Adam moments stay in cache through a chunk) or ``"vmap"`` all at once (batched
+        matmuls: better for small models whose steps are too short to keep the cores busy);
+        ``"auto"``: "map" if a step costs at least :data:`MAP_MIN_FLOPS` matmul FLOPs, else "vmap".
+        With "map", member i is BITWISE the single run; with "vmap" equal to float32 rounding.
     """
+    if ensemble_loop not in ("auto", "map", "vmap"):
+        raise InputError("ensemble_loop", f"must be 'auto', 'map' or 'vmap', got {ensemble_loop!r}")
+    if ensemble_loop == "auto":
+        flops = models.count_matmul_flops(cfg.model, cfg.task.dim, cfg.train.batch_size, train=True)
+        ensemble_loop = "map" if flops >= MAP_MIN_FLOPS else "vmap"
     dim = cfg.task.dim
     radius = cfg.task.outer_radius
     batch = cfg.train.batch_size
@@ -301,4 +335,4 @@ def make_trainer(cfg: ExperimentConfig, eval_size: int = EVAL_SIZE) -> Trainer:
         return state, metrics, variables
 
     return Trainer(cfg=cfg, init=init, step=step, draw_batch=draw_batch, advance=advance, evaluate=evaluate,
-                   train=train, logit_fn=logit_fn)
+                   train=train, logit_fn=logit_fn, ensemble_loop=ensemble_loop)

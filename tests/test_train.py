@@ -111,14 +111,16 @@ def test_finite_training_set_is_fit(relu_run):
 
 
 def test_ensemble_member_equals_the_single_run(relu_run):
-    """Member i of the vmapped, sharded run == train(key_i, hyper_i) alone.
+    """Member i of the sharded ensemble run == train(key_i, hyper_i) alone.
 
-    Equal to float32 rounding, not bitwise: XLA computes a vmapped matmul as one batched dot
-    whose summation order differs from the single dot's, and the last-bit differences then
-    propagate through 1500 Adam steps. The bound below (1e-4 on weights of order 0.1-1)
-    is far below any difference between members (checked too).
+    RELU is small, so the trainer batches members with vmap ("auto"): equal to float32 rounding,
+    not bitwise, because XLA computes a vmapped matmul as one batched dot whose summation order
+    differs from the single dot's, and the last-bit differences propagate through 1500 Adam
+    steps. The bound (1e-4 on weights of order 0.1-1) is far below the differences between
+    members (checked too). The bitwise case ("map") is the next test.
     """
     trainer, keys, hypers, final, metrics, variables = relu_run
+    assert trainer.ensemble_loop == "vmap"
     single = jax.jit(trainer.train)
     for i in (0, 3):
         s_final, s_metrics, s_vars = single(keys[i], _member(hypers, i))
@@ -127,6 +129,26 @@ def test_ensemble_member_equals_the_single_run(relu_run):
         np.testing.assert_array_equal(s_metrics["step"], metrics["step"][i])
         assert int(s_final.step) == RELU.train.steps
     assert _max_abs_diff(_member(variables, 0), _member(variables, 1)) > 0.1  # members do differ
+
+
+def test_mapped_ensemble_member_is_bitwise_the_single_run():
+    """With ensemble_loop="map" each member runs the single-model program: bit-for-bit equal."""
+    trainer = train.make_trainer(BN, eval_size=64, ensemble_loop="map")
+    keys, hypers = train.member_keys(BN), train.member_hypers(BN)
+    states = trainer.ensemble_advance(trainer.ensemble_init(keys, hypers), hypers, 12)
+    init, advance = jax.jit(trainer.init), jax.jit(trainer.advance)
+    for i in range(len(BN.train.members)):
+        hyper = _member(hypers, i)
+        alone = advance(init(keys[i], hyper), hyper, 12)
+        assert _max_abs_diff(alone, _member(states, i)) == 0.0
+
+
+def test_auto_picks_map_for_the_paper_models():
+    paper = config_from_dict({"model": {"name": "relu-w1000-d2"}, "train": {"batch_size": 50}})
+    assert train.make_trainer(paper).ensemble_loop == "map"
+    assert train.make_trainer(BN).ensemble_loop == "vmap"
+    with pytest.raises(InputError, match="ensemble_loop"):
+        train.make_trainer(BN, ensemble_loop="pmap")
 
 
 def test_member_keys_and_hypers_follow_the_member_grid():
