@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-all bench clean
+.PHONY: demo test test-all bench reproduce clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/spheres demo
+	$(BIN)/spheres reproduce --quick --out results/quick --figures figures
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
@@ -27,6 +27,10 @@ test-all: $(STAMP)
 
 bench: $(STAMP)
 	for b in benchmarks/*.py; do $(BIN)/python $$b --quick || exit 1; done
+
+# the paper's budgets (1M steps per net; sized for a GPU): resumable, re-run to continue
+reproduce: $(STAMP)
+	$(BIN)/spheres reproduce --out results/full
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

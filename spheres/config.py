@@ -228,15 +228,29 @@ def _lists(obj: Any) -> Any:
     return obj
 
 
-def _build(cls, table: Any, section: str, rename: dict[str, str] | None = None):
+def build_section(cls, table: Any, section: str):
+    """Build the frozen dataclass ``cls`` from a parsed TOML table (lists become tuples).
+
+    Unknown keys raise :class:`InputError` naming ``section.key`` and the allowed keys; errors
+    raised by the dataclass's own validation are re-raised with ``section.`` prefixed to their field.
+    """
+    where = (lambda key: f"{section}.{key}" if section else key)
     if not isinstance(table, dict):
-        raise InputError(section, f"must be a table, got {type(table).__name__}")
+        raise InputError(section or "config", f"must be a table, got {type(table).__name__}")
     allowed = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(table) - allowed)
     if unknown:
-        raise InputError(f"{section}.{unknown[0]}", f"unknown key; allowed keys: {', '.join(sorted(allowed))}")
+        raise InputError(where(unknown[0]), f"unknown key; allowed keys: {', '.join(sorted(allowed))}")
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in table.items()}
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except InputError as err:
+        if section and not err.field.startswith(section + "."):
+            raise InputError(where(err.field.lstrip("-").replace("-", "_")), err.detail) from None
+        raise
+
+
+_build = build_section
 
 
 def model_from_table(table: Any) -> ModelConfig:

@@ -65,6 +65,8 @@ class MeasureConfig:
       min_errors: the "auto" switch-over count.
       splitting_particles: particles per splitting run.
       splitting_repeats: independent splitting runs per estimate (the interval comes from their spread).
+      splitting_max_levels: level cap (half the particles die per level, so rates below about
+        2^-max_levels are reported as out of reach, never as a number).
       seed: measurement seed.
       steps: checkpoint steps to measure (empty: all saved checkpoints).
     """
@@ -75,12 +77,13 @@ class MeasureConfig:
     min_errors: int = 10
     splitting_particles: int = 500
     splitting_repeats: int = 8
+    splitting_max_levels: int = 200
     seed: int = 0
     steps: tuple[int, ...] = ()
 
     def __post_init__(self):
         for name, lo in (("mc_samples", 1), ("attack_points", 2), ("min_errors", 1), ("splitting_particles", 10),
-                         ("splitting_repeats", 1), ("seed", 0)):
+                         ("splitting_repeats", 1), ("splitting_max_levels", 1), ("seed", 0)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
                 raise InputError("--" + name.replace("_", "-"), f"must be an integer >= {lo}, got {v!r}")
@@ -170,7 +173,8 @@ def measure_step(run: Run, step: int, mcfg: MeasureConfig) -> list[dict[str, Any
         est = splitting.estimate_error_rate_ensemble(
             keys, logit_fn, _take(variables, need), dim, sphere=sphere,
             radius=1.0 if sphere == "inner" else radius,
-            n_particles=mcfg.splitting_particles, n_repeats=mcfg.splitting_repeats)
+            n_particles=mcfg.splitting_particles, n_repeats=mcfg.splitting_repeats,
+            max_levels=mcfg.splitting_max_levels)
         for j, i in enumerate(need):
             rows[i].update(_splitting_columns(f"mu_{sphere}", est, j))
 

@@ -45,6 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"particles per splitting run (>= 10, default {d.splitting_particles})")
     parser.add_argument("--splitting-repeats", type=_positive_int, default=d.splitting_repeats,
                         help=f"independent splitting runs per estimate (default {d.splitting_repeats})")
+    parser.add_argument("--splitting-max-levels", type=_positive_int, default=d.splitting_max_levels,
+                        help=f"splitting level cap; rates below ~2^-levels are reported out of reach "
+                             f"(default {d.splitting_max_levels})")
     parser.add_argument("--seed", type=int, default=d.seed, help="measurement seed (default 0)")
     parser.add_argument("--step", type=_positive_int, action="append", default=[],
                         help="measure only this checkpoint step (repeatable; default: every saved checkpoint)")
@@ -62,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
 
     mcfg = MeasureConfig(mc_samples=args.mc_samples, attack_points=args.attack_points, method=args.method,
                          min_errors=args.min_errors, splitting_particles=args.splitting_particles,
-                         splitting_repeats=args.splitting_repeats, seed=args.seed, steps=tuple(args.step))
+                         splitting_repeats=args.splitting_repeats, splitting_max_levels=args.splitting_max_levels,
+                         seed=args.seed, steps=tuple(args.step))
     load_run(args.run_dir)  # fail fast, before anything is written
     rows = measure_run(args.run_dir, mcfg, progress=not args.no_progress and not args.json)
     if args.json:

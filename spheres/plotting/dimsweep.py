@@ -178,7 +178,8 @@ def draw_dimsweep(results_csv: str | os.PathLike, fit_json: str | os.PathLike, o
         c_min, c_max = float(np.min(xs)), float(np.max(xs))
         pad = 0.08 * max(c_max - c_min, 0.5)
         c_grid = np.linspace(c_min - pad, c_max + pad, 300)
-        mu_grid = stats.norm.sf(c_grid)
+        # keep the grid inside theory's open interval (0, 1): sf(c) rounds to 1.0 for c below about -8.3
+        mu_grid = np.clip(stats.norm.sf(c_grid), 1e-300, 1.0 - 1e-15)
         for d in dims:
             ax.plot(c_grid, theory.mean_distance_to_cap(mu_grid, d) * np.sqrt(d), color=seq_color(norm, d), lw=1.0,
                     alpha=0.8, zorder=2)

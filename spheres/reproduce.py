@@ -1,0 +1,546 @@
+"""Reproduce the paper's findings: every experiment from one config, resumable, figures from saved results.
+
+Experiments (PAPER.md section 7; each is a table of ``experiments/configs/reproduce*.toml``):
+
+``bound``
+    The exact isoperimetric bound against d and against mu (no training).
+``quadratic``
+    The quadratic network trained on a fixed set of N points: its alpha_i (histogram with the
+    band [1/R^2, 1]), how many lie outside, exact inner and outer error rates beside the paper's
+    CLT estimate, and the exact d(E).
+``tradeoff``
+    Fig. 4: each architecture trained on several training-set sizes (and online); at every
+    checkpoint the inner-sphere mu(E) (exact for the quad net; Monte Carlo, or splitting where
+    Monte Carlo sees too few errors) and d(E) from the on-manifold attack, against the exact cap
+    bound.
+``dimsweep``
+    The same measurements across dimensions: the collapse d(E) sqrt(d) against Phi^-1(1 - mu),
+    the ratio d(E) / d_cap(mu, d), and the fitted exponent of d(E) in d at matched error rate.
+``slices``
+    Two-dimensional slices through a trained network's decision boundary (two random directions;
+    a random point and its adversarial direction; two adversarial directions).
+
+Every training run is a resumable run directory (:mod:`spheres.runs`), every measurement a
+resumable per-checkpoint cell (:mod:`spheres.measure`), and every remaining piece of work a
+:class:`~spheres.cells.CellStore` cell, so ``spheres reproduce`` killed at any moment and run
+again continues where it stopped. Tables are written first; figures are drawn from them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import shutil
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from spheres.config import ExperimentConfig, TaskConfig, TrainConfig, build_section, parse_model_name
+from spheres.errors import InputError
+from spheres.io import read_csv, write_csv_atomic, write_json_atomic
+from spheres.measure import MeasureConfig
+
+EXPERIMENTS = ("bound", "quadratic", "tradeoff", "dimsweep", "slices")
+
+
+# ---------------------------------------------------------------------------- configuration
+
+
+def _check(build: Callable[[], Any], rename: dict[str, str]) -> None:
+    """Run a validating constructor; re-raise its InputError under this config's own field name."""
+    try:
+        build()
+    except InputError as err:
+        raise InputError(rename.get(err.field, err.field), err.detail) from None
+
+
+def _check_task(dim: int, radius: float) -> None:
+    _check(lambda: TaskConfig(dim=dim, outer_radius=radius), {"task.dim": "dim", "task.outer_radius": "outer_radius"})
+
+
+def _check_grid(seeds, train_sizes) -> None:
+    _check(lambda: TrainConfig(seeds=tuple(seeds), train_sizes=tuple(train_sizes)),
+           {"train.seeds": "seeds", "train.train_sizes": "train_sizes"})
+
+
+def _check_models(models) -> None:
+    if not isinstance(models, tuple) or not models:
+        raise InputError("models", "must be a non-empty list of model names")
+    for m in models:
+        if not isinstance(m, str):
+            raise InputError("models", f"model names are strings, got {m!r}")
+        _check(lambda: parse_model_name(m.format(dim=16)), {"model.name": "models"})
+
+
+def _freeze_rates(obj: Any, name: str = "model_learning_rates") -> None:
+    """Turn the ``{model: learning_rate}`` table into a sorted tuple of pairs (hashable, frozen), validated."""
+    value = getattr(obj, name)
+    items = value.items() if isinstance(value, dict) else value
+    try:
+        pairs = tuple(sorted((str(k), v) for k, v in items))
+    except (TypeError, ValueError):
+        raise InputError(name, "must be a table of model name = learning rate") from None
+    for model, lr in pairs:
+        if model not in obj.models:
+            raise InputError(f"{name}.{model}", f"not one of models {list(obj.models)}")
+        _check(lambda: Recipe(learning_rate=lr), {"learning_rate": f"{name}.{model}"})
+    object.__setattr__(obj, name, pairs)
+
+
+def _learning_rate(obj: Any, model: str) -> float:
+    return dict(obj.model_learning_rates).get(model, obj.recipe.learning_rate)
+
+
+def _check_positive_int(name: str, value: Any, lo: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < lo:
+        raise InputError(name, f"must be an integer >= {lo}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Training recipe shared by the experiments' runs (Adam, sigmoid cross-entropy)."""
+
+    steps: int = 1_000_000
+    batch_size: int = 50
+    learning_rate: float = 1e-4
+    checkpoints: int = 12
+    chunk_steps: int = 10_000
+
+    def __post_init__(self):
+        _check(lambda: self.train_config((0,), (0,)),
+               {f"train.{k}": k for k in ("steps", "batch_size", "checkpoints", "chunk_steps")}
+               | {"train.learning_rates": "learning_rate"})
+
+    def train_config(self, seeds: tuple[int, ...], train_sizes: tuple[int, ...]) -> TrainConfig:
+        return TrainConfig(steps=self.steps, batch_size=self.batch_size, learning_rates=(self.learning_rate,),
+                           train_sizes=tuple(train_sizes), seeds=tuple(seeds), checkpoints=self.checkpoints,
+                           chunk_steps=self.chunk_steps)
+
+
+@dataclass(frozen=True)
+class TradeoffConfig:
+    """Fig. 4: ``models`` x ``train_sizes`` (0 = online) x ``seeds`` at dimension ``dim``."""
+
+    dim: int = 500
+    outer_radius: float = 1.3
+    models: tuple[str, ...] = ("quad-w1000", "relu-w1000-d2", "relu-w2000-d8")
+    train_sizes: tuple[int, ...] = (0, 1000, 5623, 31623, 177828, 1000000)
+    seeds: tuple[int, ...] = (0,)
+    recipe: Recipe = field(default_factory=Recipe)
+    measure: MeasureConfig = field(default_factory=MeasureConfig)
+    #: per-model learning rates overriding ``recipe.learning_rate`` (TOML table ``{model = lr}``)
+    model_learning_rates: Any = ()
+
+    def __post_init__(self):
+        _check_task(self.dim, self.outer_radius)
+        _check_grid(self.seeds, self.train_sizes)
+        _check_models(self.models)
+        _freeze_rates(self)
+
+
+@dataclass(frozen=True)
+class DimSweepConfig:
+    """Dimension sweep. A model name may contain ``{dim}`` (e.g. ``quad-w{dim}``: width = d)."""
+
+    dims: tuple[int, ...] = (16, 32, 64, 128, 256, 512, 1024, 2048)
+    outer_radius: float = 1.3
+    models: tuple[str, ...] = ("quad-w{dim}", "relu-w1000-d2")
+    train_sizes: tuple[int, ...] = (0,)
+    seeds: tuple[int, ...] = (0, 1, 2)
+    recipe: Recipe = field(default_factory=Recipe)
+    measure: MeasureConfig = field(default_factory=MeasureConfig)
+    #: per-model (template) learning rates overriding ``recipe.learning_rate``
+    model_learning_rates: Any = ()
+
+    def __post_init__(self):
+        if not isinstance(self.dims, tuple) or len(self.dims) < 2:
+            raise InputError("dims", "must list at least 2 dimensions")
+        for d in self.dims:
+            _check_task(d, self.outer_radius)
+        if len(set(self.dims)) != len(self.dims):
+            raise InputError("dims", "dimensions must be distinct")
+        _check_grid(self.seeds, self.train_sizes)
+        _check_models(self.models)
+        _freeze_rates(self)
+
+
+@dataclass(frozen=True)
+class QuadraticExperimentConfig:
+    """The quadratic network on a fixed training set of ``train_size`` points (the paper: 10^6 at d = 500)."""
+
+    dim: int = 500
+    outer_radius: float = 1.3
+    width: int = 1000
+    train_size: int = 1_000_000
+    seed: int = 0
+    points: int = 500
+    recipe: Recipe = field(default_factory=Recipe)
+
+    def __post_init__(self):
+        _check_task(self.dim, self.outer_radius)
+        _check_positive_int("width", self.width)
+        _check_positive_int("train_size", self.train_size, 0)
+        _check_grid((self.seed,), (self.train_size,))
+        _check_positive_int("points", self.points, 2)
+
+
+@dataclass(frozen=True)
+class SlicesConfig:
+    """Slices through the tradeoff experiment's ``model`` trained on ``train_size`` points (0 = online)."""
+
+    model: str = "relu-w1000-d2"
+    train_size: int = 0
+    seed: int = 0
+    resolution: int = 201
+    extent: float = 1.6
+
+    def __post_init__(self):
+        _check_positive_int("resolution", self.resolution, 3)
+        if isinstance(self.extent, bool) or not isinstance(self.extent, (int, float)) or not 0 < self.extent < 100:
+            raise InputError("extent", f"must be a number in (0, 100), got {self.extent!r}")
+
+
+@dataclass(frozen=True)
+class ReproduceConfig:
+    """All experiments; ``experiments`` lists which run, in order."""
+
+    experiments: tuple[str, ...] = EXPERIMENTS
+    quadratic: QuadraticExperimentConfig = field(default_factory=QuadraticExperimentConfig)
+    tradeoff: TradeoffConfig = field(default_factory=TradeoffConfig)
+    dimsweep: DimSweepConfig = field(default_factory=DimSweepConfig)
+    slices: SlicesConfig = field(default_factory=SlicesConfig)
+
+    def __post_init__(self):
+        if not isinstance(self.experiments, tuple) or not self.experiments:
+            raise InputError("experiments", f"must be a non-empty list of: {', '.join(EXPERIMENTS)}")
+        for name in self.experiments:
+            if name not in EXPERIMENTS:
+                raise InputError("experiments", f"unknown experiment {name!r}; allowed: {', '.join(EXPERIMENTS)}")
+        if "slices" in self.experiments:
+            if self.slices.model not in self.tradeoff.models:
+                raise InputError("slices.model", f"must be one of tradeoff.models {list(self.tradeoff.models)}")
+            if self.slices.train_size not in self.tradeoff.train_sizes:
+                raise InputError("slices.train_size", f"must be one of tradeoff.train_sizes "
+                                 f"{list(self.tradeoff.train_sizes)}")
+            if self.slices.seed not in self.tradeoff.seeds:
+                raise InputError("slices.seed", f"must be one of tradeoff.seeds {list(self.tradeoff.seeds)}")
+
+
+_NESTED = {"recipe": Recipe, "measure": MeasureConfig, "quadratic": QuadraticExperimentConfig,
+           "tradeoff": TradeoffConfig, "dimsweep": DimSweepConfig, "slices": SlicesConfig}
+
+
+def _from_table(cls, table: Any, section: str):
+    if not isinstance(table, dict):
+        raise InputError(section or "config", "must be a table")
+    kwargs = {}
+    for key, value in table.items():
+        if key in _NESTED and any(f.name == key for f in dataclasses.fields(cls)):
+            kwargs[key] = _from_table(_NESTED[key], value, f"{section}.{key}" if section else key)
+        else:
+            kwargs[key] = value
+    return build_section(cls, kwargs, section)
+
+
+def load_reproduce_config(path: str | Path) -> ReproduceConfig:
+    """Load and validate a reproduction config (TOML); errors name the field."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise InputError("--config", f"cannot read {str(path)!r}: {err.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise InputError("--config", f"malformed TOML in {str(path)!r}: {err}") from None
+    return _from_table(ReproduceConfig, data, "")
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def _experiment_config(dim: int, radius: float, model: str, recipe: Recipe, seeds, train_sizes,
+                       learning_rate: float | None = None) -> ExperimentConfig:
+    if learning_rate is not None:
+        recipe = dataclasses.replace(recipe, learning_rate=learning_rate)
+    return ExperimentConfig(task=TaskConfig(dim=dim, outer_radius=radius), model=parse_model_name(model),
+                            train=recipe.train_config(tuple(seeds), tuple(train_sizes)))
+
+
+def _train_and_measure(cfg: ExperimentConfig, run_dir: Path, mcfg: MeasureConfig, progress: bool) -> list[dict]:
+    from spheres.measure import measure_run
+    from spheres.runs import run_training
+
+    run_training(cfg, run_dir, progress=progress)
+    return measure_run(run_dir, mcfg, progress=progress)
+
+
+def _bound_columns(mu: float | None, lower: float | None, distance: float | None, se: float | None,
+                   dim: int) -> dict[str, Any]:
+    """The cap bound at the measured mu, the ratio, and whether the point is consistent with the bound.
+
+    d_cap is decreasing in mu, so the most generous bound within the interval is d_cap(mu_lower);
+    a point is inconsistent when distance - 2 SE exceeds it.
+    """
+    from spheres import theory
+
+    out: dict[str, Any] = {"optimal_distance": None, "ratio": None, "consistent_with_bound": None}
+    if mu is None or not 0 < mu < 1:
+        return out
+    opt = float(theory.mean_distance_to_cap(mu, dim))
+    out["optimal_distance"] = opt
+    if distance is None:
+        return out
+    out["ratio"] = distance / opt
+    generous = float(theory.max_mean_distance(dim)) if not lower or lower <= 0 else float(
+        theory.mean_distance_to_cap(lower, dim))
+    out["consistent_with_bound"] = int(distance - 2 * (se or 0.0) <= generous)
+    return out
+
+
+def result_row(row: dict[str, Any]) -> dict[str, Any]:
+    """One tidy results row from a measurement row: the inner-sphere mu (exact for the quad net),
+    the attack's d(E), and the cap bound at that mu."""
+    if row.get("exact_mu_inner") is not None:
+        mu = lower = upper = float(row["exact_mu_inner"])
+        method, samples = "exact", None
+    else:
+        mu, lower, upper = row["mu_inner"], row["mu_inner_lower"], row["mu_inner_upper"]
+        method, samples = row["mu_inner_method"], row["mu_inner_samples"]
+    out = {
+        "model": row["model"], "dim": row["dim"], "seed": row["seed"], "learning_rate": row["learning_rate"],
+        "train_size": row["train_size"], "step": row["step"], "loss": row["loss"], "accuracy": row["accuracy"],
+        "mu": mu, "mu_lower": lower, "mu_upper": upper, "mu_method": method, "mu_samples": samples,
+        "mu_log10": row.get("exact_mu_inner_log10") if method == "exact" else row.get("mu_inner_log10"),
+        "mu_outer": row.get("exact_mu_outer", row["mu_outer"]),
+        "distance": row["attack_mean_distance"], "distance_se": row["attack_mean_distance_se"],
+        "distance_points": row["attack_points"], "distance_failures": row["attack_failures"],
+        "exact_distance": row.get("exact_mean_distance"), "clt_mu": row.get("clt_mu_inner"),
+    }
+    out.update(_bound_columns(mu, lower, out["distance"], out["distance_se"], row["dim"]))
+    return out
+
+
+# ---------------------------------------------------------------------------- experiments
+
+
+def run_bound(cfg: ReproduceConfig, out: Path, progress: bool) -> dict[str, Any]:
+    from spheres.plotting.bound import make_bound_figures
+
+    paths = make_bound_figures(out)
+    return {"figures": [str(p) for p in paths if str(p).endswith(".png")],
+            "tables": [str(p) for p in paths if str(p).endswith(".csv")], "summary": {}}
+
+
+def run_quadratic(cfg: ReproduceConfig, out: Path, progress: bool) -> dict[str, Any]:
+    import jax
+
+    from spheres import quadratic
+    from spheres.models import quadratic_weights
+    from spheres.plotting.quadratic import draw_alphas
+    from spheres.runs import load_run, run_training
+
+    q = cfg.quadratic
+    exp = _experiment_config(q.dim, q.outer_radius, f"quad-w{q.width}", q.recipe, (q.seed,), (q.train_size,))
+    run_dir = out / "run"
+    run_training(exp, run_dir, progress=progress)
+    run = load_run(run_dir)
+    variables = jax.tree.map(lambda a: np.asarray(a[0]), run.load_variables(run.checkpoint_steps[-1]))
+    dec = quadratic.alphas_from_weights(*quadratic_weights(variables))
+    write_csv_atomic(out / "alphas.csv", [{"alpha": float(a)} for a in dec.alphas])
+    exact = quadratic.error_rates(dec.alphas, q.outer_radius, dec.orientation)
+    clt = quadratic.clt_error_rates(dec.alphas, q.outer_radius, dec.orientation)
+    dist = quadratic.mean_nearest_error_distance(dec.alphas, jax.random.key(q.seed), 1.0, n_points=q.points,
+                                                 orientation=dec.orientation)
+    metrics = [r for r in run.metrics if r["step"] == run.checkpoint_steps[-1]][0]
+    summary = {
+        "dim": q.dim, "width": q.width, "radius": q.outer_radius, "train_size": q.train_size,
+        "steps": run.checkpoint_steps[-1], "learning_rate": q.recipe.learning_rate,
+        "train_loss": metrics["loss"], "train_accuracy": metrics["accuracy"],
+        "orientation": dec.orientation.value,
+        "alphas_outside": quadratic.count_outside(dec.alphas, q.outer_radius),
+        "alphas_below": int(np.sum(dec.alphas < 1 / q.outer_radius**2)), "alphas_above": int(np.sum(dec.alphas > 1)),
+        "alpha_min": float(dec.alphas.min()), "alpha_max": float(dec.alphas.max()),
+        "exact_mu_inner": exact.inner, "exact_mu_outer": exact.outer,
+        "exact_mu_inner_log10": _finite(exact.log10_inner), "exact_mu_outer_log10": _finite(exact.log10_outer),
+        "clt_mu_inner": _finite(clt.inner), "clt_mu_outer": _finite(clt.outer),
+        "exact_mean_distance": _finite(dist.mean), "exact_mean_distance_se": _finite(dist.se),
+        "exact_distance_points": dist.n, "exact_distance_unreachable": dist.n_unreachable,
+    }
+    summary["optimal_distance_at_exact_mu"] = _bound_columns(exact.inner, exact.inner, None, None,
+                                                             q.dim)["optimal_distance"]
+    write_json_atomic(out / "summary.json", summary)
+    figs = draw_alphas(out / "alphas.csv", out / "summary.json", out / "quadratic_alphas.png")
+    return {"figures": [str(p) for p in figs], "tables": [str(out / "alphas.csv"), str(out / "summary.json")],
+            "summary": summary}
+
+
+def _finite(x: Any) -> float | None:
+    return float(x) if x is not None and math.isfinite(float(x)) else None
+
+
+def run_tradeoff(cfg: ReproduceConfig, out: Path, progress: bool) -> dict[str, Any]:
+    from spheres.plotting.tradeoff import draw_tradeoff
+
+    t = cfg.tradeoff
+    rows = []
+    for model in t.models:
+        _log(f"[tradeoff] {model}: {len(t.train_sizes) * len(t.seeds)} networks at d = {t.dim}, "
+             f"{t.recipe.steps} steps")
+        exp = _experiment_config(t.dim, t.outer_radius, model, t.recipe, t.seeds, t.train_sizes,
+                                 _learning_rate(t, model))
+        rows += [result_row(r) for r in _train_and_measure(exp, out / "runs" / model, t.measure, progress)]
+    write_csv_atomic(out / "results.csv", rows)
+    figs = draw_tradeoff(out / "results.csv", out / "tradeoff.png")
+    return {"figures": [str(p) for p in figs], "tables": [str(out / "results.csv")], "summary": _summarise(rows)}
+
+
+def _summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    checked = [r for r in rows if r["consistent_with_bound"] is not None]
+    ratios = [r["ratio"] for r in rows if r["ratio"] is not None]
+    mus = [r["mu"] for r in rows if r["mu"]]
+    return {"points": len(rows), "points_with_bound": len(checked),
+            "points_above_bound": sum(1 for r in checked if not r["consistent_with_bound"]),
+            "points_with_attack_failures": sum(1 for r in rows if (r["distance_failures"] or 0) > 0),
+            "ratio_median": float(np.median(ratios)) if ratios else None,
+            "ratio_min": min(ratios) if ratios else None, "ratio_max": max(ratios) if ratios else None,
+            "smallest_mu": min(mus) if mus else None}
+
+
+def run_dimsweep(cfg: ReproduceConfig, out: Path, progress: bool) -> dict[str, Any]:
+    from spheres.analysis import dimension_exponent
+    from spheres.plotting.dimsweep import draw_dimsweep
+
+    s = cfg.dimsweep
+    rows = []
+    for dim in s.dims:
+        for template in s.models:
+            model = template.format(dim=dim)
+            _log(f"[dimsweep] d = {dim}, {model}: {len(s.seeds) * len(s.train_sizes)} networks, {s.recipe.steps} steps")
+            exp = _experiment_config(dim, s.outer_radius, model, s.recipe, s.seeds, s.train_sizes,
+                                     _learning_rate(s, template))
+            for r in _train_and_measure(exp, out / "runs" / f"d{dim}-{model}", s.measure, progress):
+                row = result_row(r)
+                row["family"] = template
+                rows.append(row)
+    write_csv_atomic(out / "results.csv", rows)
+
+    def fit(sel: list[dict[str, Any]]) -> dict[str, Any]:
+        ok = [r for r in sel if r["mu"] and 0 < r["mu"] < 0.5 and r["distance"] and r["distance_failures"] == 0
+              and r["distance_se"]]
+        if len({r["dim"] for r in ok}) < 2 or len(ok) < 3:
+            return {"exponent": None, "exponent_se": None, "n": len(ok),
+                    "note": "too few usable points (need 0 < mu < 0.5, d(E) found for every point, >= 2 dims)"}
+        f = dimension_exponent([r["dim"] for r in ok], [r["mu"] for r in ok], [r["distance"] for r in ok],
+                               [r["distance_se"] for r in ok])
+        return {"exponent": f.slope, "exponent_se": f.slope_se, "n": f.n}
+
+    fits = {"models": {m: fit([r for r in rows if r["family"] == m]) for m in s.models}, "all": fit(rows),
+            "law": "d(E) = A (c Phi(c) + phi(c)) d^exponent, c = Phi^-1(1 - mu); -0.5 is the 1/sqrt(d) law"}
+    write_json_atomic(out / "fit.json", fits)
+    figs = draw_dimsweep(out / "results.csv", out / "fit.json", out / "dimsweep_collapse.png",
+                         out / "dimsweep_ratio.png")
+    return {"figures": [str(p) for p in figs], "tables": [str(out / "results.csv"), str(out / "fit.json")],
+            "summary": {**_summarise(rows), "fit": fits}}
+
+
+def run_slices(cfg: ReproduceConfig, out: Path, progress: bool) -> dict[str, Any]:
+    from spheres.cells import CellStore
+    from spheres.plotting.slices import draw_slices
+
+    store = CellStore(out)
+    store.run("slices", lambda: _compute_slices(cfg, out))
+    figs = draw_slices(out / "slices.npz", out / "slices.png")
+    return {"figures": [str(p) for p in figs], "tables": [str(out / "slices.npz")], "summary": {}}
+
+
+def _compute_slices(cfg: ReproduceConfig, out: Path) -> dict[str, Any]:
+    import jax
+    import jax.numpy as jnp
+
+    from spheres import attacks
+    from spheres.geometry import sample_sphere
+    from spheres.io import write_bytes_atomic
+    from spheres.models import make_logit_fn
+    from spheres.runs import load_run
+    from spheres.slices import decision_slice
+
+    sc, t = cfg.slices, cfg.tradeoff
+    source = out.parent / "tradeoff" / "runs" / sc.model
+    if not (source / "config.toml").is_file():
+        raise InputError("slices", f"no trained {sc.model} in {source}; run the tradeoff experiment first")
+    run = load_run(source)
+    member = next(m["member"] for m in run.members if m["train_size"] == sc.train_size and m["seed"] == sc.seed)
+    step = run.checkpoint_steps[-1]
+    variables = jax.tree.map(lambda a: jnp.asarray(a[member]), run.load_variables(step))
+    logit_fn = make_logit_fn(run.config.model, t.dim)
+    key = jax.random.key(sc.seed)
+    k_points, k_dirs = jax.random.split(key)
+    # a few candidate starting points; keep the first two whose nearest error the attack finds
+    xs = jax.vmap(lambda k: sample_sphere(k, t.dim))(jax.random.split(k_points, 16))
+    res = attacks.attack(logit_fn, variables, xs, 0)
+    found = np.flatnonzero(np.asarray(res.found) & ~np.asarray(res.initially_wrong))
+    if found.size < 2:
+        raise InputError("slices", f"the attack found errors from only {found.size} of 16 points of {sc.model}; "
+                                   "cannot draw the adversarial slices")
+    i, j = found[:2]
+    x1, y1, x2, y2 = xs[i], res.point[i], xs[j], res.point[j]
+    g = jax.random.normal(k_dirs, (2, t.dim))
+    planes = [
+        ("two random directions", g[0], g[1], []),
+        ("random point and its adversarial direction", x1, y1 - x1, [x1, y1]),
+        ("two adversarial directions", y1 - x1, y2 - x2, []),
+    ]
+    arrays: dict[str, np.ndarray] = {"radius": np.asarray(t.outer_radius)}
+    for k, (title, a, b, marks) in enumerate(planes):
+        sl = decision_slice(logit_fn, variables, a, b, extent=sc.extent, resolution=sc.resolution)
+        arrays[f"coords_{k}"] = np.asarray(sl.coords)
+        arrays[f"logits_{k}"] = np.asarray(sl.logits)
+        arrays[f"title_{k}"] = np.asarray(title)
+        if marks:
+            arrays[f"points_{k}"] = np.asarray(jnp.stack(marks) @ sl.basis.T)
+    import io as _io
+
+    buf = _io.BytesIO()
+    np.savez(buf, **arrays)
+    write_bytes_atomic(out / "slices.npz", buf.getvalue())
+    return {"model": sc.model, "member": int(member), "step": int(step),
+            "attack_distances": [float(res.distance[i]), float(res.distance[j])]}
+
+
+RUNNERS: dict[str, Callable[[ReproduceConfig, Path, bool], dict[str, Any]]] = {
+    "bound": run_bound, "quadratic": run_quadratic, "tradeoff": run_tradeoff, "dimsweep": run_dimsweep,
+    "slices": run_slices,
+}
+
+
+def reproduce(cfg: ReproduceConfig, out: str | Path, progress: bool = True,
+              figures_dir: str | Path | None = None) -> dict[str, Any]:
+    """Run every experiment of ``cfg`` into ``out/<experiment>/`` (resumable); return the summaries.
+
+    With ``figures_dir``, each experiment's figures and tables are copied there as well (the
+    curated set under ``figures/``).
+    """
+    out = Path(out)
+    report: dict[str, Any] = {}
+    for name in cfg.experiments:
+        start = time.monotonic()
+        _log(f"== {name}")
+        result = RUNNERS[name](cfg, out / name, progress)
+        result["seconds"] = round(time.monotonic() - start, 1)
+        report[name] = result
+        if figures_dir is not None:
+            dest = Path(figures_dir)
+            dest.mkdir(parents=True, exist_ok=True)
+            for p in result["figures"] + result["tables"]:
+                base = Path(p).name
+                shutil.copyfile(p, dest / (base if name == "bound" or base.startswith(name) else f"{name}_{base}"))
+    write_json_atomic(out / "summary.json", report)
+    return report

@@ -1,0 +1,167 @@
+"""spheres reproduce: a smoke configuration of every experiment runs end to end and produces its
+figures and tables; an interrupted sweep resumes to the same table; bad configs name the field."""
+
+import json
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from spheres import cli
+from spheres.errors import InputError
+from spheres.io import read_csv
+from spheres.reproduce import ReproduceConfig, _from_table, reproduce
+
+SMOKE = """
+experiments = ["bound", "quadratic", "tradeoff", "dimsweep", "slices"]
+[quadratic]
+dim = 8
+width = 16
+train_size = 1000
+points = 20
+[quadratic.recipe]
+steps = 300
+learning_rate = 1e-2
+checkpoints = 2
+chunk_steps = 300
+[tradeoff]
+dim = 8
+models = ["quad-w16", "relu-w16-d1"]
+train_sizes = [0, 100]
+seeds = [0]
+[tradeoff.recipe]
+steps = 200
+learning_rate = 1e-2
+checkpoints = 3
+chunk_steps = 200
+[tradeoff.measure]
+mc_samples = 4000
+attack_points = 8
+method = "monte_carlo"
+[dimsweep]
+dims = [6, 10]
+models = ["quad-w{dim}"]
+seeds = [0, 1]
+[dimsweep.recipe]
+steps = 200
+learning_rate = 1e-2
+checkpoints = 2
+chunk_steps = 200
+[dimsweep.measure]
+mc_samples = 4000
+attack_points = 8
+method = "monte_carlo"
+[slices]
+model = "relu-w16-d1"
+resolution = 21
+"""
+
+
+def smoke_config() -> ReproduceConfig:
+    return _from_table(ReproduceConfig, tomllib.loads(SMOKE), "")
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("reproduce")
+    report = reproduce(smoke_config(), out / "results", progress=False, figures_dir=out / "figures")
+    return out, report
+
+
+def test_every_experiment_produces_its_figures_and_tables(smoke_run):
+    out, report = smoke_run
+    assert list(report) == ["bound", "quadratic", "tradeoff", "dimsweep", "slices"]
+    for name, res in report.items():
+        assert res["figures"], name
+        for p in res["figures"]:
+            assert p.endswith(".png")
+            data = Path(p).read_bytes()
+            assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000, p
+    names = {p.name for p in (out / "figures").iterdir()}
+    assert {"bound_vs_dim.png", "tradeoff_curve.png", "quadratic_alphas.png", "tradeoff.png", "tradeoff_results.csv",
+            "dimsweep_collapse.png", "dimsweep_ratio.png", "dimsweep_results.csv", "dimsweep_fit.json",
+            "slices.png"} <= names
+    assert json.loads((out / "results" / "summary.json").read_text())["tradeoff"]["figures"]
+
+
+def test_tradeoff_table_is_consistent_with_the_bound(smoke_run):
+    out, _ = smoke_run
+    rows = read_csv(out / "results" / "tradeoff" / "results.csv")
+    assert len(rows) == 2 * 2 * 3  # models x sizes x checkpoints
+    from spheres import theory
+    for r in rows:
+        if r["model"].startswith("quad"):
+            assert r["mu_method"] == "exact" and r["mu_lower"] == r["mu"] == r["mu_upper"]
+        else:
+            assert r["mu_method"] in ("monte_carlo", "splitting")
+        if r["mu"] is not None and 0 < r["mu"] < 1:
+            assert r["optimal_distance"] == pytest.approx(float(theory.mean_distance_to_cap(r["mu"], 8)))
+        # the isoperimetric inequality is a theorem: a measured point above it would be a bug
+        if r["consistent_with_bound"] is not None:
+            assert r["consistent_with_bound"] == 1, r
+
+
+def test_quadratic_summary_is_exact(smoke_run):
+    out, _ = smoke_run
+    s = json.loads((out / "results" / "quadratic" / "summary.json").read_text())
+    alphas = np.array([r["alpha"] for r in read_csv(out / "results" / "quadratic" / "alphas.csv")])
+    assert alphas.size == 8
+    assert s["alphas_outside"] == int(np.sum((alphas < 1 / 1.3**2) | (alphas > 1)))
+    from spheres import quadratic
+    exact = quadratic.error_rates(alphas, 1.3, s["orientation"])
+    assert s["exact_mu_inner"] == pytest.approx(exact.inner, rel=1e-9)
+
+
+def test_interrupted_sweep_resumes_to_the_same_table(smoke_run, tmp_path, monkeypatch):
+    out, _ = smoke_run
+    cfg = smoke_config()
+    cfg = ReproduceConfig(experiments=("dimsweep",), dimsweep=cfg.dimsweep, tradeoff=cfg.tradeoff,
+                          quadratic=cfg.quadratic, slices=cfg.slices)
+    import spheres.measure as measure
+
+    calls = {"n": 0}
+    original = measure.measure_step
+
+    def flaky(run, step, mcfg):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return original(run, step, mcfg)
+
+    monkeypatch.setattr(measure, "measure_step", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        reproduce(cfg, tmp_path, progress=False)
+    monkeypatch.setattr(measure, "measure_step", original)
+    reproduce(cfg, tmp_path, progress=False)
+    assert (tmp_path / "dimsweep" / "results.csv").read_text() == \
+        (out / "results" / "dimsweep" / "results.csv").read_text()
+
+
+@pytest.mark.parametrize("text, field", [
+    ('experiments = ["nope"]', "experiments"),
+    ("[tradeoff]\ndim = 1", "tradeoff.dim"),
+    ("[tradeoff.recipe]\nsteps = -3", "tradeoff.recipe.steps"),
+    ("[dimsweep]\ndims = [16]", "dimsweep.dims"),
+    ('[dimsweep]\nmodels = ["cnn"]', "dimsweep.models"),
+    ("[dimsweep.measure]\nattack_points = 1", "dimsweep.measure.attack_points"),
+    ("[quadratic]\nwidth = 0", "quadratic.width"),
+    ('[slices]\nmodel = "relu-w7-d1"', "slices.model"),
+    ("[tradeoff]\nunknown = 1", "tradeoff.unknown"),
+])
+def test_bad_config_names_the_field(text, field):
+    with pytest.raises(InputError) as info:
+        _from_table(ReproduceConfig, tomllib.loads(text), "")
+    assert info.value.field == field
+
+
+def test_cli_bad_config_exits_2_and_writes_nothing(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[tradeoff]\ndim = 1\n")
+    assert cli.main(["reproduce", "--config", str(bad), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "tradeoff.dim" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+    assert cli.main(["reproduce", "--quick", "--only", "everything", "--out", str(tmp_path / "out")]) == 2
+    assert "--only" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
