@@ -5,7 +5,9 @@ memory estimate says no) this prints one JSON row with
 
 - ``model_steps_per_s``: optimisation steps per second summed over the E members, best of
   ``repeats`` timed calls of ``trainer.ensemble_advance`` (one compiled program, the whole chunk
-  on device), with the spread (min / median / max) of the repeats;
+  on device; at least 16 steps per call, 8 with ``--quick``, so that a call's fixed costs are
+  amortised as in real runs of thousands of steps per call), with the spread (min / median /
+  max) of the repeats;
 - ``examples_per_s`` = 50 x model-steps/s;
 - ``gflops``: achieved matmul GFLOP/s, counting exactly the matmuls of the forward and backward
   pass (``models.count_matmul_flops(..., train=True)``: ``2 m k n`` per product; the first
@@ -15,7 +17,8 @@ memory estimate says no) this prints one JSON row with
   best peak; ``fraction_of_peak_paired`` is the spread of achieved / peak over the (peak, run)
   pairs, the more robust number on a machine whose load changes between seconds;
 - ``baseline_model_steps_per_s`` / ``speedup_vs_baseline``: the naive way, the same single-model
-  jitted step called per model and per step from a Python loop.
+  jitted step called per model and per step from a Python loop, timed in the same repeats
+  (``speedup_vs_baseline_paired``: the spread over repeats of ensemble rate / baseline rate).
 
 Usage: ``python benchmarks/train_throughput.py [--quick] [--models NAME ...] [--ensembles 1 8 32]``.
 ``--quick`` (under 2 minutes) does E in (1, 8) and skips E = 8 for the 29M-parameter
@@ -69,16 +72,7 @@ def _available_memory() -> int:
         return 8 << 30
 
 
-def _timed(fn, repeats: int) -> list[float]:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - t0)
-    return times
-
-
-def bench_row(name: str, size: int, repeats: int, target_s: float, baseline_steps: int) -> dict:
+def bench_row(name: str, size: int, repeats: int, target_s: float, min_steps: int) -> dict:
     cfg = _experiment(name, size)
     trainer = train.make_trainer(cfg)
     keys, hypers = train.member_keys(cfg), train.member_hypers(cfg)
@@ -90,34 +84,36 @@ def bench_row(name: str, size: int, repeats: int, target_s: float, baseline_step
     t0 = time.perf_counter()
     states = jax.block_until_ready(trainer.ensemble_advance(states, hypers, 2))
     per_step = (time.perf_counter() - t0) / 2
-    n_steps = max(2, int(round(target_s / max(per_step, 1e-6))))
-
-    # Interleave the peak matmul with the timed runs, so that both see the same (shared) machine.
-    holder = [states]
-    times, peaks = [], []
-    for _ in range(repeats):
-        peaks.append(measure_matmul_peak(n=2048, repeats=1)["gflops"])
-        t0 = time.perf_counter()
-        holder[0] = jax.block_until_ready(trainer.ensemble_advance(holder[0], hypers, n_steps))
-        times.append(time.perf_counter() - t0)
-    assert trainer.traces["advance"] == 1, "ensemble_advance recompiled"
-    rates = sorted(size * n_steps / t for t in times)
-    flops = models.count_matmul_flops(config.PAPER_MODELS[name], DIM, BATCH, train=True)
-    paired = sorted(size * n_steps * flops / t / 1e9 / p for t, p in zip(times, peaks))
+    # Real runs advance thousands of steps per call; a call's fixed costs (copying the ensemble
+    # state in and out, allocating it) must be amortised here too, hence min_steps.
+    n_steps = max(min_steps, int(round(target_s / max(per_step, 1e-6))))
 
     # Naive baseline: the single-model jitted step, called per model per step from Python.
     step = jax.jit(lambda s, h: trainer.step(s, h)[0])
-    singles = [jax.tree.map(lambda a, i=i: a[i], holder[0]) for i in range(size)]
+    singles = [jax.tree.map(lambda a, i=i: a[i], states) for i in range(size)]
     single_hypers = [jax.tree.map(lambda a, i=i: a[i], hypers) for i in range(size)]
     jax.block_until_ready(step(singles[0], single_hypers[0]))  # compile
+    base_steps = max(1, n_steps // 2)
 
-    def naive():
-        for _ in range(baseline_steps):
+    # Interleave peak matmul, ensemble and baseline, so all three see the same (shared) machine.
+    times, base_times, peaks = [], [], []
+    for _ in range(repeats):
+        peaks.append(measure_matmul_peak(n=2048, repeats=1)["gflops"])
+        t0 = time.perf_counter()
+        states = jax.block_until_ready(trainer.ensemble_advance(states, hypers, n_steps))
+        times.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        for _ in range(base_steps):
             for i in range(size):
                 singles[i] = step(singles[i], single_hypers[i])
-        return singles
-
-    base_rate = max(size * baseline_steps / t for t in _timed(naive, max(2, repeats // 2)))
+        jax.block_until_ready(singles)
+        base_times.append(time.perf_counter() - t0)
+    assert trainer.traces["advance"] == 1, "ensemble_advance recompiled"
+    flops = models.count_matmul_flops(config.PAPER_MODELS[name], DIM, BATCH, train=True)
+    rates = sorted(size * n_steps / t for t in times)
+    base_rates = sorted(size * base_steps / t for t in base_times)
+    paired = sorted(size * n_steps * flops / t / 1e9 / p for t, p in zip(times, peaks))
+    paired_speedup = sorted((n_steps / t) / (base_steps / tb) for t, tb in zip(times, base_times))
 
     best = rates[-1]
     peak = max(peaks)
@@ -129,7 +125,10 @@ def bench_row(name: str, size: int, repeats: int, target_s: float, baseline_step
         examples_per_s=best * BATCH, flops_per_model_step=flops, gflops=best * flops / 1e9,
         peak_gflops=peak, fraction_of_peak=best * flops / 1e9 / peak,
         fraction_of_peak_paired=dict(min=paired[0], median=paired[len(paired) // 2], max=paired[-1]),
-        baseline_model_steps_per_s=base_rate, speedup_vs_baseline=best / base_rate,
+        baseline_model_steps_per_s=base_rates[-1], baseline_steps_per_model=base_steps,
+        speedup_vs_baseline=best / base_rates[-1],
+        speedup_vs_baseline_paired=dict(min=paired_speedup[0], median=paired_speedup[len(paired_speedup) // 2],
+                                        max=paired_speedup[-1]),
         compile_s=compile_s, load_average=os.getloadavg()[0], backend=jax.default_backend())
 
 
@@ -153,7 +152,8 @@ def main(argv=None) -> int:
                 print(json.dumps(dict(benchmark="train_throughput", model=name, ensemble=size, skipped=why,
                                       memory_estimate_bytes=_memory_estimate(name, size), memory_budget_bytes=budget)))
                 continue
-            row = bench_row(name, size, repeats, target_s, baseline_steps=2 if name == "relu-w2000-d8" else 5)
+            row = bench_row(name, size, repeats if size * _param_count(name) < 10**8 else max(2, repeats // 2),
+                            target_s, min_steps=8 if args.quick else 16)
             print(json.dumps(row), flush=True)
     return 0
 
