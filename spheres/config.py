@@ -272,6 +272,8 @@ def model_from_table(table: Any) -> ModelConfig:
             if table and any(getattr(parsed, k, object()) != v for k, v in table.items()):
                 raise InputError("model.name", f"{name!r} fixes arch/width/depth/batch_norm; drop the other keys")
             return parsed
+    if table.get("arch") == "quad":
+        table.setdefault("depth", 1)  # the quadratic net has one hidden layer; no need to say so
     return _build(ModelConfig, table, "model")
 
 

@@ -82,3 +82,8 @@ def test_bad_model_names(name):
     with pytest.raises(InputError) as info:
         config_from_dict({"model": {"name": name}})
     assert info.value.field.startswith("model.")
+
+
+def test_quad_needs_no_depth():
+    assert config_from_dict({"model": {"name": "quad", "width": 64}}).model.name == "quad-w64"
+    assert config_from_dict({"model": {"arch": "quad", "width": 8}}).model.depth == 1

@@ -51,7 +51,7 @@ def summary_lines(report: dict) -> list[str]:
                      f"{_fmt(s['exact_mu_outer'])} (CLT {_fmt(s['clt_mu_outer'])}); exact d(E) "
                      f"{_fmt(s['exact_mean_distance'], '.4f')}")
         elif name in ("tradeoff", "dimsweep") and s:
-            line += (f"  {s['points']} points, smallest mu {_fmt(s['smallest_mu'])}, d(E)/optimal median "
+            line += (f"  {s['points']} points, smallest mu {_fmt(s['smallest_mu'])}, d(E)/optimal (mu < 1/2) median "
                      f"{_fmt(s['ratio_median'])} [{_fmt(s['ratio_min'])}, {_fmt(s['ratio_max'])}], above the bound: "
                      f"{s['points_above_bound']}/{s['points_with_bound']}, with attack failures: "
                      f"{s['points_with_attack_failures']}")
@@ -67,6 +67,9 @@ def summary_lines(report: dict) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from spheres.errors import InputError
     from spheres.reproduce import EXPERIMENTS, load_reproduce_config, reproduce
+    from spheres.train import initialize_distributed
+
+    initialize_distributed()  # several processes/hosts (README); a no-op for one process
 
     if args.config and args.quick:
         raise InputError("--config", "give either --quick or --config, not both")
@@ -79,7 +82,16 @@ def run(args: argparse.Namespace) -> int:
         cfg = type(cfg)(**{**cfg.__dict__, "experiments": tuple(n for n in cfg.experiments if n in args.only)})
     out = Path(args.out) if args.out else Path("results") / ("quick" if args.quick else "full")
     print(f"reproducing {', '.join(cfg.experiments)} from {path} into {out}/ (re-run the same command to resume)")
-    report = reproduce(cfg, out, progress=not args.no_progress, figures_dir=args.figures)
+    parts = ["spheres reproduce"] + (["--quick"] if args.quick else []) + (
+        [f"--config {args.config}"] if args.config else []) + [f"--only {n}" for n in args.only] + (
+        [f"--out {args.out}"] if args.out else []) + ([f"--figures {args.figures}"] if args.figures else [])
+    command = " ".join(parts)
+    try:
+        shown = path.resolve().relative_to(CONFIG_DIR.parents[1])
+    except ValueError:
+        shown = path
+    report = reproduce(cfg, out, progress=not args.no_progress, figures_dir=args.figures, command=command,
+                       config_path=str(shown))
     print("\n".join(summary_lines(report)))
     print(f"summary: {out / 'summary.json'}", file=sys.stdout)
     return 0

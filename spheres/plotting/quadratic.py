@@ -96,9 +96,10 @@ def draw_alphas(alphas_csv: str | os.PathLike, summary_json: str | os.PathLike, 
         ax.axvspan(lo_band, 1.0, color=INSIDE, alpha=0.13, lw=0, zorder=0)
         ax.hist([alpha[inside], alpha[~inside]], bins=bins, stacked=True, color=[INSIDE, OUTSIDE],
                 edgecolor="white", linewidth=0.5, zorder=2)
-        for x, label in ((lo_band, rf"$1/R^2 = {lo_band:.4f}$"), (1.0, "$1$")):
+        # the lower label hangs to the left of its line and the upper to the right, so they never overlap
+        for x, label, ha in ((lo_band, rf"$1/R^2 = {lo_band:.4f}$ ", "right"), (1.0, " $1$", "left")):
             ax.axvline(x, color="black", lw=1.8, ls="--", zorder=3)
-            ax.text(x, 1.01, label, transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=11)
+            ax.text(x, 1.01, label, transform=ax.get_xaxis_transform(), ha=ha, va="bottom", fontsize=11)
         ax.set_xlim(bins[0], bins[-1])
         orientation = str(summary.get("orientation", "outer_if_greater"))
         rule = RULES.get(orientation, orientation)
