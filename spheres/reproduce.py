@@ -517,6 +517,13 @@ def _compute_slices(cfg: ReproduceConfig, out: Path) -> dict[str, Any]:
             "attack_distances": [float(res.distance[i]), float(res.distance[j])]}
 
 
+def curated_name(experiment: str, path: str | Path) -> str:
+    """File name of a result in the curated figures directory: prefixed by its experiment unless it
+    already says it (``results.csv`` of tradeoff -> ``tradeoff_results.csv``)."""
+    base = Path(path).name
+    return base if experiment == "bound" or base.startswith(experiment) else f"{experiment}_{base}"
+
+
 RUNNERS: dict[str, Callable[[ReproduceConfig, Path, bool], dict[str, Any]]] = {
     "bound": run_bound, "quadratic": run_quadratic, "tradeoff": run_tradeoff, "dimsweep": run_dimsweep,
     "slices": run_slices,
@@ -543,8 +550,7 @@ def reproduce(cfg: ReproduceConfig, out: str | Path, progress: bool = True,
             dest = Path(figures_dir)
             dest.mkdir(parents=True, exist_ok=True)
             for p in result["figures"] + result["tables"]:
-                base = Path(p).name
-                shutil.copyfile(p, dest / (base if name == "bound" or base.startswith(name) else f"{name}_{base}"))
+                shutil.copyfile(p, dest / curated_name(name, p))
     write_json_atomic(out / "summary.json", report)
     if figures_dir is not None:
         from spheres.io import write_text_atomic
@@ -604,6 +610,44 @@ def _tradeoff_table(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _findings(report: dict[str, Any]) -> list[str]:
+    """Plain-language findings, each computed from the saved summaries (no number is typed in)."""
+    out = []
+    for name in ("tradeoff", "dimsweep"):
+        s = report.get(name, {}).get("summary")
+        if not s:
+            continue
+        out.append(f"{name}: {s['points_with_bound'] - s['points_above_bound']} of {s['points_with_bound']} measured "
+                   f"points lie at or below the exact cap bound within 2 SE (the bound is a theorem; a point above it "
+                   f"would be a bug). Where mu < 1/2 the nets reach a median {_sci(s['ratio_median'])} of the largest "
+                   f"d(E) any classifier with their error rate can have (range {_sci(s['ratio_min'])} to "
+                   f"{_sci(s['ratio_max'])})" + (": trained nets sit close to the optimal curve, as in the paper."
+                                                   if (s["ratio_median"] or 0) >= 0.5 else
+                                                   ": well below the optimal curve, unlike the paper's nets."))
+        if s["points_with_attack_failures"]:
+            out.append(f"{name}: at {s['points_with_attack_failures']} of {s['points']} points the attack found no "
+                       "error from some starting points (within its budget); their d(E) is a mean over the other "
+                       "points and is drawn hollow, so it can understate the distance.")
+        fit = s.get("fit", {}).get("all")
+        if fit and fit.get("exponent") is not None:
+            z = (fit["exponent"] + 0.5) / fit["exponent_se"]
+            out.append(f"dimsweep: d(E) scales like d^({fit['exponent']:.3f} +- {fit['exponent_se']:.3f}) at matched "
+                       f"error rate ({fit['n']} points), {abs(z):.1f} standard errors from the 1/sqrt(d) law's -1/2.")
+    t = report.get("tradeoff", {}).get("summary")
+    if t and t.get("smallest_mu") is not None:
+        out.append(f"tradeoff: the smallest error rate reached is {_sci(t['smallest_mu'])}. The paper's nets, trained "
+                   "for 10^6 steps, went below 1e-7 (Monte Carlo saw no error); at the budgets of this run most nets "
+                   "stop at larger error rates, so the figure covers the upper part of the paper's curve.")
+    q = report.get("quadratic", {}).get("summary")
+    if q:
+        ratio = (q["clt_mu_inner"] / q["exact_mu_inner"]) if q.get("clt_mu_inner") and q.get("exact_mu_inner") else None
+        out.append(f"quadratic: {q['alphas_outside']} of {q['dim']} alphas lie outside [1/R^2, 1] (the paper, after 10^6 "
+                   f"steps: 394 of 500), with exact inner error rate {_sci(q['exact_mu_inner'])} and outer "
+                   f"{_sci(q['exact_mu_outer'])} after {q['steps']} steps."
+                   + (f" The paper's CLT estimate of the inner rate is {ratio:.2g} times the exact value." if ratio else ""))
+    return out
+
+
 def figures_readme(report: dict[str, Any], out: Path, config_path: str, command: str) -> str:
     """The text of ``figures/README.md``: what each figure shows, the command that made it, and the
     key numbers, all read from the saved results of this run."""
@@ -611,6 +655,9 @@ def figures_readme(report: dict[str, Any], out: Path, config_path: str, command:
              f"Made by `{command}` (config `{config_path}`). The files here are copied from the run's results "
              "directory; every number below is read from the saved tables, not typed in. Re-running the command "
              "regenerates all of it.", ""]
+    findings = _findings(report)
+    if findings:
+        lines += ["## What this run shows (computed from the tables below)", ""] + [f"- {f}" for f in findings] + [""]
     for name, res in report.items():
         lines.append(f"## {name}")
         lines.append("")
@@ -650,7 +697,6 @@ def figures_readme(report: dict[str, Any], out: Path, config_path: str, command:
                 for label, f in [*fit["models"].items(), ("all", fit["all"])]:
                     lines.append(f"| {label} | {_sci(f['exponent'], 3)} | {_sci(f['exponent_se'], 2)} | {f['n']} |")
                 lines.append("")
-        lines.append(f"Tables: {', '.join('`' + Path(p).name + '`' for p in res['tables'])}. "
-                     f"Time: {res['seconds']} s.")
+        lines.append(f"Tables: {', '.join('`' + curated_name(name, p) + '`' for p in res['tables'])}.")
         lines.append("")
     return "\n".join(lines)
