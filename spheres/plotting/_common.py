@@ -149,16 +149,22 @@ def seq_color(norm: LogNorm, value: float) -> tuple[float, ...]:
     return sequential()(0.82 * float(np.clip(norm(value), 0.0, 1.0)))
 
 
+def _mantissa_exponent(x: float, digits: int) -> tuple[float, int]:
+    """``x = mant * 10^exp`` with ``1 <= |mant| < 10`` after rounding to ``digits`` significant digits."""
+    exp = int(np.floor(np.log10(abs(x))))
+    mant = x / 10.0**exp
+    if round(mant, digits - 1) >= 10:
+        mant, exp = mant / 10, exp + 1
+    return mant, exp
+
+
 def sci(x: float | None, digits: int = 2) -> str:
     """``x`` in mathtext scientific notation, e.g. ``1.2 \\times 10^{-5}``; ``None`` -> ``n/a``."""
     if x is None or not np.isfinite(x):
         return "n/a"
     if x == 0:
         return "0"
-    exp = int(np.floor(np.log10(abs(x))))
-    mant = x / 10.0**exp
-    if round(mant, digits - 1) >= 10:
-        mant, exp = mant / 10, exp + 1
+    mant, exp = _mantissa_exponent(x, digits)
     if -2 <= exp <= 2:
         return f"{x:.{max(digits - 1 - exp, 0)}f}" if exp < digits else f"{x:.0f}"
     return rf"${mant:.{digits - 1}f} \times 10^{{{exp}}}$"
@@ -173,10 +179,7 @@ def sci_plain(x: float | None, digits: int = 2) -> str:
         return "n/a"
     if x == 0:
         return "0"
-    exp = int(np.floor(np.log10(abs(x))))
-    mant = x / 10.0**exp
-    if round(mant, digits - 1) >= 10:
-        mant, exp = mant / 10, exp + 1
+    mant, exp = _mantissa_exponent(x, digits)
     if -2 <= exp <= 2:
         return sci(x, digits)
     return f"{mant:.{digits - 1}f} \u00d7 10" + str(exp).translate(_SUPERSCRIPT)

@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from spheres import theory
-from spheres.io import write_bytes_atomic, write_text_atomic
+from spheres.io import write_bytes_atomic, write_csv_atomic
 
 BOUND_VS_DIM_RATES = (1e-2, 1e-4, 1e-8)
 TRADEOFF_DIMS = (50, 500, 5000)
@@ -58,13 +58,9 @@ def bound_table(dims: np.ndarray, rates: np.ndarray) -> dict[str, np.ndarray]:
 
 def write_table_csv(table: dict[str, np.ndarray], path: str | os.PathLike) -> Path:
     """Write a table (dict of equal-length columns) as CSV, atomically, full float64 precision."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
     names = list(table)
-    writer.writerow(names)
-    for row in zip(*(table[n] for n in names)):
-        writer.writerow([int(v) if n == "dim" else repr(float(v)) for n, v in zip(names, row)])
-    return write_text_atomic(path, buf.getvalue())
+    rows = [{n: int(v) if n == "dim" else float(v) for n, v in zip(names, row)} for row in zip(*table.values())]
+    return write_csv_atomic(path, rows, names)
 
 
 def read_table_csv(path: str | os.PathLike) -> dict[str, np.ndarray]:
