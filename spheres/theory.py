@@ -165,6 +165,17 @@ def _log_density(beta: np.ndarray, d: np.ndarray) -> np.ndarray:
     return np.where(d == 2, 0.0, (d - 2) * _log_cos(beta)) - _log_norm(d)
 
 
+def _bisect(a: np.ndarray, b: np.ndarray, root_is_right_of) -> tuple[np.ndarray, np.ndarray]:
+    """``_BISECT`` vectorised halvings of the brackets ``[a, b]``; ``root_is_right_of(mid)`` (bool array)
+    says on which side of each midpoint the sought point lies."""
+    a, b = a.copy(), b.copy()
+    for _ in range(_BISECT):
+        mid = 0.5 * (a + b)
+        right = root_is_right_of(mid)
+        a, b = np.where(right, mid, a), np.where(right, b, mid)
+    return a, b
+
+
 def _logconcave_integral(logf, dlogf, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """``log integral_lo^hi exp(logf(v)) dv`` for an integrand that is log-concave in ``v``.
 
@@ -175,27 +186,12 @@ def _logconcave_integral(logf, dlogf, lo: np.ndarray, hi: np.ndarray) -> np.ndar
     composite Gauss-Legendre (12 panels x 24 nodes) relative to the maximum. Concavity bounds the
     neglected tails by ``e^-50`` of the total.
     """
-    a, b = lo.copy(), hi.copy()
-    for _ in range(_BISECT):
-        mid = 0.5 * (a + b)
-        up = dlogf(mid) > 0
-        a, b = np.where(up, mid, a), np.where(up, b, mid)
+    a, b = _bisect(lo, hi, lambda mid: dlogf(mid) > 0)
     mode = 0.5 * (a + b)
     top = logf(mode)
     level = top - _LEVEL
-
-    a, b = lo.copy(), mode.copy()  # left end: logf increasing on [lo, mode]
-    for _ in range(_BISECT):
-        mid = 0.5 * (a + b)
-        below = logf(mid) < level
-        a, b = np.where(below, mid, a), np.where(below, b, mid)
-    left = a
-    a, b = mode.copy(), hi.copy()  # right end: logf decreasing on [mode, hi]
-    for _ in range(_BISECT):
-        mid = 0.5 * (a + b)
-        below = logf(mid) < level
-        a, b = np.where(below, a, mid), np.where(below, mid, b)
-    right = b
+    left, _ = _bisect(lo, mode, lambda mid: logf(mid) < level)  # logf increasing on [lo, mode]
+    _, right = _bisect(mode, hi, lambda mid: logf(mid) >= level)  # logf decreasing on [mode, hi]
 
     width = (right - left) / _PANELS
     k = np.arange(_PANELS, dtype=np.float64)
