@@ -46,7 +46,8 @@ def _available() -> dict[str, object]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="spheres", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="spheres", description="spheres: the geometry of adversarial examples on two concentric "
+                     "spheres (Gilmer et al. 2018). Each command validates its input; bad input exits 2.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name, mod in _available().items():
         p = sub.add_parser(name, help=mod.HELP, description=mod.HELP)
