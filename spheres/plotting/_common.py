@@ -174,14 +174,11 @@ _SUPERSCRIPT = str.maketrans("-0123456789", "\u207b\u2070\u00b9\u00b2\u00b3\u207
 
 
 def sci_plain(x: float | None, digits: int = 2) -> str:
-    """``x`` as plain text with Unicode superscripts (``3.1 × 10⁻⁵``), for monospace tables."""
-    if x is None or not np.isfinite(x):
-        return "n/a"
-    if x == 0:
-        return "0"
-    mant, exp = _mantissa_exponent(x, digits)
-    if -2 <= exp <= 2:
+    """``x`` as plain text with Unicode superscripts (``3.1 × 10⁻⁵``), for monospace tables; values that
+    :func:`sci` writes without a power of ten come out as there."""
+    if x is None or not np.isfinite(x) or x == 0 or -2 <= _mantissa_exponent(x, digits)[1] <= 2:
         return sci(x, digits)
+    mant, exp = _mantissa_exponent(x, digits)
     return f"{mant:.{digits - 1}f} \u00d7 10" + str(exp).translate(_SUPERSCRIPT)
 
 
