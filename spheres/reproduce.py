@@ -29,7 +29,6 @@ again continues where it stopped. Tables are written first; figures are drawn fr
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import shutil
 import time

@@ -73,8 +73,7 @@ from scipy import special, stats
 
 from spheres.classifiers import LogitFn, ellipsoid_logit, error_score
 from spheres.errors import InputError
-from spheres.geometry import (INNER_RADIUS, OUTER_RADIUS, project_to_sphere, rotate_toward, safe_norm,
-                              sample_sphere)
+from spheres.geometry import INNER_RADIUS, OUTER_RADIUS, project_to_sphere, rotate_toward, safe_norm
 
 #: run status codes
 RUNNING, REACHED, STALLED, MAX_LEVELS = -1, 0, 1, 2

@@ -43,7 +43,6 @@ handling. ``tests/test_train.py`` checks that 2 processes x 2 devices give the 1
 from __future__ import annotations
 
 import collections
-import functools
 from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple
 
