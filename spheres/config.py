@@ -45,7 +45,8 @@ from spheres.errors import InputError
 ARCHS = ("relu", "quad")
 
 
-def _check_int(field_name: str, value: Any, lo: int, hi: int | None = None, hint: str = "") -> None:
+def check_int(field_name: str, value: Any, lo: int, hi: int | None = None, hint: str = "") -> None:
+    """Raise :class:`InputError` naming ``field_name`` unless ``value`` is an integer in ``[lo, hi]``."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise InputError(field_name, f"must be an integer >= {lo}{hint}, got {value!r}")
     if value < lo or (hi is not None and value > hi):
@@ -79,8 +80,8 @@ class ModelConfig:
     def __post_init__(self):
         if self.arch not in ARCHS:
             raise InputError("model.arch", f"unknown architecture {self.arch!r}; allowed: {', '.join(ARCHS)}")
-        _check_int("model.width", self.width, 1)
-        _check_int("model.depth", self.depth, 1)
+        check_int("model.width", self.width, 1)
+        check_int("model.depth", self.depth, 1)
         if not isinstance(self.batch_norm, bool):
             raise InputError("model.batch_norm", f"must be true or false, got {self.batch_norm!r}")
         if self.arch == "quad" and self.depth != 1:
@@ -141,7 +142,7 @@ class TaskConfig:
     outer_radius: float = 1.3
 
     def __post_init__(self):
-        _check_int("task.dim", self.dim, 2)
+        check_int("task.dim", self.dim, 2)
         _check_float("task.outer_radius", self.outer_radius, lo=1.0, lo_open=True)
 
 
@@ -168,10 +169,10 @@ class TrainConfig:
     chunk_steps: int = 10_000
 
     def __post_init__(self):
-        _check_int("train.steps", self.steps, 1)
-        _check_int("train.batch_size", self.batch_size, 1)
-        _check_int("train.checkpoints", self.checkpoints, 1)
-        _check_int("train.chunk_steps", self.chunk_steps, 1)
+        check_int("train.steps", self.steps, 1)
+        check_int("train.batch_size", self.batch_size, 1)
+        check_int("train.checkpoints", self.checkpoints, 1)
+        check_int("train.chunk_steps", self.chunk_steps, 1)
         for name in ("learning_rates", "train_sizes", "seeds"):
             value = getattr(self, name)
             if not isinstance(value, tuple) or len(value) == 0:
@@ -179,9 +180,9 @@ class TrainConfig:
         for lr in self.learning_rates:
             _check_float("train.learning_rates", lr, lo=0.0, lo_open=True)
         for n in self.train_sizes:
-            _check_int("train.train_sizes", n, 0, hint=" (0 means online)")
+            check_int("train.train_sizes", n, 0, hint=" (0 means online)")
         for s in self.seeds:
-            _check_int("train.seeds", s, 0, hi=2**31 - 1)
+            check_int("train.seeds", s, 0, hi=2**31 - 1)
         if len(set(self.seeds)) != len(self.seeds):
             raise InputError("train.seeds", "seeds must be distinct")
 

@@ -40,7 +40,7 @@ import numpy as np
 
 from spheres import attacks, montecarlo, quadratic, splitting
 from spheres.cells import CellStore
-from spheres.config import ModelConfig
+from spheres.config import ModelConfig, check_int
 from spheres.errors import InputError
 from spheres.geometry import sample_sphere
 from spheres.io import write_csv_atomic, write_json_atomic
@@ -84,9 +84,7 @@ class MeasureConfig:
     def __post_init__(self):
         for name, lo in (("mc_samples", 1), ("attack_points", 2), ("min_errors", 1), ("splitting_particles", 10),
                          ("splitting_repeats", 1), ("splitting_max_levels", 1), ("seed", 0)):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-                raise InputError("--" + name.replace("_", "-"), f"must be an integer >= {lo}, got {v!r}")
+            check_int("--" + name.replace("_", "-"), getattr(self, name), lo)
         if self.method not in METHODS:
             raise InputError("--method", f"unknown method {self.method!r}; allowed: {', '.join(METHODS)}")
 

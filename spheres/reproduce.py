@@ -39,7 +39,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from spheres.config import ExperimentConfig, TaskConfig, TrainConfig, build_section, parse_model_name
+from spheres.config import ExperimentConfig, TaskConfig, TrainConfig, build_section, check_int, parse_model_name
 from spheres.errors import InputError
 from spheres.io import read_csv, write_csv_atomic, write_json_atomic
 from spheres.measure import MeasureConfig
@@ -93,11 +93,6 @@ def _freeze_rates(obj: Any, name: str = "model_learning_rates") -> None:
 
 def _learning_rate(obj: Any, model: str) -> float:
     return dict(obj.model_learning_rates).get(model, obj.recipe.learning_rate)
-
-
-def _check_positive_int(name: str, value: Any, lo: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < lo:
-        raise InputError(name, f"must be an integer >= {lo}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -182,10 +177,10 @@ class QuadraticExperimentConfig:
 
     def __post_init__(self):
         _check_task(self.dim, self.outer_radius)
-        _check_positive_int("width", self.width)
-        _check_positive_int("train_size", self.train_size, 0)
+        check_int("width", self.width, 1)
+        check_int("train_size", self.train_size, 0)
         _check_grid((self.seed,), (self.train_size,))
-        _check_positive_int("points", self.points, 2)
+        check_int("points", self.points, 2)
 
 
 @dataclass(frozen=True)
@@ -199,7 +194,7 @@ class SlicesConfig:
     extent: float = 1.6
 
     def __post_init__(self):
-        _check_positive_int("resolution", self.resolution, 3)
+        check_int("resolution", self.resolution, 3)
         if isinstance(self.extent, bool) or not isinstance(self.extent, (int, float)) or not 0 < self.extent < 100:
             raise InputError("extent", f"must be a number in (0, 100), got {self.extent!r}")
 
