@@ -5,15 +5,15 @@ Prints JSON rows (one object per line), each with ``"bench"`` naming what was ti
 * ``matmul_peak``: this machine's float32 matmul throughput (a large jitted ``A @ B``), measured
   in the same run (and again right before each Monte Carlo timing; the largest value so far is
   the reference ``peak_gflops`` for ``fraction_of_peak``, so a busy machine cannot inflate it).
-* ``monte_carlo``: samples/s (both spheres counted) of :func:`spheres.montecarlo.error_rates` for
+* ``monte_carlo``: samples/s (both spheres counted) of :func:`spheres.measure.montecarlo.error_rates` for
   each paper architecture at d = 500 (initial weights with the output bias centred so that the
   boundary crosses the spheres: throughput does not depend on the values otherwise),
-  with the achieved matmul GFLOP/s (:func:`spheres.models.count_matmul_flops`) and its fraction of
+  with the achieved matmul GFLOP/s (:func:`spheres.nets.models.count_matmul_flops`) and its fraction of
   the measured peak; beside it a naive baseline (a Python loop drawing and classifying one
   sample per jitted call with a host sync and a float count, the pattern of simple
   reimplementations) and the speed-up ratio. The ellipsoid classifier (no matmul) is timed too.
 * ``exact_quad``: time of the exact inner/outer error rates and of the exact ``d(E)`` (points/s)
-  from :mod:`spheres.quadratic`, for a quad net's alphas at d = 500.
+  from :mod:`spheres.maths.quadratic`, for a quad net's alphas at d = 500.
 * ``attack``: on-manifold attack points/s for each architecture (each point attacked from its
   predicted class, so every search is real) and for the ellipsoid classifier (with the
   un-batched baseline: the same jitted attack called one point at a time).
@@ -38,11 +38,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _peak import measure_matmul_peak  # noqa: E402  (the shared peak yardstick beside this script)
 
-from spheres import attacks, montecarlo, quadratic
-from spheres.classifiers import ellipsoid_logit
-from spheres.config import PAPER_MODELS
-from spheres.geometry import sample_sphere
-from spheres.models import count_matmul_flops, init_variables, make_logit_fn
+from spheres.measure import attacks
+from spheres.measure import montecarlo
+from spheres.maths import quadratic
+from spheres.maths.classifiers import ellipsoid_logit
+from spheres.nets.config import PAPER_MODELS
+from spheres.maths.geometry import sample_sphere
+from spheres.nets.models import count_matmul_flops, init_variables, make_logit_fn
 
 DIM = 500
 

@@ -8,11 +8,11 @@ Prints JSON rows (one object per line), each with ``"bench"`` naming what was me
 * ``splitting``: one row per classifier at d = 500, both with error rates far below what Monte
   Carlo sees, evaluated on the inner sphere:
 
-  - ``quad-w1000``: the paper's quadratic network (``spheres.models``, ``h = 1000``) with weights
+  - ``quad-w1000``: the paper's quadratic network (``spheres.nets.models``, ``h = 1000``) with weights
     set so that its ellipsoid has a chosen random alpha spectrum whose EXACT inner error rate
-    (``spheres.quadratic``) is 1e-9; the row reports the estimate, its interval, the ratio to the
+    (``spheres.maths.quadratic``) is 1e-9; the row reports the estimate, its interval, the ratio to the
     exact value and whether the interval covers it.
-  - ``relu-w1000-d2``: the paper's two-layer ReLU net (``spheres.models``) at its random
+  - ``relu-w1000-d2``: the paper's two-layer ReLU net (``spheres.nets.models``) at its random
     initialisation, with the head bias shifted so that the inner error rate is about 1e-9 (the
     shift is ``mean + 6 sd`` of the logit over 65,536 uniform points; the true rate is unknown, so
     the row reports the estimate and its interval only).
@@ -23,7 +23,7 @@ Prints JSON rows (one object per line), each with ``"bench"`` naming what was me
   by timing a jitted Monte Carlo chunk (draw, classify, count) of the same model, and the ratios.
   ``evaluations_for_rel_0.2`` rescales the splitting cost to a 20% relative error (variance is
   inversely proportional to the particle count). Achieved matmul GFLOP/s counts the networks'
-  matmul FLOPs (``spheres.models.count_matmul_flops``) per model evaluation.
+  matmul FLOPs (``spheres.nets.models.count_matmul_flops``) per model evaluation.
 
 Usage: ``python benchmarks/rare_event.py [--quick]``; ``--quick`` uses fewer particles (a larger
 relative error) and finishes in under 2 minutes on a 2-core CPU.
@@ -46,11 +46,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _peak import measure_matmul_peak  # noqa: E402
 
-from spheres import quadratic, splitting  # noqa: E402
-from spheres.classifiers import misclassified  # noqa: E402
-from spheres.config import parse_model_name  # noqa: E402
-from spheres.geometry import project_to_sphere  # noqa: E402
-from spheres.models import count_matmul_flops, init_variables, make_logit_fn  # noqa: E402
+from spheres.maths import quadratic
+from spheres.measure import splitting  # noqa: E402
+from spheres.maths.classifiers import misclassified  # noqa: E402
+from spheres.nets.config import parse_model_name  # noqa: E402
+from spheres.maths.geometry import project_to_sphere  # noqa: E402
+from spheres.nets.models import count_matmul_flops, init_variables, make_logit_fn  # noqa: E402
 
 DIM = 500
 TARGET_LOG10 = -9.0
@@ -79,7 +80,7 @@ def quad_spectrum(seed: int, log10_target: float) -> tuple[np.ndarray, float]:
 
 
 def quad_variables(key, alphas: np.ndarray) -> dict:
-    """Quad-net variables (``spheres.models`` layout) with ``logit = sum_i alpha_i (V^T x)_i^2 - 1``.
+    """Quad-net variables (``spheres.nets.models`` layout) with ``logit = sum_i alpha_i (V^T x)_i^2 - 1``.
 
     ``W = [diag(sqrt(alpha)) V^T; 0]`` (``h = 1000`` rows, the last ``h - d`` zero), ``V`` a random
     rotation, ``w = 1``, ``b = -1``: an ellipsoid classifier in a random basis, exact rate from alphas.
@@ -185,7 +186,7 @@ def main(argv=None) -> int:
     relu_params = {"params": dict(variables["params"], head=head), "batch_stats": variables["batch_stats"]}
     row = bench("relu-w1000-d2", relu_fn, relu_params, count_matmul_flops(relu_cfg, DIM, 1), config,
                 best_peak, None,
-                "random initialisation (spheres.models), head bias shifted by mean + 6 sd of the logit")
+                "random initialisation (spheres.nets.models), head bias shifted by mean + 6 sd of the logit")
     emit(row)
     return 0
 

@@ -41,7 +41,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _peak import measure_matmul_peak  # noqa: E402
 
-from spheres import config, models, train  # noqa: E402
+from spheres.nets import config
+from spheres.nets import models
+from spheres.nets import train  # noqa: E402
 
 DIM, BATCH = 500, 50
 

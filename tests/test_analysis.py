@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from spheres.analysis import cap_profile, dimension_exponent, linear_fit
+from spheres.maths.analysis import cap_profile, dimension_exponent, linear_fit
 
 
 def test_standard_error_is_calibrated():

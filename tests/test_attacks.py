@@ -1,4 +1,4 @@
-"""Attacks graded against exact nearest errors: ellipsoid classifiers (spheres.quadratic) and caps.
+"""Attacks graded against exact nearest errors: ellipsoid classifiers (spheres.maths.quadratic) and caps.
 
 Tolerance for "no attack distance below the exact one" (float32 attack vs float64 exact). A
 reported point y is misclassified according to the float32 logit; the true (float64) boundary
@@ -15,10 +15,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from spheres import attacks, quadratic
-from spheres.classifiers import cap_logit, ellipsoid_logit, misclassified
-from spheres.errors import InputError
-from spheres.geometry import sample_sphere
+from spheres.measure import attacks
+from spheres.maths import quadratic
+from spheres.maths.classifiers import cap_logit, ellipsoid_logit, misclassified
+from spheres.core.errors import InputError
+from spheres.maths.geometry import sample_sphere
 
 EPS32 = float(np.finfo(np.float32).eps)
 N_POINTS = 32
@@ -246,8 +247,8 @@ def test_ensemble_member_equals_single_run_and_no_recompile():
 @pytest.mark.slow
 def test_attack_on_network_models():
     """The per-example logit of a Flax model (batch norm in eval mode): both spheres, on and off."""
-    from spheres.config import parse_model_name
-    from spheres.models import init_variables, make_logit_fn
+    from spheres.nets.config import parse_model_name
+    from spheres.nets.models import init_variables, make_logit_fn
 
     dim, n = 20, 8
     cfg = parse_model_name("relu-w32-d2-bn")

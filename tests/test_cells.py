@@ -2,8 +2,8 @@
 
 import pytest
 
-from spheres.cells import CellStore
-from spheres.errors import InputError
+from spheres.core.cells import CellStore
+from spheres.core.errors import InputError
 
 
 def test_finished_cell_is_not_recomputed(tmp_path):

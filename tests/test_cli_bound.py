@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spheres import theory as T
+from spheres.maths import theory as T
 from spheres.cli import main
 from spheres.plotting.bound import read_table_csv
 

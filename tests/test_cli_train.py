@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from spheres import runs
+from spheres.nets import runs
 from spheres.cli import main
 
 TINY = """
@@ -138,7 +138,7 @@ def test_progress_bar_only_on_a_terminal(tmp_path, monkeypatch, capsys):
 # kill it mid-run; the kill lands at whatever point the child has reached (training, writing).
 _CHILD = textwrap.dedent("""
     import sys, time
-    from spheres import runs
+    from spheres.nets import runs
     real = runs.run_training
     runs.run_training = lambda *a, **k: real(*a, on_chunk=lambda step: time.sleep(0.15), **k)
     from spheres.cli import main

@@ -2,9 +2,9 @@
 
 import pytest
 
-from spheres.config import (PAPER_MODELS, ExperimentConfig, ModelConfig, TrainConfig, config_from_dict,
+from spheres.nets.config import (PAPER_MODELS, ExperimentConfig, ModelConfig, TrainConfig, config_from_dict,
                             dump_config, load_config)
-from spheres.errors import InputError
+from spheres.core.errors import InputError
 import tomllib
 
 
@@ -72,7 +72,7 @@ def test_defaults_are_the_paper_recipe():
 @pytest.mark.parametrize("name", ["quad-w1000", "relu-w1000-d2", "relu-w2000-d8", "relu-w64-d3", "relu-w8-d1-bn", "relu-w1000-d2-nobn", "relu-w2000-d8-bn",
                                   "quad-w7"])
 def test_model_names_round_trip(name):
-    from spheres.config import parse_model_name
+    from spheres.nets.config import parse_model_name
     assert parse_model_name(name).name == name
     assert config_from_dict({"model": {"name": name}}).model.name == name
 

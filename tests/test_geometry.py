@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, strategies as st
 from scipy import stats
 
-from spheres import geometry as geo
+from spheres.maths import geometry as geo
 from conftest import DIMS
 
 seeds = st.integers(0, 2**31 - 1)

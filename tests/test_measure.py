@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from spheres import cli
-from spheres.config import config_from_dict
-from spheres.errors import InputError
-from spheres.io import read_csv
-from spheres.measure import MeasureConfig, measure_run
-from spheres.runs import run_training
+from spheres.nets.config import config_from_dict
+from spheres.core.errors import InputError
+from spheres.core.io import read_csv
+from spheres.measure.pipeline import MeasureConfig, measure_run
+from spheres.nets.runs import run_training
 
 MCFG = MeasureConfig(mc_samples=20_000, attack_points=20, method="monte_carlo")
 
@@ -77,7 +77,7 @@ def test_interrupted_measurement_resumes_to_the_same_table(quad_run, tmp_path):
         measure_run(b, cfg, progress=False, on_step=stop_after_first)
     assert len(read_csv(b / "measurements.csv")) == 2
     computed = []
-    import spheres.measure as m
+    import spheres.measure.pipeline as m
     original = m.measure_step
     m.measure_step = lambda run, step, mc: computed.append(step) or original(run, step, mc)
     try:

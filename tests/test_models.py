@@ -5,8 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from spheres import geometry, models
-from spheres.config import PAPER_MODELS, ModelConfig
+from spheres.maths import geometry
+from spheres.nets import models
+from spheres.nets.config import PAPER_MODELS, ModelConfig
 
 RELU_BN = ModelConfig("relu", 16, 2, True)
 QUAD = ModelConfig("quad", 12, 1, False)

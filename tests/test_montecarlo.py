@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from scipy import special, stats as sps
 
-from spheres import montecarlo as mc
-from spheres import quadratic
-from spheres import stats
-from spheres.classifiers import cap_logit, ellipsoid_logit
-from spheres.errors import InputError
+from spheres.measure import montecarlo as mc
+from spheres.maths import quadratic
+from spheres.maths import stats
+from spheres.maths.classifiers import cap_logit, ellipsoid_logit
+from spheres.core.errors import InputError
 
 
 def cap_measure(dim: int, t: float) -> float:
@@ -71,7 +71,7 @@ def test_intervals_cover_exact_cap_measure_at_nominal_rate():
 
 
 def test_intervals_cover_exact_quadratic_error_rates():
-    """Ellipsoid classifier: M runs with independent keys cover the exact rates (spheres.quadratic)."""
+    """Ellipsoid classifier: M runs with independent keys cover the exact rates (spheres.maths.quadratic)."""
     dim, m, n = 20, 128, 2000
     rng = np.random.default_rng(4)
     alphas = np.concatenate([rng.uniform(0.15, 0.3, dim // 2), rng.uniform(1.3, 1.5, dim - dim // 2)])

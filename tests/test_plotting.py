@@ -9,10 +9,10 @@ import json
 import numpy as np
 import pytest
 
-from spheres import theory
-from spheres.analysis import cap_profile
-from spheres.errors import InputError
-from spheres.io import write_csv_atomic, write_json_atomic
+from spheres.maths import theory
+from spheres.maths.analysis import cap_profile
+from spheres.core.errors import InputError
+from spheres.core.io import write_csv_atomic, write_json_atomic
 from spheres.plotting import dimsweep, quadratic, slices, tradeoff
 from spheres.plotting.dimsweep import (collapse_coordinates, draw_dimsweep, jitter_width, model_families,
                                        seed_jitter)

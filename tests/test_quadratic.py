@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from scipy import optimize
 
-from spheres import quadratic as quad
-from spheres.quadratic import Orientation
+from spheres.maths import quadratic as quad
+from spheres.maths.quadratic import Orientation
 
 ORIENTATIONS = list(Orientation)
 
@@ -352,8 +352,8 @@ def test_error_rates_match_monte_carlo_on_the_spheres():
     import jax
     import jax.numpy as jnp
 
-    from spheres.classifiers import ellipsoid_logit
-    from spheres.geometry import sample_sphere
+    from spheres.maths.classifiers import ellipsoid_logit
+    from spheres.maths.geometry import sample_sphere
 
     dim, n, R = 20, 200_000, 1.3
     alphas = np.linspace(0.3, 1.4, dim)
@@ -451,13 +451,13 @@ def test_clt_misses_in_the_tails():
 
 
 def test_alphas_of_the_trained_model_class():
-    """The real QuadNet (spheres.models), its exported weights and the analysis agree on every
+    """The real QuadNet (spheres.nets.models), its exported weights and the analysis agree on every
     sampled point's predicted class, for each sign case of (w, b)."""
     import jax
     import jax.numpy as jnp
 
-    from spheres import models
-    from spheres.config import ModelConfig
+    from spheres.nets import models
+    from spheres.nets.config import ModelConfig
 
     dim, n, cfg = 12, 400, ModelConfig(arch="quad", width=8, depth=1)
     variables = models.init_variables(jax.random.key(0), cfg, dim)

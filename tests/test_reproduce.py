@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from spheres import cli
-from spheres.errors import InputError
-from spheres.io import read_csv
-from spheres.reproduce import ReproduceConfig, _from_table, reproduce
+from spheres.core.errors import InputError
+from spheres.core.io import read_csv
+from spheres.experiments.reproduce import ReproduceConfig, _from_table, reproduce
 
 SMOKE = """
 experiments = ["bound", "quadratic", "tradeoff", "dimsweep", "slices"]
@@ -89,7 +89,7 @@ def test_tradeoff_table_is_consistent_with_the_bound(smoke_run):
     out, _ = smoke_run
     rows = read_csv(out / "results" / "tradeoff" / "results.csv")
     assert len(rows) == 2 * 2 * 3  # models x sizes x checkpoints
-    from spheres import theory
+    from spheres.maths import theory
     for r in rows:
         if r["model"].startswith("quad"):
             assert r["mu_method"] == "exact" and r["mu_lower"] == r["mu"] == r["mu_upper"]
@@ -108,7 +108,7 @@ def test_quadratic_summary_is_exact(smoke_run):
     alphas = np.array([r["alpha"] for r in read_csv(out / "results" / "quadratic" / "alphas.csv")])
     assert alphas.size == 8
     assert s["alphas_outside"] == int(np.sum((alphas < 1 / 1.3**2) | (alphas > 1)))
-    from spheres import quadratic
+    from spheres.maths import quadratic
     exact = quadratic.error_rates(alphas, 1.3, s["orientation"])
     assert s["exact_mu_inner"] == pytest.approx(exact.inner, rel=1e-9)
 
@@ -118,7 +118,7 @@ def test_interrupted_sweep_resumes_to_the_same_table(smoke_run, tmp_path, monkey
     cfg = smoke_config()
     cfg = ReproduceConfig(experiments=("dimsweep",), dimsweep=cfg.dimsweep, tradeoff=cfg.tradeoff,
                           quadratic=cfg.quadratic, slices=cfg.slices)
-    import spheres.measure as measure
+    import spheres.measure.pipeline as measure
 
     calls = {"n": 0}
     original = measure.measure_step

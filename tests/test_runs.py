@@ -14,10 +14,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from spheres import runs
-from spheres import train as engine
-from spheres.config import TrainConfig, config_from_dict
-from spheres.errors import InputError
+from spheres.nets import runs
+from spheres.nets import train as engine
+from spheres.nets.config import TrainConfig, config_from_dict
+from spheres.core.errors import InputError
 
 #: a tiny run: 4 members (2 seeds x 2 sizes, one online), 7 chunk boundaries, 4 checkpoints
 TINY = {"task": {"dim": 3}, "model": {"arch": "relu", "width": 4, "depth": 1, "batch_norm": True},
@@ -336,7 +336,7 @@ CONFIGS = Path(__file__).resolve().parent.parent / "experiments" / "configs"
 @pytest.mark.parametrize("name, model", [("paper_quad", "quad-w1000"), ("paper_relu2", "relu-w1000-d2"),
                                          ("paper_relu8", "relu-w2000-d8")])
 def test_paper_configs_are_the_paper_recipe(name, model):
-    from spheres.config import PAPER_MODELS, load_config
+    from spheres.nets.config import PAPER_MODELS, load_config
 
     cfg = load_config(CONFIGS / f"{name}.toml")
     assert cfg.model == PAPER_MODELS[model]
@@ -350,7 +350,7 @@ def test_paper_configs_are_the_paper_recipe(name, model):
 
 
 def test_quick_config_is_small_and_covers_the_grid():
-    from spheres.config import load_config
+    from spheres.nets.config import load_config
 
     cfg = load_config(CONFIGS / "quick.toml")
     assert 10 <= cfg.task.dim <= 50 and cfg.train.steps <= 5000

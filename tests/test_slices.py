@@ -4,8 +4,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from spheres.classifiers import ellipsoid_logit
-from spheres.slices import decision_slice, orthonormal_pair
+from spheres.maths.classifiers import ellipsoid_logit
+from spheres.measure.slices import decision_slice, orthonormal_pair
 
 
 def test_orthonormal_pair():

@@ -8,8 +8,8 @@ Exact answers (float64):
   with ``S = x_1^2 + ... + x_k^2 ~ Beta(k/2, (d-k)/2)`` on the unit sphere, the score is
   ``a S + b (1 - S) - 1`` (inner) or ``1 - R^2 (b + (a - b) S)`` (outer, radius R), so for
   ``a > b`` the inner error rate is ``P(S > (1-b)/(a-b))`` and the outer ``P(S <= (1/R^2 - b)/(a-b))``:
-  Beta tails, derived here and cross-checked against ``spheres.quadratic``;
-* general spectra: ``spheres.quadratic.error_rates`` (saddlepoint integration, numerically exact).
+  Beta tails, derived here and cross-checked against ``spheres.maths.quadratic``;
+* general spectra: ``spheres.maths.quadratic.error_rates`` (saddlepoint integration, numerically exact).
 
 Alphas are rounded to float32 (what the classifier sees) BEFORE the exact value is computed.
 """
@@ -22,10 +22,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from spheres import quadratic
-from spheres import splitting as sp
-from spheres.classifiers import cap_logit, ellipsoid_logit, error_score
-from spheres.errors import InputError
+from spheres.maths import quadratic
+from spheres.measure import splitting as sp
+from spheres.maths.classifiers import cap_logit, ellipsoid_logit, error_score
+from spheres.core.errors import InputError
 
 R = 1.3
 LN10 = math.log(10.0)
@@ -49,7 +49,7 @@ def two_value_spectrum(d: int, k: int, b: float, log10_target: float, sphere: st
 
 
 def scaled_spectrum(d: int, seed: int, log10_target: float, sphere: str):
-    """A random spectrum ``alpha_i = base + c z_i`` whose exact (``spheres.quadratic``) rate is near the
+    """A random spectrum ``alpha_i = base + c z_i`` whose exact (``spheres.maths.quadratic``) rate is near the
     target, found by bisection on ``c``; returns float32 alphas and the exact log10 rate."""
     z = np.random.default_rng(seed).normal(size=d)
     base = 0.8 if sphere == "inner" else 1.0 / R**2 + 0.1
@@ -267,7 +267,7 @@ def test_bad_inputs_raise_input_error():
 @pytest.mark.slow
 @pytest.mark.parametrize("sphere", ["inner", "outer"])
 def test_interval_covers_exact_rates_d500(sphere):
-    """d = 500, spectra from 1e-3 to 1e-30 with exact rates from spheres.quadratic."""
+    """d = 500, spectra from 1e-3 to 1e-30 with exact rates from spheres.maths.quadratic."""
     d = 500
     targets = [-3, -9, -20, -30] if sphere == "inner" else [-3, -9, -20]
     spectra = [scaled_spectrum(d, 20 + i, t, sphere) for i, t in enumerate(targets)]

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from spheres import stats
-from spheres.errors import InputError
+from spheres.maths import stats
+from spheres.core.errors import InputError
 
 
 @pytest.mark.parametrize("n", [1, 7, 50, 1000])

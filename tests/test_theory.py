@@ -1,4 +1,4 @@
-"""Exact cap theory (spheres.theory): against Monte Carlo, closed forms, mpmath, limits and invariants.
+"""Exact cap theory (spheres.maths.theory): against Monte Carlo, closed forms, mpmath, limits and invariants.
 
 Monte Carlo tolerances are derived from the sample: a binomial standard error for measures and the
 sample standard error for means, with z = 5 (a false alarm about once in 3.5 million; the keys are
@@ -15,9 +15,9 @@ import pytest
 from hypothesis import given, strategies as st
 from scipy import special
 
-from spheres import geometry as geo
-from spheres import theory as T
-from spheres.errors import InputError
+from spheres.maths import geometry as geo
+from spheres.maths import theory as T
+from spheres.core.errors import InputError
 
 Z = 5.0
 N_MC = 20_000

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from spheres import geometry, train
-from spheres.config import config_from_dict
-from spheres.errors import InputError
+from spheres.maths import geometry
+from spheres.nets import train
+from spheres.nets.config import config_from_dict
+from spheres.core.errors import InputError
 
 D = 20
 FRESH = 20_000  # fresh points for the error-rate checks
@@ -284,7 +285,8 @@ def test_evaluate_on_a_finite_set_is_the_mean_over_its_points(bn_setup):
 _WORKER = """
 import os, sys
 os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
-from spheres import config, train
+from spheres.nets import config
+from spheres.nets import train
 assert train.initialize_distributed()
 import jax, numpy as np
 cfg = config.config_from_dict({config!r})

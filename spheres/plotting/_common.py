@@ -2,7 +2,7 @@
 
 Every figure of the reproduction is drawn from files the experiment runner saved (CSV, JSON, NPZ),
 never from live training state. This module turns those files into numpy columns, failing with an
-:class:`~spheres.errors.InputError` that names the file and the column or key when something is
+:class:`~spheres.core.errors.InputError` that names the file and the column or key when something is
 missing, and saves figures as PNG bytes that depend only on the input (no timestamp, no
 software tag), atomically.
 
@@ -24,8 +24,8 @@ from matplotlib import colormaps, rc_context
 from matplotlib.colors import Colormap, LogNorm
 from matplotlib.figure import Figure
 
-from spheres.errors import InputError
-from spheres.io import read_csv, write_bytes_atomic
+from spheres.core.errors import InputError
+from spheres.core.io import read_csv, write_bytes_atomic
 
 #: Okabe-Ito colours (black left out: it is kept for theory curves)
 OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442")

@@ -6,7 +6,7 @@
 * ``tradeoff_curve.png``: the exact optimal ``d(E)`` against the error rate ``mu`` for a few
   dimensions, with both asymptotic forms.
 
-Each ``*_table`` function computes the figure's data with :mod:`spheres.theory`; each ``draw_*``
+Each ``*_table`` function computes the figure's data with :mod:`spheres.maths.theory`; each ``draw_*``
 function draws a saved table; :func:`make_bound_figures` does both and writes PNG + CSV pairs.
 """
 
@@ -21,8 +21,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from spheres import theory
-from spheres.io import write_bytes_atomic, write_csv_atomic
+from spheres.maths import theory
+from spheres.core.io import write_bytes_atomic, write_csv_atomic
 
 BOUND_VS_DIM_RATES = (1e-2, 1e-4, 1e-8)
 TRADEOFF_DIMS = (50, 500, 5000)

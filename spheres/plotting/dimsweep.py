@@ -4,7 +4,7 @@ Two figures from one saved results table (one row per model x dimension x seed x
 
 * **collapse**: ``y = d(E) sqrt(d)`` against ``x = c = Phi^{-1}(1 - mu(E))``. For a spherical cap,
   ``d(cap) sqrt(d) -> c Phi(c) + phi(c)`` as ``d -> infinity`` (PAPER.md section 3), one curve for
-  every dimension; thin coloured curves are the exact finite-d caps (:func:`spheres.theory.mean_distance_to_cap`),
+  every dimension; thin coloured curves are the exact finite-d caps (:func:`spheres.maths.theory.mean_distance_to_cap`),
   which approach it. If trained nets obey the same law, their points from all dimensions fall on one
   curve too. The fitted exponent of ``d(E)`` against ``d`` at matched error rate (from ``fit.json``;
   -1/2 is the law) is printed on the figure.
@@ -23,8 +23,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from scipy import stats
 
-from spheres import theory
-from spheres.errors import InputError
+from spheres.maths import theory
+from spheres.core.errors import InputError
 from spheres.plotting._common import (MARKERS, OKABE_ITO, load_json, load_table, log_norm, numeric, save_png,
                                       seq_color, slide_style, text, wrap)
 

@@ -18,13 +18,13 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
-from spheres.errors import InputError
+from spheres.core.errors import InputError
 from spheres.plotting._common import OKABE_ITO, load_json, load_table, numeric, save_png, sci_plain, slide_style
 
 SUMMARY_KEYS = ("radius", "alphas_outside", "dim", "exact_mu_inner", "exact_mu_outer", "clt_mu_inner",
                 "clt_mu_outer", "exact_mean_distance", "train_size", "steps")
 INSIDE, OUTSIDE = OKABE_ITO[2], OKABE_ITO[1]  # bluish green, vermillion
-#: the net's rule for each orientation of :class:`spheres.quadratic.Orientation` (optional summary key)
+#: the net's rule for each orientation of :class:`spheres.maths.quadratic.Orientation` (optional summary key)
 RULES = {
     "outer_if_greater": r"$\alpha_1 z_1^2 + \dots + \alpha_d z_d^2 > 1$",
     "outer_if_less": r"$\alpha_1 z_1^2 + \dots + \alpha_d z_d^2 < 1$",
@@ -61,7 +61,7 @@ def draw_alphas(alphas_csv: str | os.PathLike, summary_json: str | os.PathLike, 
     Args:
       alphas_csv: table with a column ``alpha`` (one row per alpha_i).
       summary_json: object with the keys in :data:`SUMMARY_KEYS` (rates may be null when not computed)
-        and optionally ``orientation`` (a :class:`spheres.quadratic.Orientation` value; default
+        and optionally ``orientation`` (a :class:`spheres.maths.quadratic.Orientation` value; default
         ``outer_if_greater``, the case the band criterion is for).
       out_png: where to write the figure.
     Returns:

@@ -1,4 +1,4 @@
-"""2-D slices through a trained net's decision boundary (PAPER.md section 7; data from :mod:`spheres.slices`).
+"""2-D slices through a trained net's decision boundary (PAPER.md section 7; data from :mod:`spheres.measure.slices`).
 
 Each panel is a plane through the origin of R^d. The two spheres cut it in circles of radius 1
 (inner class) and R (outer class); the max-margin boundary, the sphere of radius (1 + R)/2, in a
@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Circle, Patch
 
-from spheres.errors import InputError
+from spheres.core.errors import InputError
 from spheres.plotting._common import load_npz, save_png, slide_style
 
 INNER_FILL, OUTER_FILL = "#cfe6f7", "#fbd7bd"  # light blue / light orange: the predicted class

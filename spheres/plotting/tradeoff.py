@@ -4,7 +4,7 @@ Each point is one checkpoint of one training run (model x training-set size x se
 inner-sphere error rate ``mu(E)`` (x, log scale, with its interval) and the mean distance ``d(E)``
 from an inner-sphere point to the nearest error the on-manifold attack found (y, +-2 standard
 errors). The black curve is the largest d(E) any error set of measure mu can have (a spherical cap,
-Levy's isoperimetric inequality; exact Beta-integral form, :func:`spheres.theory.mean_distance_to_cap`);
+Levy's isoperimetric inequality; exact Beta-integral form, :func:`spheres.maths.theory.mean_distance_to_cap`);
 the dashed curve is the paper's asymptotic estimate ``Phi^{-1}(1 - mu)/sqrt(d)`` (PAPER.md sections 3, 7).
 
 Conventions (each one also stated on the figure):
@@ -28,8 +28,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator
 
-from spheres import theory
-from spheres.errors import InputError
+from spheres.maths import theory
+from spheres.core.errors import InputError
 from spheres.plotting._common import (MARKERS, load_table, log_norm, numeric, save_png, seq_color, slide_style,
                                       text, wrap)
 

@@ -1,17 +1,17 @@
 """Measure a trained run: mu(E) and d(E) for every model and checkpoint (PAPER.md sections 2, 5, 6).
 
-For every checkpoint step of a run directory (``spheres.runs``) and every ensemble member:
+For every checkpoint step of a run directory (``spheres.nets.runs``) and every ensemble member:
 
-* **error rates** on both spheres. Monte Carlo (:mod:`spheres.montecarlo`, integer counts,
+* **error rates** on both spheres. Monte Carlo (:mod:`spheres.measure.montecarlo`, integer counts,
   Clopper-Pearson interval) always runs; where it sees fewer than ``min_errors`` errors
   (``method = "auto"``), or on request (``method = "splitting"``), the rate comes from adaptive
-  multilevel splitting (:mod:`spheres.splitting`) instead. The ``*_method`` column says which
+  multilevel splitting (:mod:`spheres.measure.splitting`) instead. The ``*_method`` column says which
   method produced each number; a splitting run that cannot reach the error region leaves the
   Monte Carlo numbers (with their upper bound) in place and says so in ``*_status``.
-* **d(E)** on the inner sphere: the on-manifold attack (:mod:`spheres.attacks`) from
+* **d(E)** on the inner sphere: the on-manifold attack (:mod:`spheres.measure.attacks`) from
   ``attack_points`` uniform points, mean with standard error; points where no error was found are
   counted in ``attack_failures`` and never averaged in.
-* **the quadratic network, exactly** (:mod:`spheres.quadratic`): exact inner and outer error rates,
+* **the quadratic network, exactly** (:mod:`spheres.maths.quadratic`): exact inner and outer error rates,
   the paper's CLT estimate beside them, the number of alphas outside [1/R^2, 1], and the exact d(E)
   on the SAME points the attack used (a paired comparison).
 
@@ -38,14 +38,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from spheres import attacks, montecarlo, quadratic, splitting
-from spheres.cells import CellStore
-from spheres.config import ModelConfig, check_int
-from spheres.errors import InputError
-from spheres.geometry import sample_sphere
-from spheres.io import write_csv_atomic, write_json_atomic
-from spheres.models import make_logit_fn, quadratic_weights
-from spheres.runs import Run, load_run
+from spheres.measure import attacks
+from spheres.measure import montecarlo
+from spheres.maths import quadratic
+from spheres.measure import splitting
+from spheres.core.cells import CellStore
+from spheres.nets.config import ModelConfig, check_int
+from spheres.core.errors import InputError
+from spheres.maths.geometry import sample_sphere
+from spheres.core.io import write_csv_atomic, write_json_atomic
+from spheres.nets.models import make_logit_fn, quadratic_weights
+from spheres.nets.runs import Run, load_run
 
 METHODS = ("auto", "monte_carlo", "splitting")
 MEASURE_DIR = "measure"

@@ -11,7 +11,7 @@ import argparse
 
 import numpy as np
 
-from spheres import theory
+from spheres.maths import theory
 
 HELP = "print a table of the exact isoperimetric bound and regenerate the bound figures"
 

@@ -1,7 +1,7 @@
 """The paper's classifiers as Flax NNX modules, used through pure functions of plain variables.
 
 Two architectures (PAPER.md section 4), each with ONE logit (``logit > 0`` predicts the outer
-sphere, the contract of :mod:`spheres.classifiers`):
+sphere, the contract of :mod:`spheres.maths.classifiers`):
 
 - :class:`ReluMLP`: ``depth`` hidden layers ``h <- relu(W_l h + b_l)`` of ``width`` units, then
   an affine map to one logit. With batch norm, each hidden layer is ``h <- relu(BN(W_l h))``
@@ -42,7 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from spheres.config import ModelConfig
+from spheres.nets.config import ModelConfig
 
 Variables = dict[str, dict[str, Any]]
 

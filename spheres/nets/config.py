@@ -22,7 +22,7 @@ vmapped ensemble axes of ONE compiled program (STYLE.md practice 1).
     checkpoints = 20         # log-spaced checkpoint steps (plus the last step)
     chunk_steps = 10000      # steps per compiled call: progress and resume granularity
 
-Every error is an :class:`~spheres.errors.InputError` naming the field (``train.steps``) and
+Every error is an :class:`~spheres.core.errors.InputError` naming the field (``train.steps``) and
 the allowed values. Derived values are properties, never written back.
 """
 
@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import tomli_w
 
-from spheres.errors import InputError
+from spheres.core.errors import InputError
 
 ARCHS = ("relu", "quad")
 

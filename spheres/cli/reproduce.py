@@ -1,6 +1,6 @@
 """``spheres reproduce``: re-derive the paper's findings from scratch (the main job of ``make demo``).
 
-Thin entry point over :func:`spheres.reproduce.reproduce`: loads the reproduction config
+Thin entry point over :func:`spheres.experiments.reproduce.reproduce`: loads the reproduction config
 (``--quick``: ``experiments/configs/reproduce_quick.toml``; default: the paper's budgets in
 ``reproduce.toml``; or ``--config FILE``), runs every experiment resumably into ``--out``,
 optionally copies the figures and tables into ``--figures``, and prints a summary table with
@@ -65,9 +65,9 @@ def summary_lines(report: dict) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from spheres.errors import InputError
-    from spheres.reproduce import EXPERIMENTS, load_reproduce_config, reproduce
-    from spheres.train import initialize_distributed
+    from spheres.core.errors import InputError
+    from spheres.experiments.reproduce import EXPERIMENTS, load_reproduce_config, reproduce
+    from spheres.nets.train import initialize_distributed
 
     initialize_distributed()  # several processes/hosts (README); a no-op for one process
 

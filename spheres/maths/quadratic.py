@@ -544,7 +544,7 @@ def _uniform_points(key, n_points: int, dim: int, radius: float) -> np.ndarray:
     """``n_points`` uniform points on the sphere of ``radius`` (float64, exactly on the sphere)."""
     import jax
 
-    from spheres.geometry import sample_sphere
+    from spheres.maths.geometry import sample_sphere
 
     keys = jax.random.split(key, n_points)
     x = np.asarray(jax.jit(jax.vmap(lambda k: sample_sphere(k, dim)))(keys), dtype=np.float64)

@@ -21,8 +21,8 @@ import re
 from pathlib import Path
 from typing import Any, Callable
 
-from spheres.errors import InputError
-from spheres.io import write_json_atomic
+from spheres.core.errors import InputError
+from spheres.core.io import write_json_atomic
 
 _SAFE = re.compile(r"[^A-Za-z0-9._=-]+")
 

@@ -4,7 +4,7 @@ The inner-sphere error rate ``mu(E)`` (PAPER.md section 2) is the probability th
 uniform on the sphere of radius 1 is called "outer" (``logit > 0``); the outer-sphere rate is the
 probability that a point uniform on the sphere of radius ``R`` is called "inner" (``logit <= 0``).
 Both are estimated from fresh uniform samples (``x = r g / ||g||``, ``g ~ N(0, I_d)``) and reported
-as :class:`spheres.stats.RateEstimate` with exact Clopper-Pearson intervals.
+as :class:`spheres.maths.stats.RateEstimate` with exact Clopper-Pearson intervals.
 
 Design (one compiled program, bounded memory, integer counts):
 
@@ -27,7 +27,7 @@ Design (one compiled program, bounded memory, integer counts):
   ``params[i]`` and ``keys[i]`` (also in the adaptive mode below, where each model and sphere is frozen
   at the round where it reached its target).
 * Adaptive mode: instead of a sample count, ask for a target relative precision (Clopper-Pearson
-  half-width over the estimate, see :func:`spheres.stats.relative_precision`); rounds continue until
+  half-width over the estimate, see :func:`spheres.maths.stats.relative_precision`); rounds continue until
   every (model, sphere) reached it or the sample budget is spent. A progress callback runs between
   rounds.
 
@@ -35,7 +35,7 @@ Compiled rounds are cached per ``(logit_fn, dim, chunk_size, chunks_per_call, dt
 ``params``, keys, radii and the round index are traced, so a second call never recompiles.
 
 >>> import jax, jax.numpy as jnp
->>> from spheres.classifiers import cap_logit
+>>> from spheres.maths.classifiers import cap_logit
 >>> p = {"u": jnp.ones(20), "t": jnp.asarray(0.2)}
 >>> r = error_rates(cap_logit, p, jax.random.key(0), 20, samples=4000, chunk_size=1000)
 >>> int(r.inner.n), r.inner.method
@@ -52,10 +52,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from spheres import stats
-from spheres.classifiers import LogitFn, misclassified
-from spheres.errors import InputError
-from spheres.geometry import INNER_RADIUS, OUTER_RADIUS, project_to_sphere
+from spheres.maths import stats
+from spheres.maths.classifiers import LogitFn, misclassified
+from spheres.core.errors import InputError
+from spheres.maths.geometry import INNER_RADIUS, OUTER_RADIUS, project_to_sphere
 
 DEFAULT_CHUNK_SIZE = 4096
 DEFAULT_CHUNKS_PER_CALL = 64
@@ -71,8 +71,8 @@ class ErrorRates(NamedTuple):
     """Inner- and outer-sphere error rates. For ensembles every field of each estimate has shape ``(M,)``.
 
     Attributes:
-      inner: :class:`~spheres.stats.RateEstimate` for the sphere of radius 1 (``mu(E)``).
-      outer: :class:`~spheres.stats.RateEstimate` for the sphere of radius ``R``.
+      inner: :class:`~spheres.maths.stats.RateEstimate` for the sphere of radius 1 (``mu(E)``).
+      outer: :class:`~spheres.maths.stats.RateEstimate` for the sphere of radius ``R``.
     """
 
     inner: stats.RateEstimate

@@ -1,7 +1,7 @@
 """Adaptive multilevel splitting (AMS): error rates far below what Monte Carlo can see.
 
 The quantity is ``p = P(s(x) > 0)`` for ``x`` uniform on a sphere of radius ``r`` in R^d and the
-error score ``s(x) = error_score(logit_fn(params, x), label)`` of :mod:`spheres.classifiers`
+error score ``s(x) = error_score(logit_fn(params, x), label)`` of :mod:`spheres.maths.classifiers`
 (positive exactly when ``x`` is misclassified; label 0 on the inner sphere, 1 on the outer).
 Plain Monte Carlo needs about ``1 / (p rel^2)`` model evaluations for a relative error ``rel``
 (``10^11`` for ``p = 1e-9``, ``rel = 0.2``); AMS needs ``O(log(1/p)^2 / rel^2)``.
@@ -71,9 +71,9 @@ import numpy as np
 from jax.typing import ArrayLike
 from scipy import special, stats
 
-from spheres.classifiers import LogitFn, ellipsoid_logit, error_score
-from spheres.errors import InputError
-from spheres.geometry import INNER_RADIUS, OUTER_RADIUS, project_to_sphere, rotate_toward, safe_norm
+from spheres.maths.classifiers import LogitFn, ellipsoid_logit, error_score
+from spheres.core.errors import InputError
+from spheres.maths.geometry import INNER_RADIUS, OUTER_RADIUS, project_to_sphere, rotate_toward, safe_norm
 
 #: run status codes
 RUNNING, REACHED, STALLED, MAX_LEVELS = -1, 0, 1, 2

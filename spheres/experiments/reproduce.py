@@ -20,9 +20,9 @@ Experiments (PAPER.md section 7; each is a table of ``experiments/configs/reprod
     Two-dimensional slices through a trained network's decision boundary (two random directions;
     a random point and its adversarial direction; two adversarial directions).
 
-Every training run is a resumable run directory (:mod:`spheres.runs`), every measurement a
-resumable per-checkpoint cell (:mod:`spheres.measure`), and every remaining piece of work a
-:class:`~spheres.cells.CellStore` cell, so ``spheres reproduce`` killed at any moment and run
+Every training run is a resumable run directory (:mod:`spheres.nets.runs`), every measurement a
+resumable per-checkpoint cell (:mod:`spheres.measure.pipeline`), and every remaining piece of work a
+:class:`~spheres.core.cells.CellStore` cell, so ``spheres reproduce`` killed at any moment and run
 again continues where it stopped. Tables are written first; figures are drawn from them.
 """
 
@@ -39,10 +39,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from spheres.config import ExperimentConfig, TaskConfig, TrainConfig, build_section, check_int, parse_model_name
-from spheres.errors import InputError
-from spheres.io import read_csv, write_csv_atomic, write_json_atomic
-from spheres.measure import MeasureConfig
+from spheres.nets.config import ExperimentConfig, TaskConfig, TrainConfig, build_section, check_int, parse_model_name
+from spheres.core.errors import InputError
+from spheres.core.io import read_csv, write_csv_atomic, write_json_atomic
+from spheres.measure.pipeline import MeasureConfig
 
 EXPERIMENTS = ("bound", "quadratic", "tradeoff", "dimsweep", "slices")
 
@@ -269,8 +269,8 @@ def _experiment_config(dim: int, radius: float, model: str, recipe: Recipe, seed
 
 
 def _train_and_measure(cfg: ExperimentConfig, run_dir: Path, mcfg: MeasureConfig, progress: bool) -> list[dict]:
-    from spheres.measure import measure_run
-    from spheres.runs import run_training
+    from spheres.measure.pipeline import measure_run
+    from spheres.nets.runs import run_training
 
     run_training(cfg, run_dir, progress=progress)
     return measure_run(run_dir, mcfg, progress=progress)
@@ -283,7 +283,7 @@ def _bound_columns(mu: float | None, lower: float | None, distance: float | None
     d_cap is decreasing in mu, so the most generous bound within the interval is d_cap(mu_lower);
     a point is inconsistent when distance - 2 SE exceeds it.
     """
-    from spheres import theory
+    from spheres.maths import theory
 
     out: dict[str, Any] = {"optimal_distance": None, "ratio": None, "consistent_with_bound": None}
     if mu is None or not 0 < mu < 1:
@@ -336,10 +336,10 @@ def run_bound(cfg: ReproduceConfig, out: Path, progress: bool) -> dict[str, Any]
 def run_quadratic(cfg: ReproduceConfig, out: Path, progress: bool) -> dict[str, Any]:
     import jax
 
-    from spheres import quadratic
-    from spheres.models import quadratic_weights
+    from spheres.maths import quadratic
+    from spheres.nets.models import quadratic_weights
     from spheres.plotting.quadratic import draw_alphas
-    from spheres.runs import load_run, run_training
+    from spheres.nets.runs import load_run, run_training
 
     q = cfg.quadratic
     exp = _experiment_config(q.dim, q.outer_radius, f"quad-w{q.width}", q.recipe, (q.seed,), (q.train_size,))
@@ -411,7 +411,7 @@ def _summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def run_dimsweep(cfg: ReproduceConfig, out: Path, progress: bool) -> dict[str, Any]:
-    from spheres.analysis import dimension_exponent
+    from spheres.maths.analysis import dimension_exponent
     from spheres.plotting.dimsweep import draw_dimsweep
 
     s = cfg.dimsweep
@@ -448,7 +448,7 @@ def run_dimsweep(cfg: ReproduceConfig, out: Path, progress: bool) -> dict[str, A
 
 
 def run_slices(cfg: ReproduceConfig, out: Path, progress: bool) -> dict[str, Any]:
-    from spheres.cells import CellStore
+    from spheres.core.cells import CellStore
     from spheres.plotting.slices import draw_slices
 
     store = CellStore(out)
@@ -461,12 +461,12 @@ def _compute_slices(cfg: ReproduceConfig, out: Path) -> dict[str, Any]:
     import jax
     import jax.numpy as jnp
 
-    from spheres import attacks
-    from spheres.geometry import sample_sphere
-    from spheres.io import write_bytes_atomic
-    from spheres.models import make_logit_fn
-    from spheres.runs import load_run
-    from spheres.slices import decision_slice
+    from spheres.measure import attacks
+    from spheres.maths.geometry import sample_sphere
+    from spheres.core.io import write_bytes_atomic
+    from spheres.nets.models import make_logit_fn
+    from spheres.nets.runs import load_run
+    from spheres.measure.slices import decision_slice
 
     sc, t = cfg.slices, cfg.tradeoff
     source = out.parent / "tradeoff" / "runs" / sc.model
@@ -547,7 +547,7 @@ def reproduce(cfg: ReproduceConfig, out: str | Path, progress: bool = True,
                 shutil.copyfile(p, dest / curated_name(name, p))
     write_json_atomic(out / "summary.json", report)
     if figures_dir is not None:
-        from spheres.io import write_text_atomic
+        from spheres.core.io import write_text_atomic
 
         write_text_atomic(Path(figures_dir) / "README.md", figures_readme(report, out, config_path, command))
     return report

@@ -1,7 +1,7 @@
 """Runs on disk: drive an ensemble's training chunk by chunk, save everything, resume after a crash.
 
 A *run directory* holds one ensemble (``cfg.train.members``, in vmapped-axis order) trained by
-the engine of :mod:`spheres.train`::
+the engine of :mod:`spheres.nets.train`::
 
     DIR/config.toml                       resolved config (written first; identifies the run)
     DIR/metrics.csv                       one row per member x checkpoint:
@@ -18,7 +18,7 @@ saved at a boundary is bit-for-bit the in-memory state; so a resumed run replays
 calls an uninterrupted run makes and ends with identical bits.
 
 Crash safety. Every file is written atomically (temporary file + fsync + rename,
-:mod:`spheres.io`). After a chunk ending at a checkpoint step the order is: checkpoint file,
+:mod:`spheres.core.io`). After a chunk ending at a checkpoint step the order is: checkpoint file,
 metrics.csv, state file, state JSON. The state file is the commit point: whatever was written
 after the last committed state is recomputed (deterministically, so identically) on resume.
 
@@ -52,9 +52,9 @@ import jax
 import numpy as np
 from flax import serialization
 
-from spheres.config import ExperimentConfig, TrainConfig, config_from_dict, dump_config
-from spheres.errors import InputError
-from spheres.io import write_bytes_atomic, write_json_atomic, write_text_atomic
+from spheres.nets.config import ExperimentConfig, TrainConfig, config_from_dict, dump_config
+from spheres.core.errors import InputError
+from spheres.core.io import write_bytes_atomic, write_json_atomic, write_text_atomic
 
 CONFIG_FILE = "config.toml"
 METRICS_FILE = "metrics.csv"
@@ -343,7 +343,7 @@ def _leading(tree: Any, n: int) -> Any:
 def _trainer(cfg: ExperimentConfig):
     """One trainer (so one set of compiled programs) per config and process: a run resumed in
     the same process does not compile again."""
-    from spheres import train as engine
+    from spheres.nets import train as engine
 
     return engine.make_trainer(cfg)
 
@@ -353,7 +353,7 @@ def run_training(cfg: ExperimentConfig, out_dir: str | os.PathLike, progress: bo
     """Train the ensemble of ``cfg`` into ``out_dir``, resuming from its last saved chunk.
 
     The ensemble (``cfg.train.members``) is one vmapped, sharded program
-    (``spheres.train.make_trainer``). Training runs chunk by chunk (:func:`chunk_boundaries`);
+    (``spheres.nets.train.make_trainer``). Training runs chunk by chunk (:func:`chunk_boundaries`);
     after every chunk the full state is saved, and at every checkpoint step the members'
     variables (``checkpoints/``) and training-distribution loss/accuracy (``metrics.csv``) too.
 
@@ -371,7 +371,7 @@ def run_training(cfg: ExperimentConfig, out_dir: str | os.PathLike, progress: bo
     """
     from tqdm.auto import tqdm
 
-    from spheres import train as engine
+    from spheres.nets import train as engine
 
     out = Path(out_dir)
     saved_step = check_run_dir(cfg, out)

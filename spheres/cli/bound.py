@@ -1,7 +1,7 @@
 """``spheres bound``: the exact isoperimetric bound for one dimension and error rate (or distance).
 
 Thin entry point: validates the flags, calls :func:`bound_summary` (which calls
-``spheres.theory``) and prints a readable summary or, with ``--json``, one JSON object.
+``spheres.maths.theory``) and prints a readable summary or, with ``--json``, one JSON object.
 
     spheres bound --dim 500 --error-rate 1e-2
     spheres bound --dim 500 --distance 0.2 --json
@@ -14,8 +14,8 @@ import argparse
 import json
 import math
 
-from spheres import theory
-from spheres.errors import InputError
+from spheres.maths import theory
+from spheres.core.errors import InputError
 
 HELP = "exact optimal nearest-error distance d(E) for an error rate mu(E), or the largest mu(E) for a distance"
 

@@ -10,13 +10,13 @@ attack looks for a misclassified point ``y`` as close to ``x`` as it can (PAPER.
 Every reported point is a misclassified point, re-checked at the end (and, on-manifold, on the
 sphere to 1e-6 relative), so the reported distance is an UPPER bound on the true nearest-error
 distance; the quality of the attack is how close that bound is (graded in the tests against
-the exact answer of :mod:`spheres.quadratic` and the closed form for caps).
+the exact answer of :mod:`spheres.maths.quadratic` and the closed form for caps).
 
 Algorithm, written once for a *manifold* (sphere or flat space) given by a tangent projection
 ``T_y``, a retraction ``y <- R_y(v)`` (sphere: move by angle ``||v|| / r`` along the great circle
-in direction ``v``, :func:`spheres.geometry.rotate_toward`, then renormalise; flat: ``y + v``)
+in direction ``v``, :func:`spheres.maths.geometry.rotate_toward`, then renormalise; flat: ``y + v``)
 and a midpoint (sphere: normalised chord midpoint = arc midpoint; flat: ``(a + b)/2``). With
-``s(y)`` the error score (:func:`spheres.classifiers.error_score`, positive iff misclassified)
+``s(y)`` the error score (:func:`spheres.maths.classifiers.error_score`, positive iff misclassified)
 and ``n(y) = T_y grad s / ||T_y grad s||``:
 
 1. **Ascent to the first flip** (``ascent_steps`` at most): ``y <- R_y(h n(y))`` with the
@@ -31,7 +31,7 @@ and ``n(y) = T_y grad s / ||T_y grad s||``:
 3. **Boundary refinement** (``refine_steps``). The greedy path is not the shortest one: it
    follows the score's gradient field, which curves (for the ellipsoid classifier it is the
    power-iteration flow ``y_i ~ x_i exp(c_i t)``, while the nearest error has
-   ``y_i ~ x_i / (e + c_max - c_i)``, :func:`spheres.quadratic.nearest_error`). So the crossing is
+   ``y_i ~ x_i / (e + c_max - c_i)``, :func:`spheres.maths.quadratic.nearest_error`). So the crossing is
    improved by projected gradient descent of ``||y - x||`` along the boundary ``{s = 0}`` (within
    the sphere) with backtracking: from the current point ``y``, step ``eta P_n T_y (x - y)``
    (``P_n`` removes the component along ``n``), then ``newton_steps`` Newton steps along ``n``
@@ -81,10 +81,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from spheres import stats
-from spheres.classifiers import LogitFn, error_score, misclassified
-from spheres.errors import InputError
-from spheres.geometry import normalize, project_to_sphere, rotate_toward, safe_norm, tangent_project
+from spheres.maths import stats
+from spheres.maths.classifiers import LogitFn, error_score, misclassified
+from spheres.core.errors import InputError
+from spheres.maths.geometry import normalize, project_to_sphere, rotate_toward, safe_norm, tangent_project
 
 SPHERE_RTOL = 1e-6
 MATMUL_PRECISION = "float32"

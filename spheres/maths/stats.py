@@ -36,7 +36,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import special
 
-from spheres.errors import InputError
+from spheres.core.errors import InputError
 
 DEFAULT_CONFIDENCE = 0.95
 

@@ -17,8 +17,8 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from spheres.classifiers import LogitFn
-from spheres.geometry import normalize
+from spheres.maths.classifiers import LogitFn
+from spheres.maths.geometry import normalize
 
 
 class Slice(NamedTuple):

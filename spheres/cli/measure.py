@@ -1,6 +1,6 @@
 """``spheres measure RUN_DIR``: mu(E) and d(E) for every model and checkpoint of a trained run.
 
-Thin entry point over :func:`spheres.measure.measure_run`: parses the budgets, measures
+Thin entry point over :func:`spheres.measure.pipeline.measure_run`: parses the budgets, measures
 (resumably), writes ``RUN_DIR/measurements.csv`` and prints a summary of the last checkpoint
 (or, with ``--json``, every row as one JSON array).
 
@@ -28,7 +28,7 @@ def _positive_int(text: str) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from spheres.measure import METHODS, MeasureConfig
+    from spheres.measure.pipeline import METHODS, MeasureConfig
 
     d = MeasureConfig()
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by `spheres train`")
@@ -60,8 +60,8 @@ def _fmt(x, spec: str = ".3g") -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from spheres.measure import TABLE_FILE, MeasureConfig, measure_run
-    from spheres.runs import load_run
+    from spheres.measure.pipeline import TABLE_FILE, MeasureConfig, measure_run
+    from spheres.nets.runs import load_run
 
     mcfg = MeasureConfig(mc_samples=args.mc_samples, attack_points=args.attack_points, method=args.method,
                          min_errors=args.min_errors, splitting_particles=args.splitting_particles,

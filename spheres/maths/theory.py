@@ -36,7 +36,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import special
 
-from spheres.errors import InputError
+from spheres.core.errors import InputError
 
 __all__ = [
     "cap_measure",
@@ -443,7 +443,7 @@ def mean_distance_at_threshold(t: ArrayLike, dim: ArrayLike, metric: str = "chor
     """Mean distance from a uniform point of the unit sphere to the cap ``{x_1 >= t}`` (``t`` in [-1, 1]).
 
     The same integral as :func:`mean_distance_to_cap`, parametrised by the threshold (e.g. to grade
-    the reference classifier ``spheres.classifiers.cap_logit``).
+    the reference classifier ``spheres.maths.classifiers.cap_logit``).
     """
     metric = _as_metric(metric)
     t = _as_float(t, "t")

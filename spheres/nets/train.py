@@ -52,9 +52,10 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from spheres import geometry, models
-from spheres.config import ExperimentConfig
-from spheres.errors import InputError
+from spheres.maths import geometry
+from spheres.nets import models
+from spheres.nets.config import ExperimentConfig
+from spheres.core.errors import InputError
 
 #: fold_in tag deriving the evaluation stream from the state's key (distinct from split's outputs).
 _EVAL_STREAM = 0x65_76_61_6C  # "eval"

@@ -1,10 +1,10 @@
 """The ``spheres`` command line.
 
-A thin dispatcher: each subcommand lives in ``spheres.commands.<name>`` and provides
+A thin dispatcher: each subcommand lives in ``spheres.cli.<name>`` and provides
 ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``. Modules are
 imported lazily so that ``spheres bound`` does not pay for importing the training stack.
 
-Bad input raises :class:`spheres.errors.InputError` (or argparse's own error); either way
+Bad input raises :class:`spheres.core.errors.InputError` (or argparse's own error); either way
 the user sees one line naming the flag and the allowed range, and the exit status is 2.
 """
 
@@ -14,9 +14,9 @@ import argparse
 import importlib
 import sys
 
-from spheres.errors import InputError
+from spheres.core.errors import InputError
 
-#: subcommand name -> module under spheres.commands
+#: subcommand name -> module under spheres.cli
 COMMANDS = {
     "bound": "bound",
     "demo": "demo",
@@ -38,9 +38,9 @@ def _available() -> dict[str, object]:
     mods = {}
     for name, mod in COMMANDS.items():
         try:
-            mods[name] = importlib.import_module(f"spheres.commands.{mod}")
+            mods[name] = importlib.import_module(f"spheres.cli.{mod}")
         except ModuleNotFoundError as err:
-            if err.name != f"spheres.commands.{mod}":
+            if err.name != f"spheres.cli.{mod}":
                 raise
     return mods
 

@@ -18,9 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from spheres import runs
-    from spheres.config import load_config
-    from spheres.train import initialize_distributed
+    from spheres.nets import runs
+    from spheres.nets.config import load_config
+    from spheres.nets.train import initialize_distributed
 
     # several processes/hosts: join the cluster named by JAX_COORDINATOR_ADDRESS etc. (README) before
     # any other JAX call; a no-op for one process

@@ -14,10 +14,10 @@ Two reference classifiers with exact answers, used to grade every method:
 
 * :func:`cap_logit` -- "outer iff u . x / ||x|| >= t": its inner-sphere error set is the
   spherical cap ``{x_1 >= t}`` (after a rotation), whose measure and mean distance are known
-  exactly (``spheres.theory``).
+  exactly (``spheres.maths.theory``).
 * :func:`ellipsoid_logit` -- "outer iff sum_i alpha_i x_i^2 > 1": the quadratic network in
   its rotated basis (PAPER.md section 5; exact error rates and nearest errors in
-  ``spheres.quadratic``).
+  ``spheres.maths.quadratic``).
 
 >>> import jax.numpy as jnp
 >>> p = {"alphas": jnp.array([2.0, 0.5])}
@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from spheres.geometry import normalize
+from spheres.maths.geometry import normalize
 
 LogitFn = Callable[[Any, jax.Array], jax.Array]
 

@@ -11,9 +11,9 @@ number of alphas outside ``[1/R^2, 1]``, and the exact ``d(E)`` on the inner sph
     spheres quadratic --alphas alphas.npy --radius 1.3 --points 500 --seed 1 --json
     spheres quadratic --alphas alphas.txt --attack --method splitting
 
-``--attack`` adds the on-manifold attack's mean distance on the same points (``spheres.attacks``,
+``--attack`` adds the on-manifold attack's mean distance on the same points (``spheres.measure.attacks``,
 an upper bound on each exact distance); ``--method splitting`` adds adaptive-multilevel-splitting
-estimates of both error rates (``spheres.splitting``) beside the exact ones. Both are checks of
+estimates of both error rates (``spheres.measure.splitting``) beside the exact ones. Both are checks of
 those samplers against the exact answer.
 
 ``--alphas`` is a text file of whitespace-separated numbers or a ``.npy`` array (loaded with
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spheres.errors import InputError
+from spheres.core.errors import InputError
 
 HELP = "exact error rates, the paper's CLT estimate and exact d(E) of the ellipsoid classifier with given alphas"
 
@@ -93,13 +93,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _outer_if_less_logit(params: dict, x):
     """Logit of "outer iff sum_i alpha_i x_i^2 < 1": ``1 - sum_i alpha_i x_i^2``."""
-    from spheres.classifiers import ellipsoid_logit
+    from spheres.maths.classifiers import ellipsoid_logit
 
     return -ellipsoid_logit(params, x)
 
 
 def _logit_fn(orientation: str):
-    from spheres.classifiers import ellipsoid_logit
+    from spheres.maths.classifiers import ellipsoid_logit
 
     return ellipsoid_logit if orientation == "outer_if_greater" else _outer_if_less_logit
 
@@ -179,7 +179,7 @@ def quadratic_summary(alphas: np.ndarray, radius: float = 1.3, points: int = 200
     """
     import jax
 
-    from spheres import quadratic as quad
+    from spheres.maths import quadratic as quad
 
     exact = quad.error_rates(alphas, radius, orientation)
     clt = quad.clt_error_rates(alphas, radius, orientation)
@@ -229,10 +229,10 @@ def quadratic_summary(alphas: np.ndarray, radius: float = 1.3, points: int = 200
 
 
 def _attack_summary(alphas: np.ndarray, xs: np.ndarray, orientation: str, notes: dict) -> dict:
-    """On-manifold attack (``spheres.attacks``, float32) on the points ``xs`` of the inner sphere."""
+    """On-manifold attack (``spheres.measure.attacks``, float32) on the points ``xs`` of the inner sphere."""
     import jax.numpy as jnp
 
-    from spheres import attacks
+    from spheres.measure import attacks
 
     result = attacks.attack(_logit_fn(orientation), {"alphas": jnp.asarray(alphas, jnp.float32)},
                             jnp.asarray(xs, jnp.float32), 0)
@@ -249,10 +249,10 @@ def _attack_summary(alphas: np.ndarray, xs: np.ndarray, orientation: str, notes:
 
 def _splitting_summary(alphas: np.ndarray, radius: float, orientation: str, sphere: str, key,
                        exact_log10: float, notes: dict) -> dict:
-    """Adaptive multilevel splitting estimate of one sphere's error rate (``spheres.splitting``)."""
+    """Adaptive multilevel splitting estimate of one sphere's error rate (``spheres.measure.splitting``)."""
     import jax.numpy as jnp
 
-    from spheres import splitting
+    from spheres.measure import splitting
 
     keys = [f"splitting_error_rate_{sphere}", f"splitting_log10_error_rate_{sphere}",
             f"splitting_log10_ci_{sphere}", f"splitting_status_{sphere}"]

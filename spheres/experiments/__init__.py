@@ -1,0 +1,1 @@
+"""Layer 5, ``experiments``: one module per experiment, all with one interface; ``reproduce`` runs them."""
