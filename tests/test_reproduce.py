@@ -11,28 +11,30 @@ import pytest
 from spheres import cli
 from spheres.core.errors import InputError
 from spheres.core.io import read_csv
-from spheres.experiments.reproduce import ReproduceConfig, _from_table, reproduce
+from spheres.experiments.reproduce import ReproduceConfig, config_from_table, reproduce
 
 SMOKE = """
 experiments = ["bound", "quadratic", "tradeoff", "dimsweep", "slices"]
 [quadratic]
-dim = 8
 width = 16
-train_size = 1000
 points = 20
-[quadratic.recipe]
+[quadratic.task]
+dim = 8
+[quadratic.train]
 steps = 300
-learning_rate = 1e-2
+learning_rates = [1e-2]
+train_sizes = [1000]
 checkpoints = 2
 chunk_steps = 300
 [tradeoff]
-dim = 8
 models = ["quad-w16", "relu-w16-d1"]
+[tradeoff.task]
+dim = 8
+[tradeoff.train]
+steps = 200
+learning_rates = [1e-2]
 train_sizes = [0, 100]
 seeds = [0]
-[tradeoff.recipe]
-steps = 200
-learning_rate = 1e-2
 checkpoints = 3
 chunk_steps = 200
 [tradeoff.measure]
@@ -42,10 +44,10 @@ method = "monte_carlo"
 [dimsweep]
 dims = [6, 10]
 models = ["quad-w{dim}"]
-seeds = [0, 1]
-[dimsweep.recipe]
+[dimsweep.train]
 steps = 200
-learning_rate = 1e-2
+learning_rates = [1e-2]
+seeds = [0, 1]
 checkpoints = 2
 chunk_steps = 200
 [dimsweep.measure]
@@ -59,7 +61,7 @@ resolution = 21
 
 
 def smoke_config() -> ReproduceConfig:
-    return _from_table(ReproduceConfig, tomllib.loads(SMOKE), "")
+    return config_from_table(tomllib.loads(SMOKE))
 
 
 @pytest.fixture(scope="module")
@@ -116,8 +118,7 @@ def test_quadratic_summary_is_exact(smoke_run):
 def test_interrupted_sweep_resumes_to_the_same_table(smoke_run, tmp_path, monkeypatch):
     out, _ = smoke_run
     cfg = smoke_config()
-    cfg = ReproduceConfig(experiments=("dimsweep",), dimsweep=cfg.dimsweep, tradeoff=cfg.tradeoff,
-                          quadratic=cfg.quadratic, slices=cfg.slices)
+    cfg = cfg.only(["dimsweep"])
     import spheres.measure.pipeline as measure
 
     calls = {"n": 0}
@@ -140,8 +141,10 @@ def test_interrupted_sweep_resumes_to_the_same_table(smoke_run, tmp_path, monkey
 
 @pytest.mark.parametrize("text, field", [
     ('experiments = ["nope"]', "experiments"),
-    ("[tradeoff]\ndim = 1", "tradeoff.dim"),
-    ("[tradeoff.recipe]\nsteps = -3", "tradeoff.recipe.steps"),
+    ("[tradeoff.task]\ndim = 1", "tradeoff.task.dim"),
+    ("[tradeoff.train]\nsteps = -3", "tradeoff.train.steps"),
+    ("[tradeoff.recipe]\nsteps = 3", "tradeoff.recipe"),
+    ("[tradeoff]\ndim = 500", "tradeoff.dim"),
     ("[dimsweep]\ndims = [16]", "dimsweep.dims"),
     ('[dimsweep]\nmodels = ["cnn"]', "dimsweep.models"),
     ("[dimsweep.measure]\nattack_points = 1", "dimsweep.measure.attack_points"),
@@ -151,16 +154,16 @@ def test_interrupted_sweep_resumes_to_the_same_table(smoke_run, tmp_path, monkey
 ])
 def test_bad_config_names_the_field(text, field):
     with pytest.raises(InputError) as info:
-        _from_table(ReproduceConfig, tomllib.loads(text), "")
+        config_from_table(tomllib.loads(text))
     assert info.value.field == field
 
 
 def test_cli_bad_config_exits_2_and_writes_nothing(tmp_path, capsys):
     bad = tmp_path / "bad.toml"
-    bad.write_text("[tradeoff]\ndim = 1\n")
+    bad.write_text("[tradeoff.task]\ndim = 1\n")
     assert cli.main(["reproduce", "--config", str(bad), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
-    assert "tradeoff.dim" in err and len(err.strip().splitlines()) == 1
+    assert "tradeoff.task.dim" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
     assert cli.main(["reproduce", "--quick", "--only", "everything", "--out", str(tmp_path / "out")]) == 2
     assert "--only" in capsys.readouterr().err

@@ -43,10 +43,15 @@ def demo_table() -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from spheres.plotting.bound import make_bound_figures  # matplotlib only when drawing
+    from pathlib import Path
+
+    from spheres.experiments import bound  # matplotlib only when drawing
+    from spheres.experiments.base import Context
 
     print(demo_table())
     print()
-    for path in make_bound_figures(args.out):
+    ctx = Context(Path(args.out), progress=False)
+    bound.run(bound.BoundConfig(), ctx)
+    for path in bound.draw(ctx) + bound.EXPERIMENT.table_paths(ctx):
         print(f"wrote {path}")
     return 0

@@ -23,8 +23,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-INNER_RADIUS = 1.0
-OUTER_RADIUS = 1.3
+from spheres.core.constants import INNER_RADIUS, OUTER_RADIUS  # noqa: F401 (re-exported)
 
 _TINY = 1e-30
 

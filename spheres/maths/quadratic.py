@@ -61,6 +61,8 @@ from typing import NamedTuple
 import numpy as np
 from scipy import integrate, optimize, special
 
+from spheres.core.constants import OUTER_RADIUS
+
 __all__ = [
     "Orientation", "QuadraticDecomposition", "ErrorRates", "DistanceEstimate",
     "alphas_from_weights", "count_outside", "sphere_coefficients",
@@ -178,7 +180,7 @@ def alphas_from_weights(W, w: float, b: float, dim: int | None = None) -> Quadra
     return QuadraticDecomposition(alphas=alphas, rotation=vt.T.copy(), orientation=orientation)
 
 
-def count_outside(alphas, radius: float = 1.3) -> int:
+def count_outside(alphas, radius: float = OUTER_RADIUS) -> int:
     """Number of ``alpha_i`` outside ``[1/R^2, 1]`` (the ellipsoid is perfect iff this is 0).
 
     For "outer iff sum alpha_i z_i^2 > 1" the classifier is right on both spheres iff every
@@ -345,7 +347,7 @@ def _log_prob_nonpositive(lam) -> float:
     return log_prob_positive(-lam)
 
 
-def error_rates(alphas, radius: float = 1.3, orientation: Orientation | str = GREATER) -> ErrorRates:
+def error_rates(alphas, radius: float = OUTER_RADIUS, orientation: Orientation | str = GREATER) -> ErrorRates:
     """Exact inner- and outer-sphere error rates of the ellipsoid classifier.
 
     Inner: ``P(sum_i k_i(1) g_i^2 > 0)`` (called outer); outer: ``P(sum_i k_i(R) g_i^2 <= 0)``
@@ -365,7 +367,7 @@ def error_rates(alphas, radius: float = 1.3, orientation: Orientation | str = GR
     return ErrorRates(math.exp(log_in), math.exp(log_out), log_in / _LN10, log_out / _LN10)
 
 
-def clt_error_rates(alphas, radius: float = 1.3, orientation: Orientation | str = GREATER) -> ErrorRates:
+def clt_error_rates(alphas, radius: float = OUTER_RADIUS, orientation: Orientation | str = GREATER) -> ErrorRates:
     """The PAPER'S ESTIMATE (its Eq. 3, a normal/CLT approximation), not the exact rates.
 
     ``P(sum_i l_i g_i^2 > 0) ~ Phi(sum_i l_i / sqrt(2 sum_i l_i^2))`` (mean over standard

@@ -36,6 +36,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import special
 
+from spheres.core.constants import MIN_DIM, OUTER_RADIUS
 from spheres.core.errors import InputError
 
 __all__ = [
@@ -53,6 +54,8 @@ __all__ = [
     "log_max_error_rate_for_distance",
     "bayes_error_k_coordinates",
     "KCoordinateError",
+    "BoundCheck",
+    "bound_check",
     "METRICS",
 ]
 
@@ -72,10 +75,10 @@ _LOG_TINY = float(np.log(1e-300))
 def _as_dim(dim: ArrayLike, field: str = "dim") -> np.ndarray:
     arr = np.asarray(dim)
     if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
-        raise InputError(field, "must be an integer >= 2")
+        raise InputError(field, f"must be an integer >= {MIN_DIM}")
     f = arr.astype(np.float64)
-    if not np.all(np.isfinite(f)) or np.any(f != np.round(f)) or np.any(f < 2):
-        raise InputError(field, "must be an integer >= 2")
+    if not np.all(np.isfinite(f)) or np.any(f != np.round(f)) or np.any(f < MIN_DIM):
+        raise InputError(field, f"must be an integer >= {MIN_DIM}")
     return f
 
 
@@ -646,7 +649,7 @@ class KCoordinateError(NamedTuple):
     threshold: np.ndarray
 
 
-def bayes_error_k_coordinates(k: ArrayLike, dim: ArrayLike, outer_radius: float = 1.3) -> KCoordinateError:
+def bayes_error_k_coordinates(k: ArrayLike, dim: ArrayLike, outer_radius: float = OUTER_RADIUS) -> KCoordinateError:
     """Bayes error of the best classifier that sees only ``k`` of the ``d`` coordinates (both spheres).
 
     On the sphere of radius ``r``, ``q = ||x_k||^2 / r^2 ~ Beta(k/2, (d-k)/2)``. With equal priors
@@ -691,3 +694,42 @@ def bayes_error_k_coordinates(k: ArrayLike, dim: ArrayLike, outer_radius: float 
     outer = np.where(full, 0.0, special.betainc(a, b, q / R**2))
     overall = 0.5 * (inner + outer)
     return KCoordinateError(_out(overall), _out(inner), _out(outer), _out(q))
+
+
+class BoundCheck(NamedTuple):
+    """A measured ``(mu(E), d(E))`` point against the cap bound (the project's one bound verdict).
+
+    Fields (Python floats, ``None`` where undefined):
+      optimal_distance: ``d_cap(mu, d)``, the largest mean distance any error set of measure ``mu`` can
+        have (``None`` unless ``0 < mu < 1``).
+      ratio: ``distance / optimal_distance``.
+      consistent: ``True`` when ``distance - k SE <= d_cap(mu_lower, d)``, the most generous bound
+        within the error rate's interval (``d_cap`` decreases in ``mu``; a lower end of 0, or none, gives
+        :func:`max_mean_distance`); ``None`` when there is nothing to check.
+    """
+
+    optimal_distance: float | None
+    ratio: float | None
+    consistent: bool | None
+
+
+def bound_check(mu: float | None, mu_lower: float | None, distance: float | None, distance_se: float | None,
+                dim: int, n_se: float = 2.0, radius: float = 1.0) -> BoundCheck:
+    """Compare one measured point with the exact cap bound on the sphere of radius ``radius``.
+
+    Distances on a sphere of radius ``r`` scale by ``r``: the bound there is ``r d_cap(mu, d)``.
+
+    >>> c = bound_check(0.01, 0.01, 0.05, 0.001, 500)
+    >>> round(c.optimal_distance, 5), c.consistent
+    (0.10418, True)
+    >>> bound_check(0.01, 0.01, 0.2, 0.01, 500).consistent   # above the theorem: a bug somewhere
+    False
+    """
+    if mu is None or not 0 < mu < 1:
+        return BoundCheck(None, None, None)
+    opt = radius * float(mean_distance_to_cap(mu, dim))
+    if distance is None:
+        return BoundCheck(opt, None, None)
+    no_lower = mu_lower is None or mu_lower <= 0
+    generous = radius * float(max_mean_distance(dim) if no_lower else mean_distance_to_cap(mu_lower, dim))
+    return BoundCheck(opt, distance / opt, bool(distance - n_se * (distance_se or 0.0) <= generous))

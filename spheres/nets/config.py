@@ -32,7 +32,6 @@ import dataclasses
 import itertools
 import math
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,25 +39,11 @@ from typing import Any
 import numpy as np
 import tomli_w
 
+from spheres.core.config import check_dim, check_float, check_int, load_section, read_toml
 from spheres.core.errors import InputError
+from spheres.maths.geometry import OUTER_RADIUS
 
 ARCHS = ("relu", "quad")
-
-
-def check_int(field_name: str, value: Any, lo: int, hi: int | None = None, hint: str = "") -> None:
-    """Raise :class:`InputError` naming ``field_name`` unless ``value`` is an integer in ``[lo, hi]``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise InputError(field_name, f"must be an integer >= {lo}{hint}, got {value!r}")
-    if value < lo or (hi is not None and value > hi):
-        rng = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
-        raise InputError(field_name, f"must be an integer {rng}{hint}, got {value}")
-
-
-def _check_float(field_name: str, value: Any, lo: float, lo_open: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise InputError(field_name, f"must be a number, got {value!r}")
-    if not math.isfinite(value) or value < lo or (lo_open and value == lo):
-        raise InputError(field_name, f"must be a finite number {'>' if lo_open else '>='} {lo}, got {value}")
 
 
 @dataclass(frozen=True)
@@ -139,11 +124,11 @@ class TaskConfig:
     """The two-sphere task: inner radius 1 (label 0), outer radius ``outer_radius`` (label 1) in R^dim."""
 
     dim: int = 500
-    outer_radius: float = 1.3
+    outer_radius: float = OUTER_RADIUS
 
     def __post_init__(self):
-        check_int("task.dim", self.dim, 2)
-        _check_float("task.outer_radius", self.outer_radius, lo=1.0, lo_open=True)
+        check_dim("task.dim", self.dim)
+        check_float("task.outer_radius", self.outer_radius, lo=1.0, lo_open=True)
 
 
 @dataclass(frozen=True)
@@ -178,7 +163,7 @@ class TrainConfig:
             if not isinstance(value, tuple) or len(value) == 0:
                 raise InputError(f"train.{name}", "must be a non-empty list")
         for lr in self.learning_rates:
-            _check_float("train.learning_rates", lr, lo=0.0, lo_open=True)
+            check_float("train.learning_rates", lr, lo=0.0, lo_open=True)
         for n in self.train_sizes:
             check_int("train.train_sizes", n, 0, hint=" (0 means online)")
         for s in self.seeds:
@@ -229,31 +214,6 @@ def _lists(obj: Any) -> Any:
     return obj
 
 
-def build_section(cls, table: Any, section: str):
-    """Build the frozen dataclass ``cls`` from a parsed TOML table (lists become tuples).
-
-    Unknown keys raise :class:`InputError` naming ``section.key`` and the allowed keys; errors
-    raised by the dataclass's own validation are re-raised with ``section.`` prefixed to their field.
-    """
-    where = (lambda key: f"{section}.{key}" if section else key)
-    if not isinstance(table, dict):
-        raise InputError(section or "config", f"must be a table, got {type(table).__name__}")
-    allowed = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(table) - allowed)
-    if unknown:
-        raise InputError(where(unknown[0]), f"unknown key; allowed keys: {', '.join(sorted(allowed))}")
-    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in table.items()}
-    try:
-        return cls(**kwargs)
-    except InputError as err:
-        if section and not err.field.startswith(section + "."):
-            raise InputError(where(err.field.lstrip("-").replace("-", "_")), err.detail) from None
-        raise
-
-
-_build = build_section
-
-
 def model_from_table(table: Any) -> ModelConfig:
     """``{"name": "relu-w1000-d2"}`` or ``{"arch": ..., "width": ..., ...}`` -> ModelConfig."""
     if not isinstance(table, dict):
@@ -275,7 +235,7 @@ def model_from_table(table: Any) -> ModelConfig:
             return parsed
     if table.get("arch") == "quad":
         table.setdefault("depth", 1)  # the quadratic net has one hidden layer; no need to say so
-    return _build(ModelConfig, table, "model")
+    return load_section(ModelConfig, table, "model")
 
 
 def config_from_dict(data: Any) -> ExperimentConfig:
@@ -286,24 +246,15 @@ def config_from_dict(data: Any) -> ExperimentConfig:
     if unknown:
         raise InputError(unknown[0], "unknown table; allowed tables: task, model, train")
     return ExperimentConfig(
-        task=_build(TaskConfig, data.get("task", {}), "task"),
+        task=load_section(TaskConfig, data.get("task", {}), "task"),
         model=model_from_table(data.get("model", {})),
-        train=_build(TrainConfig, data.get("train", {}), "train"),
+        train=load_section(TrainConfig, data.get("train", {}), "train"),
     )
 
 
 def load_config(path: str | Path) -> ExperimentConfig:
     """Load and validate a TOML config file."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise InputError("--config", f"cannot read {str(path)!r}: {getattr(err, 'strerror', None) or err}") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise InputError("--config", f"malformed TOML in {str(path)!r}: {err}") from None
-    return config_from_dict(data)
+    return config_from_dict(read_toml(path))
 
 
 def dump_config(cfg: ExperimentConfig) -> str:

@@ -6,8 +6,7 @@
 * ``tradeoff_curve.png``: the exact optimal ``d(E)`` against the error rate ``mu`` for a few
   dimensions, with both asymptotic forms.
 
-Each ``*_table`` function computes the figure's data with :mod:`spheres.maths.theory`; each ``draw_*``
-function draws a saved table; :func:`make_bound_figures` does both and writes PNG + CSV pairs.
+Each ``draw_*`` function draws a saved table (computed by :mod:`spheres.experiments.bound`).
 """
 
 from __future__ import annotations
@@ -21,39 +20,11 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from spheres.maths import theory
 from spheres.core.io import write_bytes_atomic, write_csv_atomic
 
-BOUND_VS_DIM_RATES = (1e-2, 1e-4, 1e-8)
-TRADEOFF_DIMS = (50, 500, 5000)
+#: the paper's dimension, marked on the bound-against-d figure
 PAPER_DIM = 500
-_COLUMNS = ("dim", "error_rate", "threshold", "mean_distance", "mean_distance_geodesic",
-            "mean_distance_asymptotic", "mean_distance_asymptotic_refined")
 _COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
-
-
-def bound_table(dims: np.ndarray, rates: np.ndarray) -> dict[str, np.ndarray]:
-    """Theory on the grid ``dims x rates`` as flat columns (``dim`` varies slowest).
-
-    Args:
-      dims: integer dimensions, shape ``(n_d,)``.
-      rates: error rates in (0, 1), shape ``(n_mu,)``.
-    Returns:
-      dict of the columns in ``_COLUMNS``, each of shape ``(n_d * n_mu,)``.
-    """
-    d = np.asarray(dims, dtype=np.int64)[:, None]
-    mu = np.asarray(rates, dtype=np.float64)[None, :]
-    d, mu = np.broadcast_arrays(d, mu)
-    cols = {
-        "dim": d.ravel(),
-        "error_rate": mu.ravel(),
-        "threshold": theory.cap_threshold(mu, d).ravel(),
-        "mean_distance": theory.mean_distance_to_cap(mu, d, "chord").ravel(),
-        "mean_distance_geodesic": theory.mean_distance_to_cap(mu, d, "geodesic").ravel(),
-        "mean_distance_asymptotic": theory.asymptotic_distance(mu, d).ravel(),
-        "mean_distance_asymptotic_refined": theory.asymptotic_distance_refined(mu, d).ravel(),
-    }
-    return cols
 
 
 def write_table_csv(table: dict[str, np.ndarray], path: str | os.PathLike) -> Path:
@@ -155,22 +126,3 @@ def draw_tradeoff_curve(table: dict[str, np.ndarray], path: str | os.PathLike) -
                                 (":", r"refined $(c\,\Phi(c)+\varphi(c))/\sqrt{d}$, $c=\Phi^{-1}(1-\mu)$" "\n(almost on top of exact)")],
                   "lower left")
     return _save(fig, Path(path))
-
-
-def make_bound_figures(out_dir: str | os.PathLike = "figures") -> list[Path]:
-    """Compute, save (CSV) and draw (PNG) both bound figures into ``out_dir``.
-
-    Returns:
-      ``[bound_vs_dim.png, bound_vs_dim.csv, tradeoff_curve.png, tradeoff_curve.csv]`` paths.
-    """
-    out = Path(out_dir)
-    dims = np.unique(np.append(np.round(np.logspace(np.log10(2), 5, 61)).astype(np.int64), PAPER_DIM))
-    t1 = bound_table(dims, np.array(BOUND_VS_DIM_RATES))
-    c1 = write_table_csv(t1, out / "bound_vs_dim.csv")
-    p1 = draw_bound_vs_dim(read_table_csv(c1), out / "bound_vs_dim.png")
-
-    rates = np.concatenate([np.logspace(-12, np.log10(0.5), 80)])
-    t2 = bound_table(np.array(TRADEOFF_DIMS), rates)
-    c2 = write_table_csv(t2, out / "tradeoff_curve.csv")
-    p2 = draw_tradeoff_curve(read_table_csv(c2), out / "tradeoff_curve.png")
-    return [p1, c1, p2, c2]

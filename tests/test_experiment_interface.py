@@ -1,0 +1,110 @@
+"""A new experiment is one module with the standard interface: defined here, registered, run, drawn
+and reported by ``reproduce`` with no edit anywhere else in the house."""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+from spheres.core.config import check_int
+from spheres.core.errors import InputError
+from spheres.core.io import read_csv, write_csv_atomic
+from spheres.experiments import base
+from spheres.experiments.reproduce import config_from_table, default_order, reproduce
+from spheres.maths import theory
+
+
+@dataclass(frozen=True)
+class ToyConfig:
+    samples: int = 2000
+    dim: int = 7
+
+    def __post_init__(self):
+        check_int("samples", self.samples, 10)
+
+
+def _run(cfg: ToyConfig, ctx: base.Context) -> dict:
+    """The fraction of the unit sphere with x_1 >= 0.2, sampled, against the exact cap measure."""
+    rng = np.random.default_rng(0)
+    g = rng.standard_normal((cfg.samples, cfg.dim))
+    x1 = g[:, 0] / np.linalg.norm(g, axis=1)
+    est = float(np.mean(x1 >= 0.2))
+    write_csv_atomic(ctx.out / "toy.csv", [{"samples": cfg.samples, "estimate": est,
+                                             "exact": float(theory.cap_measure(0.2, cfg.dim))}])
+    return {"estimate": est, "samples": cfg.samples}
+
+
+def _draw(ctx: base.Context) -> list[Path]:
+    row = read_csv(ctx.out / "toy.csv")[0]
+    fig = Figure(figsize=(3, 2))
+    fig.add_subplot().bar(["sampled", "exact"], [row["estimate"], row["exact"]])
+    path = ctx.out / "toy.png"
+    fig.savefig(path)
+    return [path]
+
+
+def _report(summary: dict, ctx: base.Context) -> base.Report:
+    row = read_csv(ctx.out / "toy.csv")[0]
+    return base.Report((f"toy: sampled cap measure {row['estimate']:.3f} ({row['samples']} samples), exact "
+                        f"{row['exact']:.3f}",), ("| toy | value |",))
+
+
+def _reader_run(cfg: ToyConfig, ctx: base.Context) -> dict:
+    (ctx.out / "seen.json").write_text(json.dumps(read_csv(ctx.inputs["toy"] / "toy.csv")[0]))
+    return {}
+
+
+TOY = base.Experiment(name="toy", description="A toy experiment defined in a test.", config=ToyConfig, run=_run,
+                      draw=_draw, report=_report, tables=("toy.csv",), figures=(("toy.png", "Sampled vs exact."),))
+READER = base.Experiment(name="toyreader", description="Reads the toy's table.", config=ToyConfig, run=_reader_run,
+                         draw=lambda ctx: [], report=lambda s, ctx: base.Report(), tables=("seen.json",), figures=(),
+                         inputs=("toy",))
+
+
+@pytest.fixture
+def registered_toys():
+    base.register(TOY)
+    base.register(READER)
+    yield
+    base.unregister("toy")
+    base.unregister("toyreader")
+
+
+def test_a_toy_experiment_runs_draws_and_reports(tmp_path, registered_toys):
+    cfg = config_from_table({"experiments": ["toy", "toyreader"], "toy": {"samples": 4000}})
+    report = reproduce(cfg, tmp_path / "results", progress=False, figures_dir=tmp_path / "figures",
+                       command="test", config_path="inline")
+    assert report["toy"]["summary"]["samples"] == 4000
+    exact = float(theory.cap_measure(0.2, 7))
+    # the toy's own number, 4 binomial SE from the exact measure at most
+    assert abs(report["toy"]["summary"]["estimate"] - exact) < 4 * np.sqrt(exact * (1 - exact) / 4000)
+    assert (tmp_path / "figures" / "toy.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "figures" / "toy.csv").is_file()
+    readme = (tmp_path / "figures" / "README.md").read_text()
+    assert "toy: sampled cap measure" in readme and "A toy experiment defined in a test." in readme
+    assert "![toy.png](toy.png)" in readme
+    # the reader saw the toy's table through its declared input, nothing else
+    assert json.loads((tmp_path / "results" / "toyreader" / "seen.json").read_text())["samples"] == 4000
+
+
+def test_a_toy_config_is_validated_with_its_full_path(registered_toys):
+    with pytest.raises(InputError) as info:
+        config_from_table({"experiments": ["toy"], "toy": {"samples": 3}})
+    assert info.value.field == "toy.samples"
+    with pytest.raises(InputError) as info:
+        config_from_table({"experiments": ["toyreader", "toy"]})
+    assert info.value.field == "experiments" and "list toy before toyreader" in str(info.value)
+
+
+def test_default_order_puts_inputs_first(registered_toys):
+    order = default_order()
+    assert order.index("toy") < order.index("toyreader") and order.index("tradeoff") < order.index("slices")
+
+
+def test_unknown_table_names_the_allowed_ones():
+    with pytest.raises(InputError) as info:
+        config_from_table({"nonsense": {}})
+    assert info.value.field == "nonsense" and "tradeoff" in str(info.value)
