@@ -18,7 +18,7 @@ from spheres.plotting.dimsweep import (collapse_coordinates, draw_dimsweep, jitt
                                        seed_jitter)
 from spheres.plotting.quadratic import band_membership, draw_alphas
 from spheres.plotting.slices import draw_slices
-from spheres.plotting.tradeoff import above_bound, draw_tradeoff
+from spheres.plotting.tradeoff import draw_tradeoff
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -36,7 +36,8 @@ def _tradeoff_table(dim: int = 100) -> tuple[dict, ...]:
                 opt = float(theory.mean_distance_to_cap(mu, dim))
                 rows.append(dict(model=model, dim=dim, seed=0, train_size=n, step=step, mu=mu, mu_lower=mu / 2,
                                  mu_upper=min(2 * mu, 0.99), mu_method="monte_carlo", distance=frac * opt,
-                                 distance_se=0.01 * opt, distance_failures=int(k == 2), optimal_distance=opt))
+                                 distance_se=0.01 * opt, distance_failures=int(k == 2), optimal_distance=opt,
+                                 consistent_with_bound=1))
     rows[1]["mu"] = None  # unmeasurable: left off and counted
     rows.append(dict(rows[2], step=2000, mu=0.0, mu_lower=0.0, mu_upper=1e-4))  # no error seen: an arrow
     return tuple(rows)
@@ -237,19 +238,6 @@ def test_caps_collapse_onto_the_large_d_profile_at_rate_one_over_d(mu):
     gap_times_d = (y - cap_profile(mus)) * dims
     assert abs(gap_times_d[2] - gap_times_d[1]) < 0.03 * abs(gap_times_d[2])
     assert abs(gap_times_d[1] - gap_times_d[0]) < 0.3 * abs(gap_times_d[2])
-
-
-def test_above_bound_flags_only_points_beyond_their_uncertainty():
-    dim = 500
-    mu = np.array([1e-2, 1e-2, 1e-2, 1e-4, 1e-4])
-    lower = mu / 2
-    cap_lo = theory.mean_distance_to_cap(lower, dim)  # the most generous bound in the interval
-    dist = np.array([cap_lo[0] * 0.99, cap_lo[1] * 1.1, cap_lo[2] * 1.1, cap_lo[3] * 1.1, cap_lo[4] * 1.1])
-    se = np.array([0.0, 0.0, 0.06 * cap_lo[2], 0.01 * cap_lo[3], np.nan])
-    lower_with_zero = lower.copy()
-    lower_with_zero[3] = 0.0  # interval reaching 0: the bound can be as large as it gets; never flagged
-    flags = above_bound(lower_with_zero, dist, se, dim)
-    assert flags.tolist() == [False, True, False, False, True]
 
 
 def test_seed_jitter_is_centred_distinct_and_within_its_width():

@@ -341,3 +341,24 @@ def test_bad_input_names_the_field(call, field):
     with pytest.raises(InputError) as info:
         call()
     assert info.value.field == field
+
+
+def test_bound_check_flags_only_points_beyond_their_uncertainty():
+    """The project's one bound verdict: the most generous bound in mu's interval, minus 2 SE."""
+    dim = 500
+    mu = [1e-2, 1e-2, 1e-2, 1e-4, 1e-4]
+    lower = [m / 2 for m in mu]
+    lower[3] = 0.0  # an interval reaching 0: the bound can be as large as a point's (max_mean_distance)
+    cap_lo = [float(T.mean_distance_to_cap(lo, dim)) if lo > 0 else float(T.max_mean_distance(dim)) for lo in lower]
+    dist = [cap_lo[0] * 0.99, cap_lo[1] * 1.1, cap_lo[2] * 1.1, cap_lo[3] * 1.1, cap_lo[4] * 1.1]
+    se = [0.0, 0.0, 0.06 * cap_lo[2], 0.01 * cap_lo[3], None]
+    checks = [T.bound_check(m, lo, d, s, dim) for m, lo, d, s in zip(mu, lower, dist, se)]
+    assert [c.consistent for c in checks] == [True, False, True, False, False]
+    for m, d, c in zip(mu, dist, checks):
+        assert c.optimal_distance == pytest.approx(float(T.mean_distance_to_cap(m, dim)), rel=1e-12)
+        assert c.ratio == pytest.approx(d / c.optimal_distance, rel=1e-12)
+    assert T.bound_check(0.0, 0.0, 0.1, 0.0, dim) == T.BoundCheck(None, None, None)  # nothing to check at mu = 0
+    assert T.bound_check(1e-2, 1e-2, None, None, dim).consistent is None
+    # on the outer sphere distances scale by R
+    assert T.bound_check(1e-2, 1e-2, 0.1, 0.0, dim, radius=1.3).optimal_distance == pytest.approx(
+        1.3 * float(T.mean_distance_to_cap(1e-2, dim)), rel=1e-12)

@@ -33,34 +33,11 @@ from spheres.core.errors import InputError
 from spheres.plotting._common import (MARKERS, load_table, log_norm, numeric, save_png, seq_color, slide_style,
                                       text, wrap)
 
-COLUMNS = ("model", "dim", "seed", "train_size", "step", "mu", "mu_lower", "mu_upper", "distance",
+COLUMNS = ("model", "dim", "seed", "train_size", "step", "mu", "mu_lower", "mu_upper", "consistent_with_bound", "distance",
            "distance_se", "distance_failures")
 ONLINE_COLOR = "#D55E00"  # Okabe-Ito vermillion: apart from every viridis shade
 #: standard errors in a vertical error bar (each side)
 N_SE = 2.0
-
-
-def above_bound(mu_lower: np.ndarray, distance: np.ndarray, distance_se: np.ndarray, dim: int) -> np.ndarray:
-    """Which points lie above the cap curve beyond their uncertainty (a contradiction of the theorem).
-
-    d(cap) decreases in mu, so within the error-rate interval the most generous bound is at its lower
-    end: a point is flagged when ``distance - 2 SE > d_cap(mu_lower, d)``. Points with no positive lower
-    end (interval reaching 0, where the bound is the largest possible) are never flagged.
-
-    Args:
-      mu_lower: ``(n,)`` lower ends of the error-rate intervals (nan or 0 allowed).
-      distance, distance_se: ``(n,)`` measured d(E) and its standard error (nan SE counts as 0).
-      dim: the dimension.
-    Returns:
-      bool ``(n,)``.
-    """
-    lo = np.asarray(mu_lower, np.float64)
-    ok = np.isfinite(lo) & (lo > 0) & (lo < 1) & np.isfinite(distance)
-    bound = np.full(lo.shape, np.inf)
-    if np.any(ok):
-        bound[ok] = theory.mean_distance_to_cap(lo[ok], dim)
-    se = np.nan_to_num(np.asarray(distance_se, np.float64), nan=0.0)
-    return ok & (np.asarray(distance) - N_SE * se > bound)
 
 
 def _train_size_label(n: int) -> str:
@@ -97,7 +74,8 @@ def draw_tradeoff(results_csv: str | os.PathLike, out_png: str | os.PathLike) ->
     shown = has & ((mu > 0) | censored)
     x = np.where(censored, hi, mu)
     hollow = np.nan_to_num(col["distance_failures"], nan=0.0) > 0
-    flagged = shown & above_bound(lo, dist, se, dim)
+    # the table's own verdict (spheres.maths.theory.bound_check): 0 = above the bound beyond its uncertainty
+    flagged = shown & (np.nan_to_num(col["consistent_with_bound"], nan=1.0) == 0)
 
     model_names = sorted(set(models[i] for i in np.flatnonzero(shown))) or sorted(set(models))
     marker = {m: MARKERS[i % len(MARKERS)] for i, m in enumerate(model_names)}
