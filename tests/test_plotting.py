@@ -34,10 +34,15 @@ def _tradeoff_table(dim: int = 100) -> tuple[dict, ...]:
             for k, step in enumerate((10, 100, 1000)):
                 mu = float(10.0 ** (-0.5 - 1.5 * k - 0.3 * m))
                 opt = float(theory.mean_distance_to_cap(mu, dim))
-                rows.append(dict(model=model, dim=dim, seed=0, train_size=n, step=step, mu=mu, mu_lower=mu / 2,
+                mu_o = float(10.0 ** (-1 - 1.2 * k - 0.5 * m))
+                opt_o = 1.3 * float(theory.mean_distance_to_cap(mu_o, dim))
+                rows.append(dict(model=model, dim=dim, seed=0, train_size=n, step=step, outer_radius=1.3,
+                                 selected=int(k > 0), mu=mu, mu_lower=mu / 2,
                                  mu_upper=min(2 * mu, 0.99), mu_method="monte_carlo", distance=frac * opt,
                                  distance_se=0.01 * opt, distance_failures=int(k == 2), optimal_distance=opt,
-                                 consistent_with_bound=1))
+                                 consistent_with_bound=1, mu_outer=mu_o, mu_outer_lower=mu_o / 2,
+                                 mu_outer_upper=2 * mu_o, distance_outer=frac * opt_o, distance_outer_se=0.01 * opt_o,
+                                 distance_outer_failures=int(k == 1), consistent_outer=1))
     rows[1]["mu"] = None  # unmeasurable: left off and counted
     rows.append(dict(rows[2], step=2000, mu=0.0, mu_lower=0.0, mu_upper=1e-4))  # no error seen: an arrow
     return tuple(rows)
@@ -58,7 +63,8 @@ def _dimsweep_table() -> tuple[dict, ...]:
                     opt = float(theory.mean_distance_to_cap(mu, dim))
                     rows.append(dict(model=model.format(dim=dim), family=model, dim=dim, seed=seed, step=step, mu=mu, mu_lower=mu / 2,
                                      mu_upper=2 * mu, distance=frac * opt, distance_se=0.02 * opt,
-                                     optimal_distance=opt, ratio=frac))
+                                     distance_failures=int(dim == 64 and seed == 1), optimal_distance=opt, ratio=frac,
+                                     selected=int(k == 1 or seed == 0)))
     return tuple(rows)
 
 
@@ -66,9 +72,8 @@ def _dimsweep_rows() -> list[dict]:
     return [dict(r) for r in _dimsweep_table()]
 
 
-FIT = {"models": {"quad-w{dim}": {"exponent": -0.49, "exponent_se": 0.01, "n": 6},
-                  "relu-w1000-d2": {"exponent": -0.52, "exponent_se": 0.02, "n": 6}},
-       "all": {"exponent": -0.5, "exponent_se": 0.01, "n": 12}}
+FIT = {"families": {"quad-w{dim}": {"law": {"slope": 0.01, "slope_se": 0.02, "z": 0.5, "n": 6}, "matched": []},
+                    "relu-w1000-d2": {"law": {"slope": -0.04, "slope_se": 0.02, "z": -2.0, "n": 6}, "matched": []}}}
 ALPHAS = np.linspace(0.3, 1.3, 50)
 SUMMARY = {"radius": 1.3, "alphas_outside": int(np.sum(~band_membership(ALPHAS, 1.3))), "dim": 50,
            "exact_mu_inner": 3.1e-5, "exact_mu_outer": 2.2e-8, "clt_mu_inner": 2.2e-5, "clt_mu_outer": 1.4e-6,
@@ -189,9 +194,9 @@ def test_non_numbers_and_mixed_dimensions_are_input_errors(tmp_path):
         draw_tradeoff(mixed, tmp_path / "x.png")
 
 
-def test_fit_json_without_all_is_an_input_error(tmp_path, inputs):
-    fit = write_json_atomic(tmp_path / "fit2.json", {"models": FIT["models"]})
-    with pytest.raises(InputError, match=r"fit2\.json: key 'all'"):
+def test_fit_json_without_families_is_an_input_error(tmp_path, inputs):
+    fit = write_json_atomic(tmp_path / "fit2.json", {"models": FIT["families"]})
+    with pytest.raises(InputError, match=r"fit2\.json: key 'families'"):
         draw_dimsweep(inputs["dimsweep"], fit, tmp_path / "c.png", tmp_path / "r.png")
 
 

@@ -11,6 +11,8 @@ import numpy as np
 
 from spheres.core.config import check_float
 from spheres.core.errors import InputError
+from spheres.core.io import write_json_atomic
+from spheres.maths import analysis
 from spheres.measure.pipeline import MeasureConfig, measure_run
 from spheres.measure.results import ResultRow
 from spheres.nets.config import ExperimentConfig, TaskConfig, TrainConfig, parse_model_name
@@ -75,41 +77,121 @@ def sci(x: Any, digits: int = 2) -> str:
     return f"{x:.{digits}e}" if abs(x) < 1e-3 or abs(x) >= 1e4 else f"{x:.{digits + 1}g}"
 
 
-def summarise(rows: list[ResultRow]) -> dict[str, Any]:
-    """Key numbers of a table of nets x checkpoints, against the cap bound."""
-    checked = [r for r in rows if r.consistent_with_bound is not None]
-    # ratios where the net is past chance on the inner sphere (mu < 1/2); at larger mu most attacked
-    # points are already misclassified and d(E) is a mean of mostly zeros
-    ratios = [r.ratio for r in rows if r.ratio is not None and r.mu < 0.5]
-    mus = [r.mu for r in rows if r.mu]
-    return {"points": len(rows), "points_with_bound": len(checked),
-            "points_above_bound": sum(1 for r in checked if not r.consistent_with_bound),
-            "points_with_attack_failures": sum(1 for r in rows if (r.distance_failures or 0) > 0),
-            "ratio_median": float(np.median(ratios)) if ratios else None,
-            "ratio_min": min(ratios) if ratios else None, "ratio_max": max(ratios) if ratios else None,
-            "smallest_mu": min(mus) if mus else None}
+def select(rows: list[ResultRow], max_error: float) -> list[ResultRow]:
+    """Mark each row ``selected`` when its error-rate estimates on BOTH spheres are at most ``max_error``.
+
+    A classifier that calls everything "inner" has a tiny inner error rate for free; the findings
+    speak only about nets that are good on both spheres, and say how many those are.
+    """
+    return [dataclasses.replace(r, selected=int(r.worst_error() is not None and r.worst_error() <= max_error))
+            for r in rows]
+
+
+def rule_text(max_error: float) -> str:
+    return f"checkpoints whose error rate is at most {max_error:g} on both spheres"
+
+
+def _sphere_stats(rows: list[ResultRow], sphere: str, n_se: float = 2.0) -> dict[str, Any]:
+    """Bound checks over every row (the theorem holds for any classifier), ratios over the selected ones."""
+    g = (lambda r, name: getattr(r, name if sphere == "inner" else {"mu": "mu_outer", "distance": "distance_outer",
+         "distance_se": "distance_outer_se", "distance_failures": "distance_outer_failures",
+         "consistent_with_bound": "consistent_outer", "optimal_distance": "optimal_distance_outer",
+         "ratio": "ratio_outer", "mu_lower": "mu_outer_lower", "mu_upper": "mu_outer_upper",
+         "mu_method": "mu_outer_method", "error_set": "error_set_outer"}[name]))
+    checks = [r for r in rows if g(r, "consistent_with_bound") is not None and (g(r, "distance") or 0) > 0]
+    detectable = [n_se * (g(r, "distance_se") or 0.0) / g(r, "optimal_distance") for r in checks]
+    ratios = [g(r, "ratio") for r in rows if r.selected and g(r, "ratio") is not None
+              and g(r, "distance_failures") == 0 and (g(r, "distance") or 0) > 0]
+    med = analysis.median_interval(ratios)
+    found = [r for r in rows if r.selected and (g(r, "mu") or 0) > 0]
+    smallest = min(found, key=lambda r: g(r, "mu"), default=None)
+    return {
+        "bound_checks": len(checks),
+        "above_bound": sum(1 for r in checks if not g(r, "consistent_with_bound")),
+        "detectable_violation_median": float(np.median(detectable)) if detectable else None,
+        "detectable_violation_max": float(np.max(detectable)) if detectable else None,
+        "ratio_median": None if med is None else med.median,
+        "ratio_median_lower": None if med is None else med.lower,
+        "ratio_median_upper": None if med is None else med.upper,
+        "ratio_points": 0 if med is None else med.n,
+        "ratio_min": min(ratios) if ratios else None, "ratio_max": max(ratios) if ratios else None,
+        "with_attack_failures": sum(1 for r in rows if (g(r, "distance_failures") or 0) > 0),
+        "no_errors_found": sum(1 for r in rows if g(r, "error_set") != "errors"),
+        "smallest_mu": None if smallest is None else g(smallest, "mu"),
+        "smallest_mu_lower": None if smallest is None else g(smallest, "mu_lower"),
+        "smallest_mu_upper": None if smallest is None else g(smallest, "mu_upper"),
+        "smallest_mu_method": None if smallest is None else g(smallest, "mu_method"),
+        "smallest_mu_net": None if smallest is None else f"{smallest.model} N={smallest.train_size or 'online'} "
+                                                          f"seed {smallest.seed} step {smallest.step}",
+    }
+
+
+def summarise(rows: list[ResultRow], max_error: float) -> dict[str, Any]:
+    """Key numbers of a table of nets x checkpoints (already :func:`select`-ed), per sphere."""
+    return {"points": len(rows), "selected": sum(1 for r in rows if r.selected), "rule": rule_text(max_error),
+            "max_error": max_error, "inner": _sphere_stats(rows, "inner"), "outer": _sphere_stats(rows, "outer")}
+
+
+def _interval(lo: Any, hi: Any) -> str:
+    return f" [{sci(lo)}, {sci(hi)}]"
 
 
 def bound_findings(name: str, s: dict[str, Any]) -> list[str]:
-    """Findings of a tradeoff-like table's summary (every number read from it)."""
-    out = [f"{name}: {s['points_with_bound'] - s['points_above_bound']} of {s['points_with_bound']} measured "
-           f"points lie at or below the exact cap bound within 2 SE (the bound is a theorem; a point above it "
-           f"would be a bug). Where mu < 1/2 the nets reach a median {sci(s['ratio_median'])} of the largest "
-           f"d(E) any classifier with their error rate can have (range {sci(s['ratio_min'])} to "
-           f"{sci(s['ratio_max'])})" + (": trained nets sit close to the optimal curve, as in the paper."
-                                          if (s["ratio_median"] or 0) >= 0.5 else
-                                          ": well below the optimal curve, unlike the paper's nets.")]
-    if s["points_with_attack_failures"]:
-        out.append(f"{name}: at {s['points_with_attack_failures']} of {s['points']} points the attack found no "
-                   "error from some starting points (within its budget); their d(E) is a mean over the other "
-                   "points and is drawn hollow, so it can understate the distance.")
+    """Findings of a tradeoff-like table's summary (every number read from it; rule and counts beside each)."""
+    out = []
+    for sphere in ("inner", "outer"):
+        t = s[sphere]
+        if t["bound_checks"]:
+            out.append(f"{name}, {sphere} sphere: {t['bound_checks'] - t['above_bound']} of {t['bound_checks']} "
+                       f"non-trivial bound checks (0 < mu < 1, d(E) > 0, no attack failure; all {s['points']} "
+                       f"checkpoints considered) lie at or below the exact cap bound within 2 SE; the check could "
+                       f"detect a violation of {sci(t['detectable_violation_median'])} of the bound (median 2 SE / "
+                       f"bound; largest {sci(t['detectable_violation_max'])}). A point above it would be a bug.")
+        if t["ratio_points"]:
+            band = _interval(t["ratio_median_lower"], t["ratio_median_upper"])
+            verdict = ("at least half the bound, close to the optimal curve in the paper's sense."
+                       if t["ratio_median"] >= 0.5 else "less than half the bound, well below the optimal curve.")
+            out.append(f"{name}, {sphere} sphere: over the {t['ratio_points']} {s['rule']} with a complete d(E) "
+                       f"({s['selected']} of {s['points']} checkpoints pass the rule), d(E) reaches a median "
+                       f"{sci(t['ratio_median'])} (95% interval{band}; range {sci(t['ratio_min'])} to "
+                       f"{sci(t['ratio_max'])}) of the largest d(E) any classifier with the same error rate can "
+                       f"have: {verdict}")
+        else:
+            out.append(f"{name}, {sphere} sphere: no checkpoint passes the rule ({s['rule']}) with a complete d(E); "
+                       "no claim about closeness to the bound is made.")
+        if t["with_attack_failures"]:
+            out.append(f"{name}, {sphere} sphere: at {t['with_attack_failures']} of {s['points']} checkpoints the "
+                       "attack found no error from some points even after restarts; those d(E) are drawn hollow and "
+                       "enter no bound check or ratio.")
+        if t["no_errors_found"]:
+            out.append(f"{name}, {sphere} sphere: {t['no_errors_found']} of {s['points']} checkpoints have no error "
+                       "found at all (exact, or neither Monte Carlo nor the attack saw one): no d(E) is given.")
     return out
 
 
 def bound_lines(s: dict[str, Any]) -> list[str]:
-    return [f"{s['points']} points (nets x checkpoints). Points above the bound beyond 2 SE: "
-            f"**{s['points_above_bound']}** of {s['points_with_bound']} checked (a point above it would be "
-            f"a bug). d(E)/optimal where mu < 1/2: median {sci(s['ratio_median'])}, range [{sci(s['ratio_min'])}, "
-            f"{sci(s['ratio_max'])}]. Smallest error rate reached: {sci(s['smallest_mu'])}. Points where "
-            f"the attack found no error from some starting points (their mean is over the rest): "
-            f"{s['points_with_attack_failures']}.", ""]
+    lines = [f"{s['points']} checkpoints (nets x checkpoints); {s['selected']} pass the rule: {s['rule']}.", "",
+             "| sphere | bound checks | above the bound | detectable violation (median) | ratio median [95%] "
+             "(points) | smallest error rate among selected [interval] (method, net) |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for sphere in ("inner", "outer"):
+        t = s[sphere]
+        ratio, small = "-", "-"
+        if t["ratio_points"]:
+            band = _interval(t["ratio_median_lower"], t["ratio_median_upper"])
+            ratio = f"{sci(t['ratio_median'])}{band} ({t['ratio_points']})"
+        if t["smallest_mu"] is not None:
+            band = _interval(t["smallest_mu_lower"], t["smallest_mu_upper"])
+            small = f"{sci(t['smallest_mu'])}{band} ({t['smallest_mu_method']}, {t['smallest_mu_net']})"
+        lines.append(f"| {sphere} | {t['bound_checks']} | **{t['above_bound']}** | "
+                     f"{sci(t['detectable_violation_median'])} | {ratio} | {small} |")
+    return lines + [""]
+
+
+SELECTION = "selection.json"
+
+
+def write_selection(out: Path, max_error: float) -> None:
+    """Save the selection rule beside the table, so figures drawn from saved tables can state it."""
+    write_json_atomic(out / SELECTION, {"rule": rule_text(max_error), "max_error": max_error})
+

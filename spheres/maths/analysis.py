@@ -205,3 +205,36 @@ def interpolate_at_rate(target: float, steps: ArrayLike, mu: ArrayLike, distance
         rel = np.hypot((1 - w) * e[k] / d[k], w * e[k + 1] / d[k + 1])
         return MatchedPoint(dist, float(dist * rel), (int(s[k]), int(s[k + 1])))
     return None
+
+
+class MedianInterval(NamedTuple):
+    """A median with its distribution-free confidence interval (order statistics), over ``n`` values."""
+
+    median: float
+    lower: float
+    upper: float
+    n: int
+
+
+def median_interval(values: ArrayLike, confidence: float = 0.95) -> MedianInterval | None:
+    """The median of ``values`` and a distribution-free interval for the population median.
+
+    The interval is ``[x_(j), x_(n+1-j)]`` (order statistics, 1-based) with the largest ``j`` such that
+    ``P(Binomial(n, 1/2) < j) <= (1 - confidence) / 2``; it covers the median of any continuous
+    distribution with probability at least ``confidence``. With too few values for that (n <= 5 at
+    95%) it is the whole range. ``None`` for no values.
+
+    >>> m = median_interval(np.arange(1.0, 21.0))
+    >>> m.median, m.lower, m.upper, m.n
+    (10.5, 6.0, 15.0, 20)
+    """
+    x = np.sort(np.asarray(values, np.float64).ravel())
+    n = x.size
+    if n == 0:
+        return None
+    alpha = (1 - confidence) / 2
+    j = int(stats.binom.ppf(alpha, n, 0.5))  # P(B <= j - 1) <= alpha  <=>  j = largest with cdf(j - 1) <= alpha
+    while j > 0 and stats.binom.cdf(j - 1, n, 0.5) > alpha:
+        j -= 1
+    lo, hi = (x[0], x[-1]) if j < 1 else (x[j - 1], x[n - j])
+    return MedianInterval(float(np.median(x)), float(lo), float(hi), int(n))

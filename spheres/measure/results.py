@@ -36,9 +36,43 @@ from spheres.maths import theory
 Row = TypeVar("Row", bound="ResultRow")
 
 
+def _sphere(m: dict[str, Any], sphere: str) -> dict[str, Any]:
+    """One sphere's error rate (exact where the quad net has one) and d(E) from a measurement row."""
+    if m.get(f"exact_mu_{sphere}") is not None:
+        mu = lower = upper = float(m[f"exact_mu_{sphere}"])
+        out = dict(mu=mu, lower=lower, upper=upper, method="exact", samples=None, evaluations=None, status="ok",
+                   log10=m.get(f"exact_mu_{sphere}_log10"))
+    else:
+        method = m[f"mu_{sphere}_method"]
+        out = dict(mu=m[f"mu_{sphere}"], lower=m[f"mu_{sphere}_lower"], upper=m[f"mu_{sphere}_upper"], method=method,
+                   samples=m.get(f"mu_{sphere}_mc_samples", m.get(f"mu_{sphere}_samples")),
+                   evaluations=m.get(f"mu_{sphere}_splitting_evaluations"), status=m.get(f"mu_{sphere}_status"),
+                   log10=m.get(f"mu_{sphere}_log10"))
+        if method != "splitting":
+            out["evaluations"] = m.get(f"mu_{sphere}_splitting_evaluations")  # a failed splitting run's cost
+    prefix = "attack" if sphere == "inner" else "attack_outer"
+    out.update(distance=m.get(f"{prefix}_mean_distance"), se=m.get(f"{prefix}_mean_distance_se"),
+               points=m.get(f"{prefix}_points"), failures=m.get(f"{prefix}_failures"),
+               upper_bound=m.get(f"{prefix}_upper_bound"))
+    return out
+
+
+def _error_set(s: dict[str, Any]) -> str:
+    """``errors`` when the sphere has a measured error set; ``no errors found`` when nothing saw one."""
+    if s["method"] == "exact":
+        return "errors" if s["mu"] > 0 else "no errors (exact)"
+    saw = (s["mu"] or 0) > 0 or (s["points"] is not None and s["failures"] is not None and s["failures"] < s["points"])
+    return "errors" if saw else "no errors found"
+
+
 @dataclass(frozen=True)
 class ResultRow:
-    """One net at one checkpoint: its error rate, its nearest-error distance and the cap bound."""
+    """One net at one checkpoint: its error rate and nearest-error distance on both spheres, against the bound.
+
+    The inner-sphere columns keep their short names (``mu``, ``distance``); the outer sphere's carry
+    ``_outer``. Distances on the outer sphere are chords of the sphere of radius ``outer_radius``,
+    and its bound is ``outer_radius * d_cap``.
+    """
 
     model: str
     dim: int
@@ -64,30 +98,79 @@ class ResultRow:
     optimal_distance: float | None
     ratio: float | None
     consistent_with_bound: int | None
+    # -- added for the findings: the method's status and cost, both spheres, strict bounds, the selection
+    outer_radius: float = 1.3
+    accuracy_samples: int | None = None
+    mu_status: str | None = None
+    mu_evaluations: int | None = None
+    error_set: str = ""
+    distance_upper: float | None = None
+    ratio_se: float | None = None
+    exact_unreachable: int | None = None
+    mu_outer_lower: float | None = None
+    mu_outer_upper: float | None = None
+    mu_outer_method: str = ""
+    mu_outer_samples: int | None = None
+    mu_outer_evaluations: int | None = None
+    mu_outer_status: str | None = None
+    mu_outer_log10: float | None = None
+    error_set_outer: str = ""
+    distance_outer: float | None = None
+    distance_outer_se: float | None = None
+    distance_outer_points: int | None = None
+    distance_outer_failures: int | None = None
+    distance_outer_upper: float | None = None
+    optimal_distance_outer: float | None = None
+    ratio_outer: float | None = None
+    ratio_outer_se: float | None = None
+    consistent_outer: int | None = None
+    clt_mu_outer: float | None = None
+    selected: int | None = None
 
     @classmethod
     def from_measurement(cls: type[Row], m: dict[str, Any], **extra: Any) -> Row:
-        """The row of one measurement (a row of ``measurements.csv``); ``extra`` fills subclass fields."""
-        if m.get("exact_mu_inner") is not None:
-            mu = lower = upper = float(m["exact_mu_inner"])
-            method, samples, log10 = "exact", None, m.get("exact_mu_inner_log10")
-        else:
-            mu, lower, upper = m["mu_inner"], m["mu_inner_lower"], m["mu_inner_upper"]
-            method, samples, log10 = m["mu_inner_method"], m["mu_inner_samples"], m.get("mu_inner_log10")
-        distance, se = m["attack_mean_distance"], m["attack_mean_distance_se"]
-        check = theory.bound_check(mu, lower, distance, se, m["dim"])
+        """The row of one measurement (a row of ``measurements.csv``); ``extra`` fills other fields."""
+        radius = float(m.get("outer_radius") or 1.3)
+        inner, outer = _sphere(m, "inner"), _sphere(m, "outer")
+        checks = {}
+        for name, s, r in (("inner", inner, 1.0), ("outer", outer, radius)):
+            complete = s["failures"] == 0  # a mean with failures is neither an upper bound nor unbiased
+            checks[name] = theory.bound_check(s["mu"], s["lower"], s["distance"] if complete else None,
+                                              s["se"], m["dim"], radius=r)
+            checks[name + "_opt"] = theory.bound_check(s["mu"], s["lower"], s["distance"], s["se"], m["dim"],
+                                                       radius=r)
+
+        def ratio_se(s, c):
+            return None if c.optimal_distance is None or s["se"] is None else s["se"] / c.optimal_distance
+
+        ci, co = checks["inner_opt"], checks["outer_opt"]
         return cls(
             model=m["model"], dim=m["dim"], seed=m["seed"], learning_rate=m["learning_rate"],
             train_size=m["train_size"], step=m["step"], loss=m["loss"], accuracy=m["accuracy"],
-            mu=mu, mu_lower=lower, mu_upper=upper, mu_method=method, mu_samples=samples, mu_log10=log10,
-            mu_outer=m.get("exact_mu_outer", m["mu_outer"]),
-            distance=distance, distance_se=se, distance_points=m["attack_points"],
-            distance_failures=m["attack_failures"], exact_distance=m.get("exact_mean_distance"),
-            clt_mu=m.get("clt_mu_inner"), optimal_distance=check.optimal_distance, ratio=check.ratio,
-            consistent_with_bound=None if check.consistent is None else int(check.consistent), **extra)
+            mu=inner["mu"], mu_lower=inner["lower"], mu_upper=inner["upper"], mu_method=inner["method"],
+            mu_samples=inner["samples"], mu_log10=inner["log10"], mu_outer=outer["mu"],
+            distance=inner["distance"], distance_se=inner["se"], distance_points=inner["points"],
+            distance_failures=inner["failures"], exact_distance=m.get("exact_mean_distance"),
+            clt_mu=m.get("clt_mu_inner"), optimal_distance=ci.optimal_distance, ratio=ci.ratio,
+            consistent_with_bound=None if checks["inner"].consistent is None else int(checks["inner"].consistent),
+            outer_radius=radius, accuracy_samples=m.get("accuracy_samples"), mu_status=inner["status"],
+            mu_evaluations=inner["evaluations"], error_set=_error_set(inner), distance_upper=inner["upper_bound"],
+            ratio_se=ratio_se(inner, ci), exact_unreachable=m.get("exact_unreachable"),
+            mu_outer_lower=outer["lower"], mu_outer_upper=outer["upper"], mu_outer_method=outer["method"],
+            mu_outer_samples=outer["samples"], mu_outer_evaluations=outer["evaluations"],
+            mu_outer_status=outer["status"], mu_outer_log10=outer["log10"], error_set_outer=_error_set(outer),
+            distance_outer=outer["distance"], distance_outer_se=outer["se"], distance_outer_points=outer["points"],
+            distance_outer_failures=outer["failures"], distance_outer_upper=outer["upper_bound"],
+            optimal_distance_outer=co.optimal_distance, ratio_outer=co.ratio, ratio_outer_se=ratio_se(outer, co),
+            consistent_outer=None if checks["outer"].consistent is None else int(checks["outer"].consistent),
+            clt_mu_outer=m.get("clt_mu_outer"), **extra)
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def worst_error(self) -> float | None:
+        """The larger of the two spheres' error rates (``None`` if either is unmeasured)."""
+        return None if self.mu is None or self.mu_outer is None else max(self.mu, self.mu_outer)
 
 
 @dataclass(frozen=True)

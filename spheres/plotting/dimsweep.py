@@ -6,7 +6,7 @@ Two figures from one saved results table (one row per model x dimension x seed x
   ``d(cap) sqrt(d) -> c Phi(c) + phi(c)`` as ``d -> infinity`` (PAPER.md section 3), one curve for
   every dimension; thin coloured curves are the exact finite-d caps (:func:`spheres.maths.theory.mean_distance_to_cap`),
   which approach it. If trained nets obey the same law, their points from all dimensions fall on one
-  curve too. The fitted exponent of ``d(E)`` against ``d`` at matched error rate (from ``fit.json``;
+  curve too. The fitted slope of ``log(d(E) / d_cap)`` against ``log d`` per family (from ``fit.json``;
   -1/2 is the law) is printed on the figure.
 * **ratio**: ``d(E) / d_cap(mu(E), d)`` against ``d``, the fraction of the best possible distance each
   net reaches at its own error rate, for the last checkpoint of every run. It can never exceed 1
@@ -29,7 +29,9 @@ from spheres.plotting._common import (MARKERS, OKABE_ITO, load_json, load_table,
                                       seq_color, slide_style, text, wrap)
 
 COLUMNS = ("model", "dim", "seed", "step", "mu", "mu_lower", "mu_upper", "distance", "distance_se",
-           "optimal_distance")
+           "distance_failures", "optimal_distance", "selected")
+#: alpha of points outside the findings' selection
+FADED = 0.25
 N_SE = 2.0
 #: width of the seed jitter on the ratio plot, in decades of d
 JITTER_DECADES = 0.06
@@ -108,22 +110,20 @@ def family_label(name: str) -> str:
 
 
 def _fit_text(fit: dict, path) -> str:
-    models = fit["models"]
-    if not isinstance(models, dict):
-        raise InputError(f"{path}: key 'models'", "expected an object {model: {exponent, exponent_se, n}}")
-
-    def line(name: str, entry) -> str:
-        if not isinstance(entry, dict) or entry.get("exponent") is None:
-            n = entry.get("n") if isinstance(entry, dict) else None
-            return f"{name}: no fit" + ("" if n is None else f" ({int(n)} usable points)")
-        e, se, n = entry.get("exponent"), entry.get("exponent_se"), entry.get("n")
-        pm = "" if se is None else rf" $\pm$ {float(se):.3f}"
-        return f"{name}: {float(e):+.3f}{pm}" + ("" if n is None else f"  (n = {int(n)})")
-
-    lines = [line(family_label(m), models[m]) for m in sorted(models)]
-    lines.append(line("all models", fit["all"]))
-    return ("fitted exponent $\\beta$ in d(E) $\\propto d^{\\beta}$\nat matched error rate "
-            "($-1/2$: the $1/\\sqrt{d}$ law; $\\pm$ 1 SE)\n" + "\n".join(lines))
+    fams = fit["families"]
+    if not isinstance(fams, dict):
+        raise InputError(f"{path}: key 'families'", "expected an object {family: {law: {...}, matched: [...]}}")
+    lines = []
+    for name in sorted(fams):
+        law = fams[name].get("law", {}) if isinstance(fams[name], dict) else {}
+        if law.get("slope") is None:
+            lines.append(f"{family_label(name)}: no fit ({law.get('n', 0)} usable points)")
+        else:
+            lines.append(f"{family_label(name)}: {float(law['slope']):+.3f} $\\pm$ {float(law['slope_se']):.3f}  "
+                         f"(z = {float(law['z']):+.1f}, n = {int(law['n'])})")
+    return ("slope of log(d(E) / d$_{\\mathrm{cap}}$($\\mu$(E), d)) in log d\n"
+            "(0: the exact $1/\\sqrt{d}$ law; $\\pm$ 1 SE, $\\mu$'s interval included;\n"
+            "selected checkpoints only)\n" + "\n".join(lines))
 
 
 def _legend_models(names, marker, colors) -> list[Line2D]:
@@ -138,7 +138,7 @@ def draw_dimsweep(results_csv: str | os.PathLike, fit_json: str | os.PathLike, o
     Args:
       results_csv: table with at least the columns in :data:`COLUMNS`; an optional column ``family``
         (e.g. ``quad-w{dim}``) groups models whose name changes with d; ``fit.json`` is keyed by it.
-      fit_json: ``{"models": {model: {"exponent", "exponent_se", "n"}}, "all": {...}}``.
+      fit_json: ``{"families": {family: {"law": {"slope", "slope_se", "z", "n"}, "matched": [...]}}}``.
       out_collapse_png, out_ratio_png: where to write the two figures.
     Returns:
       ``[out_collapse_png, out_ratio_png]``.
@@ -147,7 +147,7 @@ def draw_dimsweep(results_csv: str | os.PathLike, fit_json: str | os.PathLike, o
     """
     rows = load_table(results_csv, COLUMNS)
     col = {c: numeric(rows, c, results_csv) for c in COLUMNS if c != "model"}
-    fit_box = _fit_text(load_json(fit_json, ("models", "all")), fit_json)
+    fit_box = _fit_text(load_json(fit_json, ("families",)), fit_json)
     models = np.array(model_families(rows))
     dim, mu, lo, hi = col["dim"], col["mu"], col["mu_lower"], col["mu_upper"]
     dist, se, opt = col["distance"], col["distance_se"], col["optimal_distance"]
@@ -155,6 +155,8 @@ def draw_dimsweep(results_csv: str | os.PathLike, fit_json: str | os.PathLike, o
         raise InputError(f"{results_csv}: column 'dim'", "dimensions must be >= 2")
     shown = np.isfinite(dim) & np.isfinite(mu) & (mu > 0) & (mu < 1) & np.isfinite(dist) & (dist >= 0)
     n_hidden = int(np.sum(~shown))
+    hollow = np.nan_to_num(col["distance_failures"], nan=0.0) > 0
+    faded = np.nan_to_num(col["selected"], nan=0.0) == 0
     if not np.any(shown):
         raise InputError(str(results_csv), "no row has a measured 0 < mu < 1 and d(E): nothing to draw")
 
@@ -189,15 +191,18 @@ def draw_dimsweep(results_csv: str | os.PathLike, fit_json: str | os.PathLike, o
         x_minus = np.where(has_x, np.maximum(x - x_lo, 0.0), 0.0)
         x_plus = np.where(has_x, np.maximum(x_hi - x, 0.0), 0.0)
         y_pm = np.where(shown & np.isfinite(se), N_SE * se * np.sqrt(np.where(shown, dim, 0.0)), 0.0)
-        for d in dims:  # one call per (dimension, model) group
+        for d in dims:  # one call per (dimension, model, hollow, faded) group
             for m in names:
-                sel = shown & (dim == d) & (models == m)
-                if not np.any(sel):
-                    continue
-                c = seq_color(norm, d)
-                ax.errorbar(x[sel], y[sel], xerr=[x_minus[sel], x_plus[sel]], yerr=y_pm[sel], fmt="none", ecolor=c,
-                            elinewidth=0.9, alpha=0.6, zorder=4)
-                ax.plot(x[sel], y[sel], marker=marker[m], ms=7, ls="none", mfc=c, mec="white", mew=0.6, zorder=5)
+                for open_ in (False, True):
+                    for fade in (False, True):
+                        sel = shown & (dim == d) & (models == m) & (hollow == open_) & (faded == fade)
+                        if not np.any(sel):
+                            continue
+                        c, alpha = seq_color(norm, d), (FADED if fade else 1.0)
+                        ax.errorbar(x[sel], y[sel], xerr=[x_minus[sel], x_plus[sel]], yerr=y_pm[sel], fmt="none",
+                                    ecolor=c, elinewidth=0.9, alpha=0.6 * alpha, zorder=4)
+                        ax.plot(x[sel], y[sel], marker=marker[m], ms=7, ls="none", mfc="white" if open_ else c,
+                                mec=c if open_ else "white", mew=1.4 if open_ else 0.6, alpha=alpha, zorder=5)
         ax.set_xlim(c_grid[0], c_grid[-1])
         ax.set_ylim(bottom=-0.02 * ax.get_ylim()[1])  # d(E) = 0 (every start point already wrong) stays visible
         ax.set_xlabel(r"$c = \Phi^{-1}(1 - \mu(E))$   (error rate on a normal-quantile scale: larger $c$ = fewer errors)")
@@ -220,7 +225,9 @@ def draw_dimsweep(results_csv: str | os.PathLike, fit_json: str | os.PathLike, o
         handles += [Line2D([], [], ls="none", marker="s", ms=9, mfc=seq_color(norm, d), mec=seq_color(norm, d),
                            label=f"d = {d}") for d in dims]
         fig.legend(handles=handles, loc="outside right upper", frameon=False)
-        note = (f"Every checkpoint of every run; error bars: {N_SE:g} SE in d(E), interval of $\\mu(E)$."
+        note = (f"Every checkpoint of every run; error bars: {N_SE:g} SE in d(E), interval of $\\mu(E)$. "
+                "Hollow: the attack found no error from some points (mean over the rest; in no fit). Faded: "
+                "outside the selection (error above the threshold on either sphere)."
                 + (f" Not shown: {n_hidden} of {len(rows)} rows without a measured $0 < \\mu(E) < 1$ and d(E)."
                    if n_hidden else ""))
         ax.text(0.0, -0.12, wrap(note, 110), transform=ax.transAxes, ha="left", va="top", fontsize=9.5,
@@ -250,9 +257,16 @@ def draw_dimsweep(results_csv: str | os.PathLike, fit_json: str | os.PathLike, o
         ax.text(0.99, y_top - 0.03 * y_top, "above the bound: impossible (Levy's isoperimetric inequality)",
                 transform=ax.get_yaxis_transform(), ha="right", va="top", fontsize=10, color="0.35", zorder=1)
         for m in names:
-            sel = models[idx] == m
-            ax.errorbar(xj[sel], ratio[sel], yerr=rerr[sel], fmt=marker[m], ms=8, color=mcolor[m], mec="white",
-                        mew=0.6, elinewidth=1.1, capsize=0, ls="none", zorder=4, label=family_label(m))
+            for open_ in (False, True):
+                for fade in (False, True):
+                    sel = (models[idx] == m) & (hollow[idx] == open_) & (faded[idx] == fade)
+                    if not np.any(sel):
+                        continue
+                    ax.errorbar(xj[sel], ratio[sel], yerr=rerr[sel], fmt=marker[m], ms=8, color=mcolor[m],
+                                mfc="white" if open_ else mcolor[m], mec=mcolor[m] if open_ else "white",
+                                mew=1.4 if open_ else 0.6, elinewidth=1.1, capsize=0, ls="none", zorder=4,
+                                alpha=FADED if fade else 1.0,
+                                label=family_label(m) if not (open_ or fade) else None)
         ax.set_xscale("log")
         lo_d, hi_d = float(np.min(dims)), float(np.max(dims))
         ax.set_xlim(lo_d / 10**0.2, hi_d * 10**0.2)
@@ -268,7 +282,8 @@ def draw_dimsweep(results_csv: str | os.PathLike, fit_json: str | os.PathLike, o
         handles.append(Line2D([], [], color="black", lw=2.0))
         labels.append("the bound (a spherical cap)")
         fig.legend(handles, labels, loc="outside right upper", frameon=False, title="model")
-        note = (f"Last checkpoint of each run (model, d, seed, training set); error bars: {N_SE:g} SE of d(E) "
+        note = (f"Last checkpoint of each run (model, d, seed, training set); hollow: attack failures; faded: "
+                f"outside the selection; error bars: {N_SE:g} SE of d(E) "
                 "(the uncertainty of $\\mu(E)$, which moves "
                 f"$d_{{\\mathrm{{cap}}}}$, is not included)."
                 + (f" {n_earlier} earlier checkpoints are on the collapse figure." if n_earlier else ""))

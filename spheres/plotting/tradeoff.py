@@ -33,24 +33,110 @@ from spheres.core.errors import InputError
 from spheres.plotting._common import (MARKERS, load_table, log_norm, numeric, save_png, seq_color, slide_style,
                                       text, wrap)
 
-COLUMNS = ("model", "dim", "seed", "train_size", "step", "mu", "mu_lower", "mu_upper", "consistent_with_bound", "distance",
-           "distance_se", "distance_failures")
+#: columns of one sphere's panel: (error rate, its interval, d(E), SE, failures, bound verdict)
+SPHERE_COLUMNS = {
+    "inner": ("mu", "mu_lower", "mu_upper", "distance", "distance_se", "distance_failures", "consistent_with_bound"),
+    "outer": ("mu_outer", "mu_outer_lower", "mu_outer_upper", "distance_outer", "distance_outer_se",
+              "distance_outer_failures", "consistent_outer"),
+}
+COLUMNS = ("model", "dim", "seed", "train_size", "step", "outer_radius", "selected",
+           *SPHERE_COLUMNS["inner"], *SPHERE_COLUMNS["outer"])
 ONLINE_COLOR = "#D55E00"  # Okabe-Ito vermillion: apart from every viridis shade
 #: standard errors in a vertical error bar (each side)
 N_SE = 2.0
+#: alpha of points outside the findings' selection (error on the other sphere above the threshold)
+FADED = 0.22
 
 
 def _train_size_label(n: int) -> str:
     return "online" if n == 0 else f"N = {n:,}"
 
 
-def draw_tradeoff(results_csv: str | os.PathLike, out_png: str | os.PathLike) -> list[Path]:
-    """Draw Fig. 4 (d(E) against mu(E), trained nets and the exact bound) from a saved results table.
+def _panel(ax, col: dict[str, np.ndarray], models: list[str], sphere: str, dim: int, radius: float,
+           marker: dict[str, str], color) -> dict[str, int]:
+    """Draw one sphere's points, curves and notes on ``ax``; return counts for the notes."""
+    mu_c, lo_c, hi_c, d_c, se_c, fail_c, ok_c = SPHERE_COLUMNS[sphere]
+    scale = 1.0 if sphere == "inner" else radius
+    mu, lo, hi, dist, se = col[mu_c], col[lo_c], col[hi_c], col[d_c], col[se_c]
+    has = np.isfinite(mu) & np.isfinite(dist)
+    censored = has & (mu == 0) & np.isfinite(hi) & (hi > 0)  # no error seen: mu < hi
+    shown = has & ((mu > 0) | censored)
+    x = np.where(censored, hi, mu)
+    hollow = np.nan_to_num(col[fail_c], nan=0.0) > 0
+    faded = np.nan_to_num(col["selected"], nan=0.0) == 0
+    # the table's own verdict (spheres.maths.theory.bound_check): 0 = above the bound beyond its uncertainty
+    flagged = shown & (np.nan_to_num(col[ok_c], nan=1.0) == 0)
+    sizes = col["train_size"].astype(np.int64)
+
+    xs = x[shown]
+    lows = lo[shown & np.isfinite(lo) & (lo > 0)]
+    x_min = float(min(np.min(xs), np.min(lows) if lows.size else np.inf)) if xs.size else 1e-6
+    x_min = min(x_min, 0.1) / 10**0.35
+    x_max = 1.6
+    grid = np.logspace(np.log10(x_min), np.log10(0.999), 400)
+    ax.plot(grid, scale * theory.mean_distance_to_cap(grid, dim), color="black", lw=2.2, zorder=2)
+    ax.plot(grid, scale * theory.asymptotic_distance(grid, dim), color="0.35", lw=1.6, ls="--", zorder=2)
+
+    runs: dict[tuple, list[int]] = {}
+    for i in np.flatnonzero(shown):
+        runs.setdefault((models[i], int(sizes[i]), col["seed"][i]), []).append(i)
+    for (_, n, _), idx in sorted(runs.items(), key=lambda kv: (kv[0][0], kv[0][1], str(kv[0][2]))):
+        idx = sorted(idx, key=lambda i: col["step"][i])
+        if len(idx) > 1:
+            ax.plot(x[idx], dist[idx], color=color(n), lw=0.8, alpha=0.3, zorder=3)
+
+    has_x = shown & ~censored & np.isfinite(lo) & np.isfinite(hi)
+    x_minus = np.where(has_x, np.maximum(mu - np.maximum(lo, x_min / 10), 0.0), 0.0)
+    x_plus = np.where(has_x, np.maximum(hi - mu, 0.0), 0.0)
+    y_pm = np.where(shown & np.isfinite(se), N_SE * se, 0.0)
+    groups = sorted({(models[i], int(sizes[i]), bool(hollow[i]), bool(faded[i])) for i in np.flatnonzero(shown)})
+    for model, n, open_, fade in groups:
+        sel = shown & (np.array(models) == model) & (sizes == n) & (hollow == open_) & (faded == fade)
+        c, alpha = color(n), (FADED if fade else 1.0)
+        ax.errorbar(x[sel], dist[sel], xerr=[x_minus[sel], x_plus[sel]], yerr=y_pm[sel], fmt="none", ecolor=c,
+                    elinewidth=1.0, alpha=0.75 * alpha, capsize=0, zorder=4)
+        ax.plot(x[sel], dist[sel], marker=marker[model], ms=8, ls="none", mec=c, mew=1.6, alpha=alpha,
+                mfc="white" if open_ else c, zorder=5)
+    for i in np.flatnonzero(censored):
+        ax.annotate("", xy=(x[i] / 10**0.5, dist[i]), xytext=(x[i], dist[i]), zorder=4,
+                    arrowprops=dict(arrowstyle="-|>", color=color(int(sizes[i])), lw=1.4, shrinkA=5, shrinkB=0,
+                                    alpha=FADED if faded[i] else 1.0))
+    if np.any(flagged):
+        ax.plot(x[flagged], dist[flagged], marker="o", ms=17, ls="none", mfc="none", mec="#CC0000", mew=2.0, zorder=6)
+    if not np.any(shown):
+        ax.text(0.5, 0.5, "no checkpoint with a measured error rate and distance", transform=ax.transAxes,
+                ha="center", va="center", fontsize=12, color="0.3")
+    ax.set_xscale("log")
+    ax.set_xlim(x_min, x_max)
+    if np.log10(x_max / x_min) <= 2.5:  # a narrow range: label 2 and 5 times each power too, as decimals
+        ax.xaxis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
+        ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    top = np.nanmax(np.append(dist[shown] + N_SE * np.nan_to_num(se[shown]), 0.0))
+    y_max = 1.12 * max(top, scale * float(theory.mean_distance_to_cap(x_min * 10**0.35, dim)))
+    ax.set_ylim(-0.02 * y_max, y_max)  # d(E) = 0 (every start point already wrong) stays visible
+    r_text = "1" if sphere == "inner" else f"R = {radius:g}"
+    ax.set_xlabel(rf"{sphere}-sphere error rate $\mu(E)$")
+    ax.set_ylabel(f"d(E): mean chord distance from an {sphere}-sphere\npoint to its nearest error (radius {r_text})")
+    ax.set_title(f"{sphere} sphere" + (f"\n{int(flagged.sum())} point(s) ringed red lie ABOVE the bound: a bug"
+                                       if np.any(flagged) else ""))
+    ax.grid(True, which="major", alpha=0.35)
+    ax.grid(True, which="minor", axis="x", alpha=0.1)
+    return {"shown": int(shown.sum()), "hollow": int(np.sum(hollow & shown)), "censored": int(censored.sum()),
+            "faded": int(np.sum(faded & shown)), "no_mu": int(np.sum(~np.isfinite(mu))),
+            "no_dist": int(np.sum(np.isfinite(mu) & ~np.isfinite(dist))),
+            "zero": int(np.sum(has & (mu == 0) & ~censored)), "flagged": int(flagged.sum())}
+
+
+def draw_tradeoff(results_csv: str | os.PathLike, out_png: str | os.PathLike,
+                  threshold: float | None = None) -> list[Path]:
+    """Draw Fig. 4 (d(E) against mu(E), trained nets and the exact bound) for both spheres from a saved table.
 
     Args:
       results_csv: table with at least the columns in :data:`COLUMNS`, one row per model x training-set
         size x seed x checkpoint step; ``train_size == 0`` means online; all rows share one ``dim``.
       out_png: where to write the figure.
+      threshold: the selection rule's error threshold, for the note on faded points.
     Returns:
       ``[out_png]``.
     Raises:
@@ -59,131 +145,55 @@ def draw_tradeoff(results_csv: str | os.PathLike, out_png: str | os.PathLike) ->
     rows = load_table(results_csv, COLUMNS)
     col = {c: numeric(rows, c, results_csv) for c in COLUMNS if c != "model"}
     models = text(rows, "model")
-    dims = np.unique(col["dim"][np.isfinite(col["dim"])])
-    if dims.size != 1:
-        raise InputError(f"{results_csv}: column 'dim'", f"all rows must share one dimension; found {dims.tolist()}")
-    dim = int(dims[0])
-
-    mu, lo, hi = col["mu"], col["mu_lower"], col["mu_upper"]
-    dist, se = col["distance"], col["distance_se"]
-    n_no_mu = int(np.sum(~np.isfinite(mu)))
-    n_no_dist = int(np.sum(np.isfinite(mu) & ~np.isfinite(dist)))
-    has = np.isfinite(mu) & np.isfinite(dist)
-    censored = has & (mu == 0) & np.isfinite(hi) & (hi > 0)  # no error seen: mu < hi
-    n_zero = int(np.sum(has & (mu == 0) & ~censored))
-    shown = has & ((mu > 0) | censored)
-    x = np.where(censored, hi, mu)
-    hollow = np.nan_to_num(col["distance_failures"], nan=0.0) > 0
-    # the table's own verdict (spheres.maths.theory.bound_check): 0 = above the bound beyond its uncertainty
-    flagged = shown & (np.nan_to_num(col["consistent_with_bound"], nan=1.0) == 0)
-
-    model_names = sorted(set(models[i] for i in np.flatnonzero(shown))) or sorted(set(models))
-    marker = {m: MARKERS[i % len(MARKERS)] for i, m in enumerate(model_names)}
+    for name in ("dim", "outer_radius"):
+        values = np.unique(col[name][np.isfinite(col[name])])
+        if values.size != 1:
+            raise InputError(f"{results_csv}: column {name!r}", f"all rows must share one value; found {values.tolist()}")
+    dim, radius = int(col["dim"][0]), float(col["outer_radius"][0])
     sizes = col["train_size"].astype(np.int64)
-    finite_sizes = np.unique(sizes[shown & (sizes > 0)])
+    model_names = sorted(set(models))
+    marker = {m: MARKERS[i % len(MARKERS)] for i, m in enumerate(model_names)}
+    finite_sizes = np.unique(sizes[sizes > 0])
     norm = log_norm(finite_sizes) if finite_sizes.size else None
 
     def color(n: int):
         return ONLINE_COLOR if n == 0 else seq_color(norm, n)
 
-    # x range: from just above 1 down to the smallest point drawn (or the interval's lower end), margin 1/3 decade
-    xs = x[shown]
-    lows = lo[shown & np.isfinite(lo) & (lo > 0)]
-    x_min = float(min(np.min(xs), np.min(lows) if lows.size else np.inf)) if xs.size else 1e-6
-    x_min = min(x_min, 0.1) / 10**0.35
-    x_max = 1.6
-
     with slide_style():
-        fig = Figure(figsize=(11, 6.8), layout="constrained")
-        ax = fig.add_subplot()
-
-        # theory curves first, so data sit on top
-        grid = np.logspace(np.log10(x_min), np.log10(0.999), 400)
-        ax.plot(grid, theory.mean_distance_to_cap(grid, dim), color="black", lw=2.2, zorder=2)
-        ax.plot(grid, theory.asymptotic_distance(grid, dim), color="0.35", lw=1.6, ls="--", zorder=2)
-
-        # faint lines join the checkpoints of one training run, in step order
-        runs = {}
-        for i in np.flatnonzero(shown):
-            runs.setdefault((models[i], int(sizes[i]), col["seed"][i]), []).append(i)
-        for (model, n, _), idx in sorted(runs.items(), key=lambda kv: (kv[0][0], kv[0][1], str(kv[0][2]))):
-            idx = sorted(idx, key=lambda i: col["step"][i])
-            if len(idx) > 1:
-                ax.plot(x[idx], dist[idx], color=color(n), lw=0.8, alpha=0.35, zorder=3)
-
-        # error bars and markers, one call per (model, training-set size, hollow) group
-        has_x = shown & ~censored & np.isfinite(lo) & np.isfinite(hi)
-        x_minus = np.where(has_x, np.maximum(mu - np.maximum(lo, x_min / 10), 0.0), 0.0)
-        x_plus = np.where(has_x, np.maximum(hi - mu, 0.0), 0.0)
-        y_pm = np.where(shown & np.isfinite(se), N_SE * se, 0.0)
-        groups = sorted({(models[i], int(sizes[i]), bool(hollow[i])) for i in np.flatnonzero(shown)})
-        for model, n, open_ in groups:
-            sel = shown & (np.array(models) == model) & (sizes == n) & (hollow == open_)
-            c = color(n)
-            ax.errorbar(x[sel], dist[sel], xerr=[x_minus[sel], x_plus[sel]], yerr=y_pm[sel], fmt="none", ecolor=c,
-                        elinewidth=1.0, alpha=0.75, capsize=0, zorder=4)
-            ax.plot(x[sel], dist[sel], marker=marker[model], ms=8, ls="none", mec=c, mew=1.6,
-                    mfc="white" if open_ else c, zorder=5)
-        for i in np.flatnonzero(censored):
-            ax.annotate("", xy=(x[i] / 10**0.5, dist[i]), xytext=(x[i], dist[i]),
-                        arrowprops=dict(arrowstyle="-|>", color=color(int(sizes[i])), lw=1.4, shrinkA=5, shrinkB=0),
-                        zorder=4)
-        if np.any(flagged):
-            ax.plot(x[flagged], dist[flagged], marker="o", ms=17, ls="none", mfc="none", mec="#CC0000", mew=2.0,
-                    zorder=6)
-
-        if not np.any(shown):
-            ax.text(0.5, 0.5, "no checkpoint with a measured error rate and distance", transform=ax.transAxes,
-                    ha="center", va="center", fontsize=12, color="0.3")
-        ax.set_xscale("log")
-        ax.set_xlim(x_min, x_max)
-        if np.log10(x_max / x_min) <= 2.5:  # a narrow range: label 2 and 5 times each power too, as decimals
-            ax.xaxis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
-            ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-        top = np.nanmax(np.append(dist[shown] + N_SE * np.nan_to_num(se[shown]), 0.0))
-        y_max = 1.12 * max(top, float(theory.mean_distance_to_cap(x_min * 10**0.35, dim)))
-        ax.set_ylim(-0.02 * y_max, y_max)  # d(E) = 0 (every start point already wrong) stays visible
-        ax.set_xlabel(r"inner-sphere error rate $\mu(E)$ (fraction of the inner sphere misclassified)")
-        ax.set_ylabel("d(E): mean distance from an inner-sphere point\nto its nearest error (chord; inner radius 1)")
-        title = (f"Distance to the nearest error vs error rate, d = {dim}: trained nets (points)\n"
-                 "and the best any classifier can do (curve; Levy's isoperimetric inequality)")
-        if np.any(flagged):
-            title += f"\n{int(flagged.sum())} point(s) ringed red lie ABOVE the bound beyond their uncertainty: a bug"
-        ax.set_title(title)
-        ax.grid(True, which="major", alpha=0.35)
-        ax.grid(True, which="minor", axis="x", alpha=0.1)
-
-        # legend outside the axes: curves, then marker = model, then colour = training-set size
+        fig = Figure(figsize=(16, 7.2), layout="constrained")
+        axes = fig.subplots(1, 2)
+        counts = {s: _panel(ax, col, models, s, dim, radius, marker, color) for ax, s in zip(axes, ("inner", "outer"))}
+        fig.suptitle(f"Distance to the nearest error vs error rate, d = {dim}: trained nets (points)\n"
+                     "and the best any classifier can do (curve; Levy's isoperimetric inequality)")
         handles = [Line2D([], [], color="black", lw=2.2, label="optimal (spherical cap), exact"),
                    Line2D([], [], color="0.35", lw=1.6, ls="--", label=r"asymptotic $\Phi^{-1}(1-\mu)/\sqrt{d}$"),
-                   Line2D([], [], ls="none", label=" "),
-                   Line2D([], [], ls="none", label="marker: model")]
+                   Line2D([], [], ls="none", label=" "), Line2D([], [], ls="none", label="marker: model")]
         handles += [Line2D([], [], ls="none", marker=marker[m], ms=8, mfc="0.55", mec="0.25", label=m)
                     for m in model_names]
         handles += [Line2D([], [], ls="none", label=" "), Line2D([], [], ls="none", label="colour: training set")]
-        present = sorted(set(int(n) for n in sizes[shown]), key=lambda n: (n == 0, n))
+        present = sorted(set(int(n) for n in sizes), key=lambda n: (n == 0, n))
         handles += [Line2D([], [], ls="none", marker="s", ms=10, mfc=color(n), mec=color(n),
                            label=_train_size_label(n)) for n in present]
         fig.legend(handles=handles, loc="outside right upper", frameon=False, handlelength=2.2)
 
-        notes = [f"error bars: {N_SE:g} standard errors in d(E); the interval of $\\mu(E)$ "
-                 "(exact, Monte Carlo or splitting). Faint lines join the checkpoints of one run."]
-        if np.any(hollow & shown):
-            notes.append("hollow: attack found no error for some points; mean over the rest.")
-        if np.any(censored):
-            notes.append(f"arrow ({int(censored.sum())}): no error seen by Monte Carlo; drawn at the upper end "
-                         "of its interval, the true $\\mu(E)$ is smaller.")
-        left_off = []
-        if n_no_mu:
-            left_off.append(f"{n_no_mu} with $\\mu(E)$ not measurable")
-        if n_no_dist:
-            left_off.append(f"{n_no_dist} with no d(E)")
-        if n_zero:
-            left_off.append(f"{n_zero} with $\\mu(E) = 0$ and no upper bound")
-        if left_off:
-            notes.append(f"Not shown ({len(rows) - int(shown.sum())} of {len(rows)} rows): " + "; ".join(left_off) + ".")
-        ax.text(0.0, -0.13, "\n".join(wrap(n, 110) for n in notes), transform=ax.transAxes, ha="left",
-                va="top", fontsize=9.5,
-                color="0.3")
+        rule = "" if threshold is None else f" (error above {threshold:g} on either sphere)"
+        notes = [f"error bars: {N_SE:g} standard errors in d(E); the interval of $\\mu(E)$ (exact, Monte Carlo or "
+                 "splitting). Faint lines join the checkpoints of one run. Outer sphere: distances and the bound "
+                 "scale with R."]
+        if any(c["faded"] for c in counts.values()):
+            notes.append(f"faded: outside the findings' selection{rule}; kept in the table.")
+        if any(c["hollow"] for c in counts.values()):
+            notes.append("hollow: the attack found no error from some points; their d(E) is the mean over the others "
+                         "and enters no bound check.")
+        if any(c["censored"] for c in counts.values()):
+            notes.append("arrow: no error seen by Monte Carlo; drawn at the upper end of its interval, the true "
+                         "$\\mu(E)$ is smaller.")
+        for s, c in counts.items():
+            left_off = [f"{k} with {t}" for k, t in ((c["no_mu"], "the error rate not measurable"),
+                                                     (c["no_dist"], "no d(E)"),
+                                                     (c["zero"], "$\\mu(E) = 0$ and no upper bound")) if k]
+            if left_off:
+                notes.append(f"{s} sphere, not shown ({len(rows) - c['shown']} of {len(rows)} rows): "
+                             + "; ".join(left_off) + ".")
+        fig.supxlabel("\n".join(wrap(n, 190) for n in notes), x=0.01, ha="left", fontsize=9.5, color="0.3")
         return [save_png(fig, out_png)]
