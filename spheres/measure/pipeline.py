@@ -18,8 +18,10 @@ For every checkpoint step of a run directory (``spheres.nets.runs``) and every e
 Every measurement is the single-model one of its module (``measure(key, logit_fn, params, cfg)``),
 and the models of a run are ONE batched call per measurement, written here and nowhere else
 (:func:`make_run_measurement`): Monte Carlo rounds and attacks are ``jax.vmap``-ped over models,
-splitting is ``jax.lax.map``-ped (bitwise equal to the single run, see
-:mod:`spheres.measure.splitting`). The compiled programs are built once per run and held in a
+splitting is ``jax.lax.map``-ped (see :mod:`spheres.measure.splitting`). Member ``i``'s Monte Carlo
+counts and splitting estimates are bit for bit those of the single-model call with its keys; its
+attack verdicts are the same and its distances agree to float32 rounding (a vmapped model batches
+its matmuls differently). The compiled programs are built once per run and held in a
 :class:`RunMeasurement` for all its checkpoints.
 
 Randomness: the measurement key of step ``s`` is ``fold_in(key(seed), s)``; member ``i`` uses
