@@ -5,7 +5,7 @@ Prints JSON rows (one object per line), each with ``"bench"`` naming what was ti
 * ``matmul_peak``: this machine's float32 matmul throughput (a large jitted ``A @ B``), measured
   in the same run (and again right before each Monte Carlo timing; the largest value so far is
   the reference ``peak_gflops`` for ``fraction_of_peak``, so a busy machine cannot inflate it).
-* ``monte_carlo``: samples/s (both spheres counted) of :func:`spheres.measure.montecarlo.error_rates` for
+* ``monte_carlo``: samples/s (both spheres counted) of :func:`spheres.measure.montecarlo.make_monte_carlo` for
   each paper architecture at d = 500 (initial weights with the output bias centred so that the
   boundary crosses the spheres: throughput does not depend on the values otherwise),
   with the achieved matmul GFLOP/s (:func:`spheres.nets.models.count_matmul_flops`) and its fraction of
@@ -135,10 +135,11 @@ def main(argv=None) -> int:
         size = min(chunk, n)  # a chunk larger than the sample count would compute masked samples
         chunks = max(1, min(64, n // size))
 
-        def run(key, n=n, logit_fn=logit_fn, variables=variables, chunks=chunks, size=size):
-            r = montecarlo.error_rates(logit_fn, variables, key, DIM, samples=n, chunk_size=size,
-                                       chunks_per_call=chunks)
-            return r.inner.count
+        counter = montecarlo.make_monte_carlo(logit_fn, montecarlo.MonteCarloConfig(
+            dim=DIM, samples=n, chunk_size=size, chunks_per_call=chunks))
+
+        def run(key, counter=counter, variables=variables):
+            return counter(key, variables).inner.count
 
         run(jax.random.key(0))
         # the peak again right before (shared machines vary): the larger peak is the reference
@@ -173,8 +174,9 @@ def main(argv=None) -> int:
     alphas[:50] = rng.uniform(1.0, 1.6, 50)
     p = {"alphas": jnp.asarray(alphas, jnp.float32)}
     n = (1 << 16) * scale
-    run = lambda key: montecarlo.error_rates(ellipsoid_logit, p, key, DIM, samples=n, chunk_size=chunk,
-                                             chunks_per_call=max(1, min(64, n // chunk))).inner.count
+    counter = montecarlo.make_monte_carlo(ellipsoid_logit, montecarlo.MonteCarloConfig(
+        dim=DIM, samples=n, chunk_size=chunk, chunks_per_call=max(1, min(64, n // chunk))))
+    run = lambda key: counter(key, p).inner.count  # noqa: E731
     run(jax.random.key(0))
     t = timed(run, jax.random.key(1))
     base = naive_baseline(ellipsoid_logit, p, n // 64, batch=1)

@@ -32,6 +32,7 @@ relative error) and finishes in under 2 minutes on a 2-core CPU.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -118,38 +119,38 @@ def best_time(fn, *args, repeats: int = 3) -> float:
 
 def bench(name: str, logit_fn, params, flops_per_eval: int, config: splitting.SplittingConfig,
           peak_gflops: float, exact_log10: float | None, note: str) -> dict:
+    splitter = splitting.make_splitting(logit_fn, config)
     t = time.perf_counter()   # compile (max_levels is traced: a one-level warm-up compiles the same program)
-    splitting.estimate_error_rate(jax.random.key(100), logit_fn, params, DIM, "inner",
-                                  config=config._replace(max_levels=1))
+    splitter.with_config(dataclasses.replace(config, max_levels=1))(jax.random.key(100), params)
     first_call = time.perf_counter() - t
     t = time.perf_counter()
-    est = splitting.estimate_error_rate(jax.random.key(0), logit_fn, params, DIM, "inner", config=config)
+    est = splitter(jax.random.key(0), params)
     seconds = time.perf_counter() - t
 
     chunk = make_mc_chunk(logit_fn, 1.0)
     chunk(jax.random.key(1), params).block_until_ready()
     chunk_seconds = best_time(chunk, jax.random.key(2), params)
-    p, rel = est.estimate, est.rel_std
-    row = dict(bench="splitting", model=name, dim=DIM, sphere="inner", note=note, status=est.status,
-               estimate=p, log10_estimate=est.log10_estimate, log10_ci=[est.log10_ci_low, est.log10_ci_high],
+    p, rel = est.value, est.rel_std
+    row = dict(bench="splitting", model=name, dim=DIM, sphere=config.sphere, note=note, status=est.status,
+               estimate=p, log10_estimate=est.log10_value, log10_ci=[est.log10_lower, est.log10_upper],
                confidence=est.confidence, rel_std=rel, rel_std_ideal=est.rel_std_ideal,
                n_particles=config.n_particles, n_repeats=config.n_repeats, n_steps=config.n_steps,
-               n_levels=int(est.n_levels), evaluations=int(est.n_evaluations), seconds=seconds,
+               n_levels=int(est.levels), evaluations=int(est.evaluations), seconds=seconds,
                compile_seconds=first_call,
-               evaluations_per_second=est.n_evaluations / seconds)
+               evaluations_per_second=est.evaluations / seconds)
     if exact_log10 is not None:
-        row.update(exact_log10=exact_log10, ratio_to_exact=10 ** (est.log10_estimate - exact_log10),
-                   covered=bool(est.log10_ci_low <= exact_log10 <= est.log10_ci_high))
-    if est.status == "reached" and rel > 0:
+        row.update(exact_log10=exact_log10, ratio_to_exact=10 ** (est.log10_value - exact_log10),
+                   covered=bool(est.log10_lower <= exact_log10 <= est.log10_upper))
+    if est.status == "ok" and rel > 0:
         mc_samples = (1 - p) / (p * rel**2)
         mc_seconds = mc_samples * chunk_seconds / MC_CHUNK
-        row.update(**{"evaluations_for_rel_0.2": int(est.n_evaluations * (rel / 0.2) ** 2)},
+        row.update(**{"evaluations_for_rel_0.2": int(est.evaluations * (rel / 0.2) ** 2)},
                    mc_samples_equal_error=mc_samples, mc_chunk=MC_CHUNK, mc_chunk_seconds=chunk_seconds,
-                   mc_seconds_equal_error=mc_seconds, evaluation_ratio=mc_samples / est.n_evaluations,
+                   mc_seconds_equal_error=mc_seconds, evaluation_ratio=mc_samples / est.evaluations,
                    time_ratio=mc_seconds / seconds)
     # the machine may be shared: re-measure the peak after the timings and keep the largest value seen
     peak_gflops = max(peak_gflops, measure_matmul_peak(n=1024, repeats=5)["gflops"])
-    gflops = est.n_evaluations * flops_per_eval / seconds / 1e9
+    gflops = est.evaluations * flops_per_eval / seconds / 1e9
     mc_gflops = MC_CHUNK * flops_per_eval / chunk_seconds / 1e9
     row.update(flops_per_evaluation=flops_per_eval, matmul_gflops=gflops, fraction_of_peak=gflops / peak_gflops,
                mc_matmul_gflops=mc_gflops, mc_fraction_of_peak=mc_gflops / peak_gflops, peak_gflops=peak_gflops)
@@ -160,8 +161,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer particles; under 2 minutes on 2 CPU cores")
     args = parser.parse_args(argv)
-    config = (splitting.SplittingConfig(n_particles=100, n_repeats=4) if args.quick
-              else splitting.SplittingConfig())
+    config = (splitting.SplittingConfig(dim=DIM, n_particles=100, n_repeats=4) if args.quick
+              else splitting.SplittingConfig(dim=DIM))
 
     peak = measure_matmul_peak(n=1024 if args.quick else 2048, repeats=5 if args.quick else 10)
     emit(dict(bench="matmul_peak", **peak))

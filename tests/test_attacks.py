@@ -156,7 +156,7 @@ def test_on_manifold_attack_on_cap_is_closed_form(dim, t, radius):
     assert np.all(dist >= exact - tol)
     # per point: the attack aims for the score value margin r, i.e. margin r / ||T grad s|| inside
     # the cap; here ||T grad s|| = sin(angle to u) / r >= sin(acos 0.1) / r ~ 1 / r
-    margin = attacks.AttackConfig().margin
+    margin = attacks.AttackSchedule().margin
     np.testing.assert_allclose(dist, exact, rtol=1e-3, atol=tol + 2 * margin * radius**2)
     np.testing.assert_allclose(dist.mean(), exact.mean(), rtol=0.02)
     _check_points(cap_logit, params, xs, res, label=0, on_manifold=True)
@@ -196,9 +196,10 @@ def test_misclassified_points_give_zero_and_failures_are_flagged():
     res = attacks.attack(ellipsoid_logit, perfect, xs, 0)
     assert not np.asarray(res.found).any()
     assert np.all(np.isnan(np.asarray(res.distance)))
-    np.testing.assert_array_equal(np.asarray(res.ascent_steps), attacks.AttackConfig().ascent_steps)
+    np.testing.assert_array_equal(np.asarray(res.ascent_steps), attacks.AttackSchedule().ascent_steps)
     summary = attacks.summarize(res)
-    assert summary.points == N_POINTS and summary.failures == N_POINTS and np.isnan(summary.mean)
+    assert summary.points == N_POINTS and summary.failures == N_POINTS and np.isnan(summary.value)
+    assert summary.status == "no error found"
 
 
 def test_summary_excludes_failures():
@@ -207,41 +208,70 @@ def test_summary_excludes_failures():
                                initially_wrong=jnp.asarray([False, False, False, True]),
                                ascent_steps=jnp.zeros(4, jnp.int32))
     s = attacks.summarize(res)
-    assert s.points == 4 and s.failures == 1
-    np.testing.assert_allclose(s.mean, 0.4 / 3)
-    np.testing.assert_allclose(s.se, np.std([0.1, 0.3, 0.0], ddof=1) / np.sqrt(3))
+    assert s.points == 4 and s.failures == 1 and s.status == "ok" and s.method == "attack"
+    np.testing.assert_allclose(s.value, 0.4 / 3)
+    se = np.std([0.1, 0.3, 0.0], ddof=1) / np.sqrt(3)
+    np.testing.assert_allclose(s.se, se)
+    # the normal interval at 95%: value -+ 1.959964 se
+    np.testing.assert_allclose([s.lower, s.upper], [0.4 / 3 - 1.959964 * se, 0.4 / 3 + 1.959964 * se], rtol=1e-6)
 
 
-def test_summary_matches_exact_mean_and_se():
+def test_measure_matches_exact_mean_and_se():
+    """measure(key, logit_fn, params, cfg): d(E) of the points drawn from the key, graded against the
+    exact nearest errors of those points (spheres.maths.quadratic)."""
     dim = 50
     alphas = spectrum("broad", dim, 1)
-    xs = points(jax.random.key(9), N_POINTS, dim)
-    res = attacks.attack(ellipsoid_logit, {"alphas": jnp.asarray(alphas, jnp.float32)}, xs, 0)
-    s = attacks.summarize(res)
+    cfg = attacks.AttackConfig(dim=dim, points=N_POINTS)
+    key = jax.random.key(9)
+    s = attacks.measure(key, ellipsoid_logit, {"alphas": jnp.asarray(alphas, jnp.float32)}, cfg)
+    xs = attacks.start_points(key, cfg)
+    assert xs.shape == (N_POINTS, dim)
+    np.testing.assert_allclose(np.linalg.norm(np.asarray(xs), axis=1), 1.0, rtol=1e-6)
     exact = quadratic.mean_nearest_error_distance(alphas, np.asarray(xs, np.float64), 1.0)
-    assert s.points == exact.n == N_POINTS and s.failures == 0
-    np.testing.assert_allclose(s.mean, exact.mean, rtol=0.02)
+    assert s.points == exact.n == N_POINTS and s.failures == 0 and s.status == "ok"
+    np.testing.assert_allclose(s.value, exact.mean, rtol=0.02)
     np.testing.assert_allclose(s.se, exact.se, rtol=0.05)
+    assert s.lower < exact.mean < s.upper
+
+
+def test_measure_on_the_outer_sphere():
+    """sphere="outer": the points lie on the sphere of radius R and are attacked as class 1."""
+    dim, radius = 50, 1.3
+    rng = np.random.default_rng(7)
+    alphas = rng.uniform(0.6, 1.0, dim)
+    alphas[:5] = rng.uniform(0.3, 0.5, 5)  # below 1/R^2: outer errors exist
+    cfg = attacks.AttackConfig(dim=dim, points=16, sphere="outer", outer_radius=radius)
+    key = jax.random.key(3)
+    xs = attacks.start_points(key, cfg)
+    np.testing.assert_allclose(np.linalg.norm(np.asarray(xs), axis=1), radius, rtol=1e-6)
+    s = attacks.measure(key, ellipsoid_logit, {"alphas": jnp.asarray(alphas, jnp.float32)}, cfg)
+    exact = quadratic.mean_nearest_error_distance(alphas, np.asarray(xs, np.float64), radius, label=1)
+    assert s.failures == 0
+    np.testing.assert_allclose(s.value, exact.mean, rtol=0.02)
 
 
 def test_ensemble_member_equals_single_run_and_no_recompile():
+    """The pipeline's ensemble: ``vmap`` of the per-model program over params, the same points for all.
+    Verdicts agree exactly; distances to float32 rounding (a vmapped model batches its matmuls
+    differently, so not bit for bit)."""
     dim = 50
     alphas = np.stack([spectrum(n, dim, 2) for n in ("few_above", "broad", "lognormal")])
     xs = points(jax.random.key(4), N_POINTS, dim)
-    ens = attacks.attack(ellipsoid_logit, {"alphas": jnp.asarray(alphas, jnp.float32)}, xs, 0, ensemble=True)
+    search = attacks.make_attack(ellipsoid_logit)
+    models = jax.jit(jax.vmap(search.program, in_axes=(0, None, None)))
+    ens = models({"alphas": jnp.asarray(alphas, jnp.float32)}, *attacks.check_points(xs, 0))
     assert ens.distance.shape == (3, N_POINTS) and ens.point.shape == (3, N_POINTS, dim)
-    fn = attacks.make_attack(ellipsoid_logit)
-    compiled = fn._cache_size()
     for i in range(3):
-        single = attacks.attack(ellipsoid_logit, {"alphas": jnp.asarray(alphas[i], jnp.float32)}, xs, 0)
+        single = search({"alphas": jnp.asarray(alphas[i], jnp.float32)}, xs, 0)
         np.testing.assert_array_equal(np.asarray(single.found), np.asarray(ens.found[i]))
         np.testing.assert_allclose(np.asarray(single.distance), np.asarray(ens.distance[i]), rtol=1e-5, atol=1e-6)
-    assert fn._cache_size() <= compiled + 1  # three single-model calls, at most one new compilation
+    assert search.compiled._cache_size() == 1  # three single-model calls, one compilation
     summary = attacks.summarize(ens)
-    assert summary.mean.shape == (3,) and np.all(summary.points == N_POINTS)
+    assert summary.value.shape == (3,) and np.all(summary.points == N_POINTS) and summary.method == "attack"
     for i in range(3):
         one = attacks.summarize(jax.tree.map(lambda v: v[i], ens))
-        assert one.mean == summary.mean[i] and one.failures == summary.failures[i]
+        assert one.value == summary.value[i] and one.failures == summary.failures[i]
+        assert one.se == summary.se[i] and one.status == summary.status[i]
 
 
 @pytest.mark.slow
@@ -270,7 +300,15 @@ def test_attack_on_network_models():
 
 
 def test_bad_input():
-    with pytest.raises(InputError, match="refine_rate"):
-        attacks.make_attack(ellipsoid_logit, attacks.AttackConfig(refine_rate=0.0))
+    """Schedules and configs are validated on construction, naming the field."""
+    for make, field in [(lambda: attacks.AttackSchedule(refine_rate=0.0), "refine_rate"),
+                        (lambda: attacks.AttackSchedule(ascent_steps=0), "ascent_steps"),
+                        (lambda: attacks.AttackConfig(dim=1), "dim"),
+                        (lambda: attacks.AttackConfig(dim=5, points=0), "points"),
+                        (lambda: attacks.AttackConfig(dim=5, sphere="middle"), "sphere"),
+                        (lambda: attacks.AttackConfig(dim=5, sphere="outer", outer_radius=0.0), "outer_radius")]:
+        with pytest.raises(InputError) as info:
+            make()
+        assert info.value.field == field
     with pytest.raises(InputError, match="points"):
         attacks.attack(ellipsoid_logit, {"alphas": jnp.ones(3)}, jnp.ones(3), 0)

@@ -1,18 +1,22 @@
 """spheres measure: every member x checkpoint measured, exact quad values agree with the estimates,
 resumable, bad input exits 2 and writes nothing."""
 
+import dataclasses
 import json
-import math
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from spheres import cli
-from spheres.nets.config import config_from_dict
 from spheres.core.errors import InputError
 from spheres.core.io import read_csv
+from spheres.measure import attacks, montecarlo, splitting
 from spheres.measure.pipeline import MeasureConfig, measure_run
-from spheres.nets.runs import run_training
+from spheres.nets.config import config_from_dict
+from spheres.nets.models import make_logit_fn
+from spheres.nets.runs import load_run, run_training
 
 MCFG = MeasureConfig(mc_samples=20_000, attack_points=20, method="monte_carlo")
 
@@ -79,7 +83,7 @@ def test_interrupted_measurement_resumes_to_the_same_table(quad_run, tmp_path):
     computed = []
     import spheres.measure.pipeline as m
     original = m.measure_step
-    m.measure_step = lambda run, step, mc: computed.append(step) or original(run, step, mc)
+    m.measure_step = lambda run, step, *rest: computed.append(step) or original(run, step, *rest)
     try:
         resumed = measure_run(b, cfg, progress=False)
     finally:
@@ -87,6 +91,48 @@ def test_interrupted_measurement_resumes_to_the_same_table(quad_run, tmp_path):
     assert computed == [s for s in sorted({r["step"] for r in full})][1:]  # the first step was not redone
     assert resumed == full
     assert (a / "measurements.csv").read_text() == (b / "measurements.csv").read_text()
+
+
+def test_member_rows_are_the_single_model_measurements(quad_run, tmp_path):
+    """The ensemble contract of the pipeline: member i's row is what the single-model measurements
+    give with member i's keys (Monte Carlo counts and splitting values bit for bit; the vmapped
+    attack to float32 rounding)."""
+    import shutil
+    run_dir = tmp_path / "run"
+    shutil.copytree(quad_run, run_dir)
+    step = 300
+    mcfg = MeasureConfig(mc_samples=3000, attack_points=3, method="splitting", splitting_particles=20,
+                         splitting_repeats=2, splitting_max_levels=40, seed=4, steps=(step,))
+    rows = measure_run(run_dir, mcfg, progress=False)
+    run = load_run(run_dir)
+    dim, radius = run.config.task.dim, run.config.task.outer_radius
+    logit_fn = make_logit_fn(run.config.model, dim)
+    k_mc, k_attack, k_split = jax.random.split(jax.random.fold_in(jax.random.key(mcfg.seed), step), 3)
+    counter = montecarlo.make_monte_carlo(logit_fn, montecarlo.MonteCarloConfig(dim=dim, samples=3000,
+                                                                              outer_radius=radius))
+    split_cfg = splitting.SplittingConfig(dim=dim, outer_radius=radius, n_particles=20, n_repeats=2, max_levels=40)
+    inner = splitting.make_splitting(logit_fn, split_cfg)
+    splitter = {"inner": inner, "outer": inner.with_config(dataclasses.replace(split_cfg, sphere="outer"))}
+    attack_cfg = attacks.AttackConfig(dim=dim, points=3, outer_radius=radius)
+    search = attacks.make_attack(logit_fn, attack_cfg.schedule)
+    xs = attacks.start_points(k_attack, attack_cfg)
+    variables = jax.tree.map(jnp.asarray, run.load_variables(step))
+    for i, row in enumerate(rows):
+        params = jax.tree.map(lambda a: a[i], variables)
+        mc = counter(jax.random.fold_in(k_mc, i), params)
+        assert (row["mu_inner_mc_errors"], row["mu_outer_mc_errors"]) == (int(mc.inner.count), int(mc.outer.count))
+        for label, sphere in enumerate(("inner", "outer")):
+            est = splitter[sphere](jax.random.fold_in(jax.random.fold_in(k_split, label), i), params)
+            assert row[f"mu_{sphere}_splitting_evaluations"] == est.evaluations
+            if est.status == "ok":
+                assert row[f"mu_{sphere}_method"] == "splitting"
+                assert (row[f"mu_{sphere}"], row[f"mu_{sphere}_lower"], row[f"mu_{sphere}_upper"]) == \
+                    (est.value, est.lower, est.upper)
+            else:
+                assert row[f"mu_{sphere}_method"] == "monte_carlo" and est.status in row[f"mu_{sphere}_status"]
+        d = attacks.summarize(search(params, xs, 0))
+        assert (row["attack_points"], row["attack_failures"]) == (d.points, d.failures)
+        np.testing.assert_allclose(row["attack_mean_distance"], d.value, rtol=1e-5)
 
 
 def test_cli_json_and_errors(quad_run, tmp_path, capsys):

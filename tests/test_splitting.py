@@ -14,6 +14,7 @@ Exact answers (float64):
 Alphas are rounded to float32 (what the classifier sees) BEFORE the exact value is computed.
 """
 
+import dataclasses
 import math
 
 import jax
@@ -128,16 +129,23 @@ def test_kernel_keeps_the_restricted_uniform_law():
 # Against exact answers
 
 
-COVERAGE_CONFIG = sp.SplittingConfig(n_particles=50, n_repeats=4, n_steps=10)
+COVERAGE_CONFIG = sp.SplittingConfig(dim=20, n_particles=50, n_repeats=4, n_steps=10)
 COVERAGE_KEYS = 8
 
 
-def _coverage_call(sphere, spectra, n_keys, config, d):
+def mapped(splitter):
+    """The ensemble program as the pipeline builds it: ``lax.map`` of the per-model program over
+    ``(key, params)``, the traced settings shared."""
+    return jax.jit(lambda keys, params, *traced: jax.lax.map(
+        lambda kp: splitter.program(kp[0], kp[1], *traced), (keys, params)))
+
+
+def _coverage_call(splitter, spectra, n_keys, program=None):
     alphas = np.stack([a for a, _ in spectra])
     exact = np.array([e for _, e in spectra])
     params = {"alphas": jnp.asarray(np.repeat(alphas, n_keys, axis=0))}
     keys = jax.random.split(jax.random.key(11), len(spectra) * n_keys)
-    est = sp.estimate_error_rate_ensemble(keys, ellipsoid_logit, params, d, sphere, config=config)
+    est = splitter.run(program or mapped(splitter), keys, params)
     return keys, params, est, np.repeat(exact, n_keys)
 
 
@@ -145,14 +153,20 @@ def _coverage_call(sphere, spectra, n_keys, config, d):
 def coverage_runs():
     """Both spheres, four spectra each (rates 1e-3 ... 1e-30), COVERAGE_KEYS keys per spectrum: two calls
     of ONE compiled program (sphere label and radius are traced)."""
-    d = 20
+    d = COVERAGE_CONFIG.dim
+    splitter = sp.make_splitting(ellipsoid_logit, COVERAGE_CONFIG)
+    program = mapped(splitter)
     spectra = {
         "inner": [two_value_spectrum(d, 1, 0.5, -3, "inner"), two_value_spectrum(d, 5, 0.3, -9, "inner"),
                   two_value_spectrum(d, 2, 0.0, -20, "inner"), scaled_spectrum(d, 1, -30, "inner")],
         "outer": [two_value_spectrum(d, 5, 0.5, -4, "outer"), two_value_spectrum(d, 8, 0.4, -12, "outer"),
                   scaled_spectrum(d, 2, -9, "outer"), scaled_spectrum(d, 3, -20, "outer")],
     }
-    return {sphere: _coverage_call(sphere, sp_, COVERAGE_KEYS, COVERAGE_CONFIG, d) for sphere, sp_ in spectra.items()}
+    out = {sphere: _coverage_call(splitter.with_config(dataclasses.replace(COVERAGE_CONFIG, sphere=sphere)), sp_,
+                                  COVERAGE_KEYS, program)
+           for sphere, sp_ in spectra.items()}
+    assert program._cache_size() == 1
+    return out
 
 
 def _check_coverage(est, exact):
@@ -163,12 +177,13 @@ def _check_coverage(est, exact):
     correlation may inflate it a little: require mean within 4 standard errors of 0 and spread in
     [0.5, 2] (a vacuous, over-wide interval or a biased estimator fails).
     """
-    assert np.all(est.status == "reached")
+    assert np.all(est.status == "ok") and est.method == "splitting"
     n = exact.size
-    covered = (est.log10_ci_low <= exact) & (exact <= est.log10_ci_high)
+    covered = (est.log10_lower <= exact) & (exact <= est.log10_upper)
     max_miss = stats.binom.ppf(0.999, n, 0.05)
     assert n - covered.sum() <= max_miss, (n - covered.sum(), max_miss)
-    z = (est.log10_estimate - exact) * LN10 / est.rel_std_ideal
+    np.testing.assert_allclose(np.log10(est.lower), est.log10_lower, rtol=1e-9)
+    z = (est.log10_value - exact) * LN10 / est.rel_std_ideal
     assert abs(z.mean()) < 4 * max(z.std(), 1.0) / math.sqrt(n), z
     assert 0.5 < z.std() < 2.0, z.std()
 
@@ -180,14 +195,17 @@ def test_interval_covers_exact_rates_from_1e_3_to_1e_30(coverage_runs, sphere):
 
 
 def test_same_key_same_answer_and_ensemble_member_equals_single_run(coverage_runs):
+    """Member i of the mapped ensemble is the single-model measurement with key i, bit for bit."""
     keys, params, ens, _ = coverage_runs["outer"]
+    config = dataclasses.replace(COVERAGE_CONFIG, sphere="outer")
+    splitter = sp.make_splitting(ellipsoid_logit, config)
     for i in (0, 2 * COVERAGE_KEYS + 1):
         alphas = np.asarray(params["alphas"][i])
-        one = sp.estimate_ellipsoid_error_rate(keys[i], alphas, "outer", config=COVERAGE_CONFIG)
-        again = sp.estimate_ellipsoid_error_rate(keys[i], alphas, "outer", config=COVERAGE_CONFIG)
+        one = sp.measure_ellipsoid(keys[i], alphas, config)
+        again = splitter(keys[i], {"alphas": jnp.asarray(alphas)})
         assert one == again
-        np.testing.assert_allclose(ens.log10_estimate[i], one.log10_estimate, rtol=1e-6)
-        assert ens.n_evaluations[i] == one.n_evaluations and ens.n_levels[i] == one.n_levels
+        assert ens.log10_value[i] == one.log10_value and ens.lower[i] == one.lower and ens.upper[i] == one.upper
+        assert ens.evaluations[i] == one.evaluations and ens.levels[i] == one.levels
 
 
 @pytest.mark.parametrize("log10_target,tolerance", [(-9, 0.3), (-20, 1.0)])
@@ -195,15 +213,15 @@ def test_default_settings_meet_accuracy_targets(log10_target, tolerance):
     """Issue targets: within 30% at 1e-9, within a factor 2 at 1e-20. Default settings give a relative
     standard error of ~9% at 1e-9 and ~13% at 1e-20, so these are > 3-sigma bounds."""
     alphas, exact = scaled_spectrum(20, 7, log10_target, "inner")
-    est = sp.estimate_ellipsoid_error_rate(jax.random.key(5), alphas, "inner")
-    assert est.status == "reached"
-    ratio = 10.0 ** (est.log10_estimate - exact)
+    est = sp.measure_ellipsoid(jax.random.key(5), alphas, sp.SplittingConfig(dim=20))
+    assert est.status == "ok"
+    ratio = 10.0 ** (est.log10_value - exact)
     if tolerance < 1:
         assert abs(ratio - 1) < tolerance, ratio
     else:
         assert 1 / (1 + tolerance) < ratio < 1 + tolerance, ratio
     assert est.rel_std < tolerance / 3
-    assert est.n_evaluations < 10**7
+    assert est.evaluations < 10**7
 
 
 def test_cap_on_the_outer_sphere():
@@ -212,10 +230,10 @@ def test_cap_on_the_outer_sphere():
     a = (d - 1) / 2
     exact = stats.beta.logsf((1 - t) / 2, a, a) / LN10
     params = {"u": jnp.ones(d), "t": jnp.float32(t)}
-    est = sp.estimate_error_rate(jax.random.key(2), cap_logit, params, d, "outer", n_particles=200)
-    assert est.status == "reached"
-    assert est.log10_ci_low - 0.1 < exact < est.log10_ci_high + 0.1, (est, exact)
-    assert abs(10 ** (est.log10_estimate - exact) - 1) < 5 * est.rel_std
+    est = sp.measure(jax.random.key(2), cap_logit, params, sp.SplittingConfig(dim=d, sphere="outer", n_particles=200))
+    assert est.status == "ok"
+    assert est.log10_lower - 0.1 < exact < est.log10_upper + 0.1, (est, exact)
+    assert abs(10 ** (est.log10_value - exact) - 1) < 5 * est.rel_std
 
 
 def test_common_errors_need_no_levels():
@@ -223,12 +241,12 @@ def test_common_errors_need_no_levels():
     Outer sphere, cap at t = 0: error set {x_1 <= 0}, rate 1/2; kill_fraction 0.7 > 1/2."""
     d = 30
     params = {"u": jnp.ones(d), "t": jnp.float32(0.0)}
-    est = sp.estimate_error_rate(jax.random.key(4), cap_logit, params, d, "outer", n_particles=200,
-                                 kill_fraction=0.7)
-    n = 200 * est.n_repeats
-    assert est.n_levels == 0 and est.n_evaluations == n
+    est = sp.measure(jax.random.key(4), cap_logit, params,
+                     sp.SplittingConfig(dim=d, sphere="outer", n_particles=200, kill_fraction=0.7))
+    n = 200 * est.runs
+    assert est.levels == 0 and est.evaluations == n and est.particles == 200
     # binomial: 5-sigma bound for n samples of p = 1/2
-    assert abs(est.estimate - 0.5) < 5 * math.sqrt(0.25 / n)
+    assert abs(est.value - 0.5) < 5 * math.sqrt(0.25 / n)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -240,28 +258,33 @@ def test_no_error_region_is_reported_not_guessed():
     and how far it got: below (1 - K/N)^max_levels."""
     d = 20
     alphas = np.linspace(0.6, 0.99, d).astype(np.float32)
+    splitter = sp.make_splitting(ellipsoid_logit, COVERAGE_CONFIG)
+    params = sp.ellipsoid_params(alphas, COVERAGE_CONFIG)
     for max_levels in (25, 20):
-        est = sp.estimate_ellipsoid_error_rate(jax.random.key(0), alphas, "inner",
-                                               config=COVERAGE_CONFIG._replace(max_levels=max_levels))
+        est = splitter.with_config(dataclasses.replace(COVERAGE_CONFIG, max_levels=max_levels))(jax.random.key(0),
+                                                                                               params)
         assert est.status in ("max_levels", "stalled")
-        assert math.isnan(est.estimate) and math.isnan(est.log10_estimate) and math.isnan(est.ci_high)
+        assert math.isnan(est.value) and math.isnan(est.log10_value) and math.isnan(est.upper)
         assert est.log10_level_probability <= max_levels * math.log10(0.5) + 1e-6
-        if max_levels == 25:
-            compiled = sp._repeats_jit._cache_size()
-    assert sp._repeats_jit._cache_size() == compiled   # max_levels is traced: no recompilation
+    assert splitter.compiled._cache_size() == 1   # max_levels is traced: no recompilation
+    with pytest.raises(InputError) as err:         # a shape change needs a new object
+        splitter.with_config(dataclasses.replace(COVERAGE_CONFIG, n_particles=60))
+    assert err.value.field == "n_particles"
 
 
 def test_bad_inputs_raise_input_error():
-    params = {"u": jnp.ones(5), "t": jnp.float32(0.5)}
-    key = jax.random.key(0)
-    for kwargs, field in [(dict(sphere="middle"), "sphere"), (dict(radius=-1.0), "radius"),
+    """The config is validated on construction, naming the field."""
+    for kwargs, field in [(dict(sphere="middle"), "sphere"), (dict(outer_radius=-1.0), "outer_radius"),
                           (dict(n_particles=1), "n_particles"), (dict(kill_fraction=1.0), "kill_fraction"),
-                          (dict(confidence=1.5), "confidence")]:
+                          (dict(confidence=1.5), "confidence"), (dict(dim=1), "dim"),
+                          (dict(max_levels=0), "max_levels")]:
         with pytest.raises(InputError) as err:
-            sp.estimate_error_rate(key, cap_logit, params, 5, **kwargs)
+            sp.SplittingConfig(**{"dim": 5, **kwargs})
         assert err.value.field == field
-    with pytest.raises(InputError):
-        sp.estimate_ellipsoid_error_rate(key, np.array([1.0, np.nan, 2.0]))
+    for alphas in (np.array([1.0, np.nan, 2.0]), np.ones(4)):  # not finite; not of the config's dimension
+        with pytest.raises(InputError) as err:
+            sp.measure_ellipsoid(jax.random.key(0), alphas, sp.SplittingConfig(dim=3))
+        assert err.value.field == "alphas"
 
 
 @pytest.mark.slow
@@ -271,6 +294,6 @@ def test_interval_covers_exact_rates_d500(sphere):
     d = 500
     targets = [-3, -9, -20, -30] if sphere == "inner" else [-3, -9, -20]
     spectra = [scaled_spectrum(d, 20 + i, t, sphere) for i, t in enumerate(targets)]
-    config = sp.SplittingConfig(n_particles=100, n_repeats=4, n_steps=10)
-    _, _, est, exact = _coverage_call(sphere, spectra, 10, config, d)
+    config = sp.SplittingConfig(dim=d, sphere=sphere, n_particles=100, n_repeats=4, n_steps=10)
+    _, _, est, exact = _coverage_call(sp.make_splitting(ellipsoid_logit, config), spectra, 10)
     _check_coverage(est, exact)

@@ -77,9 +77,9 @@ def test_rate_estimate_fields_and_arrays():
     est = stats.rate_estimate(np.array([0, 3, 10]), 10, method="exact")
     assert est.method == "exact" and est.confidence == 0.95
     np.testing.assert_array_equal(est.count, [0, 3, 10])
-    np.testing.assert_array_equal(est.n, [10, 10, 10])
-    np.testing.assert_allclose(est.estimate, [0.0, 0.3, 1.0])
-    assert est.count.dtype == np.int64
+    np.testing.assert_array_equal(est.samples, [10, 10, 10])
+    np.testing.assert_allclose(est.value, [0.0, 0.3, 1.0])
+    assert est.count.dtype == np.int64 and est.status == "ok"
 
 
 def test_relative_precision():

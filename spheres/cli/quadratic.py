@@ -237,7 +237,7 @@ def _attack_summary(alphas: np.ndarray, xs: np.ndarray, orientation: str, notes:
     result = attacks.attack(_logit_fn(orientation), {"alphas": jnp.asarray(alphas, jnp.float32)},
                             jnp.asarray(xs, jnp.float32), 0)
     summary = attacks.summarize(result)
-    out = {"attack_mean_distance": _finite_or_none(summary.mean),
+    out = {"attack_mean_distance": _finite_or_none(summary.value),
            "attack_mean_distance_se": _finite_or_none(summary.se),
            "attack_failures": int(summary.failures)}
     if out["attack_mean_distance"] is None:
@@ -260,14 +260,16 @@ def _splitting_summary(alphas: np.ndarray, radius: float, orientation: str, sphe
         for k in keys[:3]:
             notes[k] = f"not run: the exact {sphere} error rate is 0, there is no error region to reach"
         return dict.fromkeys(keys[:3]) | {keys[3]: "not_run"}
-    est = splitting.estimate_error_rate(key, _logit_fn(orientation), {"alphas": jnp.asarray(alphas, jnp.float32)},
-                                        int(alphas.size), sphere, 1.0 if sphere == "inner" else radius)
-    lo, hi = _finite_or_none(est.log10_ci_low), _finite_or_none(est.log10_ci_high)
-    out = {keys[0]: _finite_or_none(est.estimate), keys[1]: _finite_or_none(est.log10_estimate),
-           keys[2]: None if lo is None or hi is None else [lo, hi], keys[3]: str(est.status)}
+    config = splitting.SplittingConfig(dim=int(alphas.size), sphere=sphere, outer_radius=radius)
+    est = splitting.measure(key, _logit_fn(orientation), {"alphas": jnp.asarray(alphas, jnp.float32)}, config)
+    # the command's status word for a run that reached the error region stays "reached"
+    status = "reached" if est.status == "ok" else str(est.status)
+    lo, hi = _finite_or_none(est.log10_lower), _finite_or_none(est.log10_upper)
+    out = {keys[0]: _finite_or_none(est.value), keys[1]: _finite_or_none(est.log10_value),
+           keys[2]: None if lo is None or hi is None else [lo, hi], keys[3]: status}
     for k in keys[:3]:
         if out[k] is None:
-            notes[k] = f"splitting did not reach the error region (status {est.status})"
+            notes[k] = f"splitting did not reach the error region (status {status})"
     return out
 
 

@@ -64,7 +64,7 @@ from scipy import integrate, optimize, special
 from spheres.core.constants import OUTER_RADIUS
 
 __all__ = [
-    "Orientation", "QuadraticDecomposition", "ErrorRates", "DistanceEstimate",
+    "Orientation", "QuadraticDecomposition", "ExactRates", "ExactDistance",
     "alphas_from_weights", "count_outside", "sphere_coefficients",
     "prob_positive", "log_prob_positive", "error_rates", "clt_error_rates",
     "nearest_error", "nearest_errors", "mean_nearest_error_distance", "wrong_region_empty",
@@ -98,8 +98,11 @@ class QuadraticDecomposition(NamedTuple):
     orientation: Orientation
 
 
-class ErrorRates(NamedTuple):
-    """Inner- and outer-sphere error rates (float64 scalars) and their base-10 logs.
+class ExactRates(NamedTuple):
+    """Exact inner- and outer-sphere error rates (float64 scalars) and their base-10 logs.
+
+    The exact counterpart of a measured :class:`spheres.maths.stats.SphereRates`: the same
+    ``inner``/``outer`` names, plain numbers with no sampling error.
 
     ``log10_*`` is finite whenever the rate is positive, even when the rate itself underflows
     to 0.0 (below ~1e-308); it is ``-inf`` only for a rate that is exactly zero.
@@ -111,8 +114,9 @@ class ErrorRates(NamedTuple):
     log10_outer: float
 
 
-class DistanceEstimate(NamedTuple):
-    """Mean nearest-error distance over sampled points.
+class ExactDistance(NamedTuple):
+    """Mean EXACT nearest-error distance over sampled points (the only uncertainty is the sampling of
+    points; compare :class:`spheres.maths.stats.DistanceEstimate` of an attack).
 
     Fields:
       mean: mean distance over the ``n`` points (``inf`` if some point has no error on its sphere).
@@ -347,7 +351,7 @@ def _log_prob_nonpositive(lam) -> float:
     return log_prob_positive(-lam)
 
 
-def error_rates(alphas, radius: float = OUTER_RADIUS, orientation: Orientation | str = GREATER) -> ErrorRates:
+def error_rates(alphas, radius: float = OUTER_RADIUS, orientation: Orientation | str = GREATER) -> ExactRates:
     """Exact inner- and outer-sphere error rates of the ellipsoid classifier.
 
     Inner: ``P(sum_i k_i(1) g_i^2 > 0)`` (called outer); outer: ``P(sum_i k_i(R) g_i^2 <= 0)``
@@ -360,14 +364,14 @@ def error_rates(alphas, radius: float = OUTER_RADIUS, orientation: Orientation |
       radius: outer radius ``R > 1``.
       orientation: see :class:`Orientation`.
     Returns:
-      :class:`ErrorRates`.
+      :class:`ExactRates`.
     """
     log_in = log_prob_positive(sphere_coefficients(alphas, 1.0, orientation))
     log_out = _log_prob_nonpositive(sphere_coefficients(alphas, radius, orientation))
-    return ErrorRates(math.exp(log_in), math.exp(log_out), log_in / _LN10, log_out / _LN10)
+    return ExactRates(math.exp(log_in), math.exp(log_out), log_in / _LN10, log_out / _LN10)
 
 
-def clt_error_rates(alphas, radius: float = OUTER_RADIUS, orientation: Orientation | str = GREATER) -> ErrorRates:
+def clt_error_rates(alphas, radius: float = OUTER_RADIUS, orientation: Orientation | str = GREATER) -> ExactRates:
     """The PAPER'S ESTIMATE (its Eq. 3, a normal/CLT approximation), not the exact rates.
 
     ``P(sum_i l_i g_i^2 > 0) ~ Phi(sum_i l_i / sqrt(2 sum_i l_i^2))`` (mean over standard
@@ -397,7 +401,7 @@ def clt_error_rates(alphas, radius: float = OUTER_RADIUS, orientation: Orientati
 
     log_in = log_phi_ratio(sphere_coefficients(alphas, 1.0, orientation), 1.0)
     log_out = log_phi_ratio(sphere_coefficients(alphas, radius, orientation), -1.0)
-    return ErrorRates(math.exp(log_in), math.exp(log_out), log_in / _LN10, log_out / _LN10)
+    return ExactRates(math.exp(log_in), math.exp(log_out), log_in / _LN10, log_out / _LN10)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -560,7 +564,7 @@ def _uniform_points(key, n_points: int, dim: int, radius: float) -> np.ndarray:
 
 
 def mean_nearest_error_distance(alphas, key_or_points, radius: float = 1.0, n_points: int | None = None,
-                                orientation: Orientation | str = GREATER, label: int = 0) -> DistanceEstimate:
+                                orientation: Orientation | str = GREATER, label: int = 0) -> ExactDistance:
     """Exact ``d(E)`` estimated over points: mean nearest-error distance with its standard error.
 
     ``d(E)`` is the mean over ``x`` uniform on the sphere of the distance to the nearest error
@@ -577,7 +581,7 @@ def mean_nearest_error_distance(alphas, key_or_points, radius: float = 1.0, n_po
       orientation: see :class:`Orientation`.
       label: true class of the points (0 inner, 1 outer).
     Returns:
-      :class:`DistanceEstimate`.
+      :class:`ExactDistance`.
     """
     alphas = np.asarray(alphas, dtype=np.float64)
     if isinstance(key_or_points, np.ndarray) or (hasattr(key_or_points, "shape") and len(key_or_points.shape) == 2):
@@ -591,7 +595,7 @@ def mean_nearest_error_distance(alphas, key_or_points, radius: float = 1.0, n_po
     n_inf = int(np.count_nonzero(np.isinf(dist)))
     n_zero = int(np.count_nonzero(dist == 0.0))
     if n_inf:
-        return DistanceEstimate(math.inf, math.nan, n, n_inf, n_zero)
+        return ExactDistance(math.inf, math.nan, n, n_inf, n_zero)
     mean = float(np.mean(dist))
     se = float(np.std(dist, ddof=1) / math.sqrt(n)) if n > 1 else math.nan
-    return DistanceEstimate(mean, se, n, n_inf, n_zero)
+    return ExactDistance(mean, se, n, n_inf, n_zero)

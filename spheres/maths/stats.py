@@ -1,12 +1,24 @@
 """Statistics for measured quantities: binomial rates with exact intervals, means with standard errors.
 
-Every number the project reports carries its uncertainty and its sample size. Two kinds of
-estimate appear:
+Every number the project reports carries its uncertainty and its sample size. The result types
+of every measurement (:mod:`spheres.measure`) live here and share one vocabulary: ``value`` (the
+point estimate), ``lower``/``upper`` (an interval of nominal coverage ``confidence``), the sample
+size under the name of what was counted (``samples``: independent uniform points; ``evaluations``:
+model evaluations; ``points``: points attacked), ``method`` (how the value was obtained) and
+``status`` (``"ok"``, or the reason there is no value). Quantities of the two spheres come in a
+:class:`SphereRates` pair, ``inner`` (radius 1) and ``outer`` (radius ``R``). For an ensemble
+measured in one batched call every array field gains a leading model axis ``(M,)``.
 
-* a *rate* (an error rate ``mu`` estimated from ``k`` errors in ``n`` independent samples), reported
-  as a :class:`RateEstimate` with the exact Clopper-Pearson interval;
-* a *mean* (the mean nearest-error distance ``d(E)`` over ``n`` points), reported as a
-  :class:`MeanEstimate` with the standard error ``s / sqrt(n)``.
+* :class:`RateEstimate`: a rate (an error rate ``mu``) from ``count`` errors among ``samples``
+  independent points, with the exact Clopper-Pearson interval (Monte Carlo);
+* :class:`LogRateEstimate`: a rate estimated as the mean of independent unbiased runs, with an
+  interval on the log scale and its ``log10`` values kept finite far below 1e-300 (splitting);
+* :class:`DistanceEstimate`: a mean distance (``d(E)`` from an attack) with its standard error
+  ``s / sqrt(n)`` and the points where nothing was found counted, never averaged in;
+* :class:`MeanEstimate`: a plain sample mean with its standard error.
+
+(Exact values of the quadratic network, with no sampling error, are the ``Exact*`` types of
+:mod:`spheres.maths.quadratic`.)
 
 Clopper-Pearson (Clopper & Pearson 1934; Brown, Cai & DasGupta 2001, eq. 4): for ``k`` successes in
 ``n`` trials and confidence ``1 - a``,
@@ -24,13 +36,13 @@ All arithmetic is float64 numpy/scipy; inputs may be Python ints, numpy scalars 
 >>> float(lo), round(float(hi), 6)
 (0.0, 0.003682)
 >>> est = rate_estimate(5, 100)
->>> round(float(est.estimate), 3), est.method
-(0.05, 'monte_carlo')
+>>> round(float(est.value), 3), int(est.samples), est.method, est.status
+(0.05, 100, 'monte_carlo', 'ok')
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -39,6 +51,8 @@ from scipy import special
 from spheres.core.errors import InputError
 
 DEFAULT_CONFIDENCE = 0.95
+#: ``status`` of an estimate that has a value
+OK = "ok"
 
 
 def _check_counts(k: ArrayLike, n: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
@@ -88,36 +102,136 @@ def clopper_pearson(k: ArrayLike, n: ArrayLike,
 
 
 class RateEstimate(NamedTuple):
-    """A measured rate with its exact interval. Fields are numpy values of one common shape ``S``
-    (scalars for one model, ``(M,)`` for an ensemble of ``M`` models).
+    """A rate measured from independent samples, with its exact interval. Fields are numpy values of
+    one common shape ``S`` (scalars for one model, ``(M,)`` for an ensemble of ``M`` models).
 
     Attributes:
-      count: int64, number of events (errors) observed.
-      n: int64, number of independent samples.
-      estimate: float64, ``count / n``.
+      value: float64, ``count / samples``.
       lower: float64, lower end of the Clopper-Pearson interval.
       upper: float64, upper end.
       confidence: float, the interval's nominal coverage (e.g. 0.95).
+      count: int64, number of events (errors) observed.
+      samples: int64, number of independent samples.
       method: str, how the rate was obtained (``"monte_carlo"``, ``"exact"``, ...).
+      status: str, always ``"ok"`` (a count is always a value; zero events give ``upper`` alone meaning).
     """
 
-    count: np.ndarray
-    n: np.ndarray
-    estimate: np.ndarray
+    value: np.ndarray
     lower: np.ndarray
     upper: np.ndarray
     confidence: float
+    count: np.ndarray
+    samples: np.ndarray
     method: str
+    status: str = OK
 
 
-def rate_estimate(count: ArrayLike, n: ArrayLike, confidence: float = DEFAULT_CONFIDENCE,
+def rate_estimate(count: ArrayLike, samples: ArrayLike, confidence: float = DEFAULT_CONFIDENCE,
                   method: str = "monte_carlo") -> RateEstimate:
-    """Build a :class:`RateEstimate` from integer counts (shapes broadcast)."""
-    k, n = _check_counts(count, n)
+    """Build a :class:`RateEstimate` from integer counts among ``samples`` trials (shapes broadcast)."""
+    k, n = _check_counts(count, samples)
     k, n = np.broadcast_arrays(k, n)
     lower, upper = clopper_pearson(k, n, confidence)
-    return RateEstimate(count=k, n=n, estimate=k / n, lower=lower, upper=upper,
-                        confidence=float(confidence), method=method)
+    return RateEstimate(value=k / n, lower=lower, upper=upper, confidence=float(confidence), count=k,
+                        samples=n, method=method)
+
+
+class SphereRates(NamedTuple):
+    """One estimate per sphere: ``inner`` on the sphere of radius 1 (``mu(E)``, points called outer),
+    ``outer`` on the sphere of radius ``R`` (points called inner). Both of the same type, e.g.
+    :class:`RateEstimate` for Monte Carlo.
+    """
+
+    inner: Any
+    outer: Any
+
+
+class LogRateEstimate(NamedTuple):
+    """A rate estimated as the mean of ``runs`` independent unbiased runs (adaptive multilevel
+    splitting), with an interval on the log scale. Float64 numpy; shape ``()`` (Python scalars) for
+    one model or ``(M,)`` per field for an ensemble.
+
+    Attributes:
+      value: the mean of the runs' estimates (NaN unless ``status == "ok"``).
+      lower, upper: two-sided interval at ``confidence`` (``value * exp(-+ t rel_std)``).
+      log10_value, log10_lower, log10_upper: the same in log10, finite even below 1e-300.
+      confidence: the interval's nominal coverage.
+      rel_std: relative standard error of ``value`` (the runs' spread, floored at ``rel_std_ideal``).
+      rel_std_ideal: the ideal-sampler relative standard error (diagnostic).
+      evaluations: int, model evaluations over all runs (the cost; not independent samples).
+      runs: int, number of independent runs.
+      particles: int, particles per run.
+      levels: int, mean number of levels per run (rounded).
+      log10_level_probability: estimated ``log10 P(score > last level passed)``, largest over the
+        runs: how far a run that did not reach the error region got (an estimated upper bound).
+      acceptance: mean kernel acceptance rate over the runs.
+      method: ``"splitting"``.
+      status: str (or array of str): ``"ok"`` iff every run reached the error region, else the
+        first failure (``"stalled"``, ``"max_levels"``).
+    """
+
+    value: Any
+    lower: Any
+    upper: Any
+    log10_value: Any
+    log10_lower: Any
+    log10_upper: Any
+    confidence: float
+    rel_std: Any
+    rel_std_ideal: Any
+    evaluations: Any
+    runs: int
+    particles: int
+    levels: Any
+    log10_level_probability: Any
+    acceptance: Any
+    method: str
+    status: Any
+
+
+class DistanceEstimate(NamedTuple):
+    """A measured mean distance (``d(E)`` from an attack over ``points`` points) with its uncertainty.
+
+    Python numbers for one model; numpy arrays of shape ``(M,)`` for an ensemble.
+
+    Attributes:
+      value: mean distance over the points where an error was found (zeros of already
+        misclassified points included); NaN when none was found.
+      se: standard error ``s / sqrt(n)`` over those points (NaN for fewer than 2).
+      lower, upper: normal interval ``value -+ z se`` at ``confidence`` (NaN without an ``se``).
+      confidence: the interval's nominal coverage.
+      points: points searched.
+      failures: points where no error was found within the budget (excluded from ``value``).
+      method: how the distances were obtained (``"attack"``: upper bounds on the nearest-error distance).
+      status: ``"ok"``, or ``"no error found"`` when ``failures == points``.
+    """
+
+    value: Any
+    se: Any
+    lower: Any
+    upper: Any
+    confidence: float
+    points: Any
+    failures: Any
+    method: str
+    status: Any
+
+
+def distance_estimate(distances: ArrayLike, found: ArrayLike, confidence: float = DEFAULT_CONFIDENCE,
+                      method: str = "attack") -> DistanceEstimate:
+    """Build a :class:`DistanceEstimate` from per-point ``distances`` (shape ``(n,)``) and the mask
+    ``found`` of points where an error was found (distances elsewhere are ignored, e.g. NaN)."""
+    distances = np.asarray(distances, np.float64)
+    found = np.asarray(found, bool)
+    if distances.ndim != 1 or found.shape != distances.shape:
+        raise InputError("distances", f"need distances and found of one shape (n,), got {distances.shape} "
+                                      f"and {found.shape}")
+    m = mean_and_se(distances[found])
+    z = float(special.ndtri(0.5 + _check_confidence(confidence) / 2))
+    failures = int(np.sum(~found))
+    return DistanceEstimate(value=m.mean, se=m.se, lower=m.mean - z * m.se, upper=m.mean + z * m.se,
+                            confidence=float(confidence), points=int(distances.size), failures=failures,
+                            method=method, status=OK if failures < distances.size else "no error found")
 
 
 def relative_precision(count: ArrayLike, n: ArrayLike, confidence: float = DEFAULT_CONFIDENCE) -> np.ndarray:

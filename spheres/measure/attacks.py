@@ -64,17 +64,37 @@ all of them, far inside the 2% grade of tests/test_attacks.py):
   rounding of an O(1) score), i.e. ``2e-6 r / ||T grad s||`` inside the error set: the only bias,
   upward, of the reported distances (~1e-5 relative in the graded cases).
 
-Everything acts on ONE point and is batched with ``vmap`` (points) and ``vmap`` (models: params
-with a leading axis, the same points for every model); loops are ``lax.while_loop``/``fori_loop``
-with static budgets inside one jitted program. Points already misclassified get distance 0 and
-are their own error point. Points where no flip is found within the budget get ``found = False``
-and distance NaN: they are reported as failures, never averaged in.
+Everything acts on ONE point (:func:`nearest_error`) and is batched over points with ``vmap``;
+loops are ``lax.while_loop``/``fori_loop`` with static budgets inside one jitted program. Points
+already misclassified get distance 0 and are their own error point. Points where no flip is found
+within the budget get ``found = False`` and distance NaN: they are reported as failures, never
+averaged in.
+
+Two levels of API:
+
+* ``make_attack(logit_fn, schedule, on_manifold)`` returns an :class:`Attack`, the compiled
+  search over given points, ``attack(params, xs, labels) -> AttackResult`` (per point; the
+  graded answer in tests, the points of the slices figure). Keep it and call it for every model:
+  nothing is cached behind the caller's back.
+* The measurement of ONE model, with the shape of every measurement in :mod:`spheres.measure`::
+
+      measure(key, logit_fn, params, AttackConfig(dim=d, points=n, sphere="inner"))
+          -> DistanceEstimate
+
+  draws ``points`` uniform points of the sphere from ``key`` (:func:`start_points`), attacks them
+  and summarises (:func:`summarize`): a :class:`spheres.maths.stats.DistanceEstimate`, ``d(E)``
+  with its standard error and the failures counted.
+
+An ensemble is the caller's ``jax.vmap`` of the per-model :attr:`Attack.program` over ``params``
+(``in_axes=(0, None, None)``: the same points for every model); its members agree with single
+calls to float32 rounding (``rtol ~ 1e-6``: a vmapped model batches its matmuls differently),
+with the same ``found`` verdicts.
 """
 
 from __future__ import annotations
 
-import functools
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -82,16 +102,19 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from spheres.maths import stats
-from spheres.maths.classifiers import LogitFn, error_score, misclassified
 from spheres.core.errors import InputError
-from spheres.maths.geometry import normalize, project_to_sphere, rotate_toward, safe_norm, tangent_project
+from spheres.maths.classifiers import LogitFn, error_score, misclassified
+from spheres.maths.geometry import (OUTER_RADIUS, normalize, project_to_sphere, rotate_toward, safe_norm,
+                                    sample_sphere, tangent_project)
+from spheres.measure.config import check_sphere, sphere_label, sphere_radius
 
 SPHERE_RTOL = 1e-6
 MATMUL_PRECISION = "float32"
 
 
-class AttackConfig(NamedTuple):
-    """Static attack schedule (see the module docstring for the defaults and why).
+@dataclass(frozen=True)
+class AttackSchedule:
+    """Static attack schedule (see the module docstring for the defaults and why); validated on construction.
 
     Attributes:
       ascent_steps: maximum ascent steps before giving up on a point (int).
@@ -120,7 +143,7 @@ class AttackConfig(NamedTuple):
     shrink: float = 0.5
     margin: float = 2e-6
 
-    def validate(self) -> "AttackConfig":
+    def __post_init__(self):
         for name in ("ascent_steps", "bisections", "refine_steps"):
             v = getattr(self, name)
             if not (isinstance(v, (int, np.integer)) and v >= 0):
@@ -141,7 +164,50 @@ class AttackConfig(NamedTuple):
             raise InputError("shrink", f"must lie in (0, 1), got {self.shrink}")
         if not 0 <= self.margin < 1e-2:
             raise InputError("margin", f"must lie in [0, 0.01), got {self.margin}")
-        return self
+
+
+@dataclass(frozen=True)
+class AttackConfig:
+    """What one attack measurement estimates (validated on construction; errors name the field).
+
+    Attributes:
+      dim: dimension ``d >= 2``.
+      points: uniform points of the sphere attacked (the ``d(E)`` sample size, >= 1).
+      sphere: "inner" (radius 1, label 0) or "outer" (radius ``outer_radius``, label 1).
+      outer_radius: ``R``, the task's outer radius.
+      on_manifold: search on the sphere (the distance that defines ``d(E)``) or in ``R^d``.
+      schedule: the :class:`AttackSchedule`.
+      confidence: coverage of the reported normal interval on the mean.
+    """
+
+    dim: int
+    points: int = 100
+    sphere: str = "inner"
+    outer_radius: float = OUTER_RADIUS
+    on_manifold: bool = True
+    schedule: AttackSchedule = AttackSchedule()
+    confidence: float = stats.DEFAULT_CONFIDENCE
+
+    def __post_init__(self):
+        for name, lo in (("dim", 2), ("points", 1)):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, np.integer)) and v >= lo):
+                raise InputError(name, f"must be an integer >= {lo}, got {v!r}")
+        check_sphere(self.sphere, self.outer_radius)
+        if not isinstance(self.schedule, AttackSchedule):
+            raise InputError("schedule", f"must be an AttackSchedule, got {type(self.schedule).__name__}")
+        if not 0 < self.confidence < 1:
+            raise InputError("confidence", f"must lie in (0, 1), got {self.confidence!r}")
+
+    @property
+    def radius(self) -> float:
+        """Radius of the sphere whose points are attacked."""
+        return sphere_radius(self.sphere, self.outer_radius)
+
+    @property
+    def label(self) -> int:
+        """True class of the sphere's points (0 inner, 1 outer)."""
+        return sphere_label(self.sphere)
 
 
 class AttackResult(NamedTuple):
@@ -164,22 +230,6 @@ class AttackResult(NamedTuple):
     ascent_steps: jax.Array
 
 
-class AttackSummary(NamedTuple):
-    """``d(E)`` from an attack: mean distance over the points where an error was found.
-
-    Attributes:
-      mean: mean distance (includes the zeros of already-misclassified points; NaN if none found).
-      se: standard error of the mean.
-      points: number of points attacked.
-      failures: points where no error was found within the budget (excluded from the mean).
-    """
-
-    mean: float
-    se: float
-    points: int
-    failures: int
-
-
 class _Manifold(NamedTuple):
     tangent: Any  # (y, v) -> v projected on the tangent space at y
     retract: Any  # (y, v, r) -> point reached from y by the tangent displacement v
@@ -197,7 +247,7 @@ FLAT = _Manifold(tangent=lambda y, v: v, retract=lambda y, v, r: y + v,
 
 
 def nearest_error(logit_fn: LogitFn, params: Any, x: ArrayLike, label: ArrayLike,
-                  config: AttackConfig = AttackConfig(), on_manifold: bool = True) -> AttackResult:
+                  config: AttackSchedule = AttackSchedule(), on_manifold: bool = True) -> AttackResult:
     """Attack ONE point ``x`` (shape ``(d,)``) of class ``label`` (0 inner, 1 outer); see module docstring.
 
     Args:
@@ -205,7 +255,7 @@ def nearest_error(logit_fn: LogitFn, params: Any, x: ArrayLike, label: ArrayLike
       params: one model's parameters.
       x: the point, shape ``(d,)``; on-manifold the search stays on the sphere of radius ``||x||``.
       label: int scalar, the true class of ``x``.
-      config: static schedule.
+      config: the static :class:`AttackSchedule`.
       on_manifold: sphere-constrained (True) or free (False) search.
     Returns:
       :class:`AttackResult` with scalar fields (``point`` of shape ``(d,)``).
@@ -307,58 +357,109 @@ def nearest_error(logit_fn: LogitFn, params: Any, x: ArrayLike, label: ArrayLike
                         ascent_steps=jnp.where(wrong0, 0, steps))
 
 
-def make_attack(logit_fn: LogitFn, config: AttackConfig = AttackConfig(), on_manifold: bool = True,
-                ensemble: bool = False):
-    """Jitted batched attack ``attack(params, xs, labels) -> AttackResult``.
+@dataclass(frozen=True)
+class Attack:
+    """The compiled nearest-error search of one classifier family, built by :func:`make_attack`.
 
-    ``xs`` has shape ``(n, d)``, ``labels`` shape ``(n,)``; with ``ensemble=True`` every leaf of
-    ``params`` has a leading model axis ``M`` and the result fields gain a leading ``(M,)`` (every
-    model attacks the same points). Cached per ``(logit_fn, config, on_manifold, ensemble)``.
+    Attributes:
+      logit_fn: the classifier ``logit_fn(params, x) -> scalar``.
+      schedule: the :class:`AttackSchedule`.
+      on_manifold: sphere-constrained (True) or free (False) search.
+      program: the pure per-model search over points ``(params, xs (n, d), labels (n,)) ->``
+        :class:`AttackResult` of arrays ``(n,)`` / ``(n, d)`` (:func:`nearest_error` vmapped over
+        points, full float32 matmuls); batch it over models with ``jax.vmap(program, (0, None, None))``.
+      compiled: ``jax.jit(program)``, what a single-model call runs.
     """
-    return _make_attack(logit_fn, config.validate(), bool(on_manifold), bool(ensemble))
+
+    logit_fn: LogitFn
+    schedule: AttackSchedule
+    on_manifold: bool
+    program: Callable
+    compiled: Callable
+
+    def __call__(self, params: Any, xs: ArrayLike, labels: ArrayLike | int = 0) -> AttackResult:
+        """Attack the points ``xs`` (shape ``(n, d)``) of class ``labels`` (int or shape ``(n,)``) of ONE model."""
+        xs, labels = check_points(xs, labels)
+        return self.compiled(params, xs, labels)
 
 
-@functools.lru_cache(maxsize=64)
-def _make_attack(logit_fn, config, on_manifold, ensemble):
+def check_points(xs: ArrayLike, labels: ArrayLike | int = 0) -> tuple[jax.Array, jax.Array]:
+    """``xs`` as a batch ``(n, d)`` and ``labels`` broadcast to int32 ``(n,)``.
 
-    def one(params, x, label):
-        # full float32 matmuls on accelerators too: the attack's verdicts are signs of logits
-        with jax.default_matmul_precision(MATMUL_PRECISION):
-            return nearest_error(logit_fn, params, x, label, config, on_manifold)
-
-    batched = jax.vmap(one, in_axes=(None, 0, 0))
-    if ensemble:
-        batched = jax.vmap(batched, in_axes=(0, None, None))
-    return jax.jit(batched)
-
-
-def attack(logit_fn: LogitFn, params: Any, xs: ArrayLike, labels: ArrayLike | int = 0, *,
-           config: AttackConfig = AttackConfig(), on_manifold: bool = True,
-           ensemble: bool = False) -> AttackResult:
-    """Attack a batch of points ``xs`` (shape ``(n, d)``) of class ``labels`` (int or shape ``(n,)``).
-
-    See :func:`make_attack`; returns an :class:`AttackResult` of arrays ``(n,)``/``(n, d)``
-    (``(M, n)``/``(M, n, d)`` for ensembles).
+    Raises:
+      InputError: ``xs`` is not a non-empty batch of points.
     """
     xs = jnp.asarray(xs)
     if xs.ndim != 2 or xs.shape[0] < 1:
         raise InputError("points", f"need a batch of points of shape (n, d), got {xs.shape}")
-    labels = jnp.broadcast_to(jnp.asarray(labels, jnp.int32), xs.shape[:1])
-    return make_attack(logit_fn, config, on_manifold, ensemble)(params, xs, labels)
+    return xs, jnp.broadcast_to(jnp.asarray(labels, jnp.int32), xs.shape[:1])
 
 
-def summarize(result: AttackResult) -> AttackSummary:
+def make_attack(logit_fn: LogitFn, schedule: AttackSchedule = AttackSchedule(), on_manifold: bool = True) -> Attack:
+    """Build (and jit, lazily) the batched attack of ``logit_fn``; keep it to attack many models and
+    points (a new ``make_attack`` compiles again)."""
+    if not isinstance(schedule, AttackSchedule):
+        raise InputError("schedule", f"must be an AttackSchedule, got {type(schedule).__name__}")
+    on_manifold = bool(on_manifold)
+
+    def one(params, x, label):
+        # full float32 matmuls on accelerators too: the attack's verdicts are signs of logits
+        with jax.default_matmul_precision(MATMUL_PRECISION):
+            return nearest_error(logit_fn, params, x, label, schedule, on_manifold)
+
+    program = jax.vmap(one, in_axes=(None, 0, 0))
+    return Attack(logit_fn=logit_fn, schedule=schedule, on_manifold=on_manifold, program=program,
+                  compiled=jax.jit(program))
+
+
+def attack(logit_fn: LogitFn, params: Any, xs: ArrayLike, labels: ArrayLike | int = 0, *,
+           schedule: AttackSchedule = AttackSchedule(), on_manifold: bool = True) -> AttackResult:
+    """Attack a batch of points ``xs`` (shape ``(n, d)``) of class ``labels`` of ONE model, once.
+
+    ``make_attack(logit_fn, schedule, on_manifold)(params, xs, labels)``: compiles on every call.
+    Returns an :class:`AttackResult` of arrays ``(n,)`` / ``(n, d)``.
+    """
+    return make_attack(logit_fn, schedule, on_manifold)(params, xs, labels)
+
+
+def start_points(key: jax.Array, config: AttackConfig) -> jax.Array:
+    """The ``config.points`` uniform points of ``config.sphere`` that :func:`measure` attacks.
+
+    Point ``k`` is ``sample_sphere(split(key, points)[k], dim, radius)``; shape ``(points, dim)``, float32.
+    """
+    radius = config.radius
+    return jax.vmap(lambda k: sample_sphere(k, config.dim, radius))(jax.random.split(key, config.points))
+
+
+def measure(key: jax.Array, logit_fn: LogitFn, params: Any, config: AttackConfig) -> stats.DistanceEstimate:
+    """``d(E)`` of ONE model by attack: mean nearest-error distance from ``config.points`` uniform points.
+
+    Args:
+      key: a ``jax.random.key``; it draws the points (:func:`start_points`).
+      logit_fn: per-example classifier ``logit_fn(params, x) -> scalar``.
+      params: one model's parameters.
+      config: an :class:`AttackConfig`.
+    Returns:
+      a :class:`~spheres.maths.stats.DistanceEstimate` (an upper bound on the exact ``d(E)`` of those
+      points, up to the margin; failures counted, never averaged in). Compiles on every call; build
+      the :class:`Attack` once with :func:`make_attack` to measure many models.
+    """
+    search = make_attack(logit_fn, config.schedule, config.on_manifold)
+    return summarize(search(params, start_points(key, config), config.label), config.confidence)
+
+
+def summarize(result: AttackResult, confidence: float = stats.DEFAULT_CONFIDENCE) -> stats.DistanceEstimate:
     """``d(E)`` from an attack: mean and SE over the found points, with the failure count.
 
     For one model (``distance`` of shape ``(n,)``) the fields are Python numbers; for an ensemble
-    (``(M, n)``) they are numpy arrays of shape ``(M,)``, one summary per model.
+    (``(M, n)``) they are numpy arrays of shape ``(M,)``, one estimate per model.
     """
     distance = np.asarray(result.distance, np.float64)
     found = np.asarray(result.found, bool)
     if distance.ndim == 2:
-        rows = [summarize(AttackResult(distance[i], None, found[i], None, None)) for i in range(distance.shape[0])]
-        return AttackSummary(*(np.asarray(col) for col in zip(*rows)))
+        rows = [stats.distance_estimate(distance[i], found[i], confidence) for i in range(distance.shape[0])]
+        cols = {f: np.asarray([getattr(r, f) for r in rows]) for f in stats.DistanceEstimate._fields}
+        return stats.DistanceEstimate(**{**cols, "confidence": rows[0].confidence, "method": rows[0].method})
     if distance.ndim != 1:
         raise InputError("result", f"distances must have shape (n,) or (M, n), got {distance.shape}")
-    m = stats.mean_and_se(distance[found])
-    return AttackSummary(mean=m.mean, se=m.se, points=int(distance.size), failures=int(np.sum(~found)))
+    return stats.distance_estimate(distance, found, confidence)

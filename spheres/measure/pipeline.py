@@ -15,6 +15,15 @@ For every checkpoint step of a run directory (``spheres.nets.runs``) and every e
   the paper's CLT estimate beside them, the number of alphas outside [1/R^2, 1], and the exact d(E)
   on the SAME points the attack used (a paired comparison).
 
+Every measurement is the single-model one of its module (``measure(key, logit_fn, params, cfg)``),
+and the models of a run are ONE batched call per measurement, written here and nowhere else
+(:func:`make_run_measurement`): Monte Carlo rounds and attacks are ``jax.vmap``-ped over models,
+splitting is ``jax.lax.map``-ped (see :mod:`spheres.measure.splitting`). Member ``i``'s Monte Carlo
+counts and splitting estimates are bit for bit those of the single-model call with its keys; its
+attack verdicts are the same and its distances agree to float32 rounding (a vmapped model batches
+its matmuls differently). The compiled programs are built once per run and held in a
+:class:`RunMeasurement` for all its checkpoints.
+
 Randomness: the measurement key of step ``s`` is ``fold_in(key(seed), s)``; member ``i`` uses
 ``fold_in(., i)`` for its Monte Carlo and splitting streams, so a member's numbers do not depend on
 the ensemble size. All members share the attack points of a step.
@@ -27,81 +36,80 @@ one, so an interrupted measurement resumes without recomputing finished checkpoi
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from tqdm.auto import tqdm
 
-from spheres.measure import attacks
-from spheres.measure import montecarlo
-from spheres.maths import quadratic
-from spheres.measure import splitting
 from spheres.core.cells import CellStore
-from spheres.nets.config import ModelConfig, check_int
 from spheres.core.errors import InputError
-from spheres.maths.geometry import sample_sphere
 from spheres.core.io import write_csv_atomic, write_json_atomic
+from spheres.maths import quadratic
+from spheres.measure import attacks, montecarlo, splitting
+from spheres.measure.config import METHODS, SPHERES, MeasureConfig, sphere_label
+from spheres.nets.config import ExperimentConfig
 from spheres.nets.models import make_logit_fn, quadratic_weights
 from spheres.nets.runs import Run, load_run
 
-METHODS = ("auto", "monte_carlo", "splitting")
+__all__ = ["METHODS", "MEASURE_DIR", "SETTINGS_FILE", "TABLE_FILE", "MeasureConfig", "RunMeasurement",
+           "make_run_measurement", "measure_step", "measure_run"]
+
 MEASURE_DIR = "measure"
 SETTINGS_FILE = "settings.json"
 TABLE_FILE = "measurements.csv"
 
 
-@dataclass(frozen=True)
-class MeasureConfig:
-    """Budgets of a measurement (validated; errors name the command-line flag).
+class RunMeasurement(NamedTuple):
+    """The compiled measurements of the models of one run, built once by :func:`make_run_measurement`.
+
+    Each ``*_models`` program is the single-model program of its measurement batched over a leading
+    model axis of ``params`` (and of the keys, where each model has its own stream).
 
     Attributes:
-      mc_samples: Monte Carlo samples per sphere per model.
-      attack_points: inner-sphere points attacked per model (d(E) sample size).
-      method: "auto" (Monte Carlo, splitting where it sees < ``min_errors`` errors),
-        "monte_carlo" or "splitting" (always, on both spheres).
-      min_errors: the "auto" switch-over count.
-      splitting_particles: particles per splitting run.
-      splitting_repeats: independent splitting runs per estimate (the interval comes from their spread).
-      splitting_max_levels: level cap (half the particles die per level, so rates below about
-        2^-max_levels are reported as out of reach, never as a number).
-      seed: measurement seed.
-      steps: checkpoint steps to measure (empty: all saved checkpoints).
+      logit_fn: the run's ``logit_fn(variables, x)`` (:func:`spheres.nets.models.make_logit_fn`).
+      monte_carlo: the :class:`~spheres.measure.montecarlo.MonteCarlo` of ``mc_samples`` per sphere.
+      monte_carlo_models: ``jit(vmap(monte_carlo.program))`` over ``(params, key)``.
+      splitting: the :class:`~spheres.measure.splitting.Splitting` (inner sphere; the outer one is
+        ``with_config``, the same program).
+      splitting_models: ``jit`` of ``lax.map(splitting.program)`` over ``(key, params)``.
+      attack: the :class:`~spheres.measure.attacks.AttackConfig` of the d(E) measurement.
+      attack_models: ``jit(vmap(Attack.program))`` over ``params``, the same points for every model.
     """
 
-    mc_samples: int = 100_000
-    attack_points: int = 100
-    method: str = "auto"
-    min_errors: int = 10
-    splitting_particles: int = 500
-    splitting_repeats: int = 8
-    splitting_max_levels: int = 200
-    seed: int = 0
-    steps: tuple[int, ...] = ()
-
-    def __post_init__(self):
-        for name, lo in (("mc_samples", 1), ("attack_points", 2), ("min_errors", 1), ("splitting_particles", 10),
-                         ("splitting_repeats", 1), ("splitting_max_levels", 1), ("seed", 0)):
-            check_int("--" + name.replace("_", "-"), getattr(self, name), lo)
-        if self.method not in METHODS:
-            raise InputError("--method", f"unknown method {self.method!r}; allowed: {', '.join(METHODS)}")
-
-    def settings(self) -> dict[str, Any]:
-        """The settings that determine the numbers (``steps`` only selects which checkpoints)."""
-        d = dataclasses.asdict(self)
-        d.pop("steps")
-        return d
+    logit_fn: Callable
+    monte_carlo: montecarlo.MonteCarlo
+    monte_carlo_models: Callable
+    splitting: splitting.Splitting
+    splitting_models: Callable
+    attack: attacks.AttackConfig
+    attack_models: Callable
 
 
-@functools.lru_cache(maxsize=None)
-def _logit_fn(model_cfg: ModelConfig, dim: int) -> Callable:
-    """One stable logit function per architecture, so compiled programs are reused across steps."""
-    return make_logit_fn(model_cfg, dim)
+def make_run_measurement(cfg: ExperimentConfig, mcfg: MeasureConfig) -> RunMeasurement:
+    """Build the measurements of every model of a run with config ``cfg`` and budgets ``mcfg`` (compiled lazily)."""
+    dim, radius = cfg.task.dim, cfg.task.outer_radius
+    logit_fn = make_logit_fn(cfg.model, dim)
+    mc = montecarlo.make_monte_carlo(logit_fn, montecarlo.MonteCarloConfig(
+        dim=dim, samples=mcfg.mc_samples, outer_radius=radius))
+    split = splitting.make_splitting(logit_fn, splitting.SplittingConfig(
+        dim=dim, sphere="inner", outer_radius=radius, n_particles=mcfg.splitting_particles,
+        n_repeats=mcfg.splitting_repeats, max_levels=mcfg.splitting_max_levels))
+    attack_cfg = attacks.AttackConfig(dim=dim, points=mcfg.attack_points, sphere="inner", outer_radius=radius)
+    search = attacks.make_attack(logit_fn, attack_cfg.schedule, attack_cfg.on_manifold)
+
+    def split_models(keys, params, *traced):
+        return jax.lax.map(lambda kp: split.program(kp[0], kp[1], *traced), (keys, params))
+
+    return RunMeasurement(
+        logit_fn=logit_fn,
+        monte_carlo=mc, monte_carlo_models=jax.jit(jax.vmap(mc.program, in_axes=mc.model_axes)),
+        splitting=split, splitting_models=jax.jit(split_models),
+        attack=attack_cfg, attack_models=jax.jit(jax.vmap(search.program, in_axes=(0, None, None))))
 
 
 def _member_keys(key: jax.Array, n: int) -> jax.Array:
@@ -118,8 +126,8 @@ def _finite(x: Any) -> float | None:
 
 
 def _rate_columns(prefix: str, mc: Any, i: int) -> dict[str, Any]:
-    count, n = int(mc.count[i]), int(mc.n[i])
-    est = float(mc.estimate[i])
+    count, n = int(mc.count[i]), int(mc.samples[i])
+    est = float(mc.value[i])
     return {
         f"{prefix}": est, f"{prefix}_lower": float(mc.lower[i]), f"{prefix}_upper": float(mc.upper[i]),
         f"{prefix}_log10": math.log10(est) if est > 0 else None,
@@ -132,31 +140,39 @@ def _rate_columns(prefix: str, mc: Any, i: int) -> dict[str, Any]:
 def _splitting_columns(prefix: str, est: Any, i: int) -> dict[str, Any]:
     status = str(np.asarray(est.status).reshape(-1)[i]) if np.ndim(est.status) else str(est.status)
     pick = (lambda a: np.asarray(a, np.float64).reshape(-1)[i])
-    evals = int(np.asarray(est.n_evaluations).reshape(-1)[i])
-    if status != "reached":
+    evals = int(np.asarray(est.evaluations).reshape(-1)[i])
+    if status != "ok":
         return {f"{prefix}_status": f"splitting {status}: Monte Carlo values kept (log10 of last level "
                                     f"probability {_finite(pick(est.log10_level_probability))})",
                 f"{prefix}_splitting_evaluations": evals}
     return {
-        f"{prefix}": _finite(pick(est.estimate)), f"{prefix}_lower": _finite(pick(est.ci_low)),
-        f"{prefix}_upper": _finite(pick(est.ci_high)), f"{prefix}_log10": _finite(pick(est.log10_estimate)),
+        f"{prefix}": _finite(pick(est.value)), f"{prefix}_lower": _finite(pick(est.lower)),
+        f"{prefix}_upper": _finite(pick(est.upper)), f"{prefix}_log10": _finite(pick(est.log10_value)),
         f"{prefix}_method": "splitting", f"{prefix}_status": "ok", f"{prefix}_errors": None,
         f"{prefix}_samples": evals, f"{prefix}_splitting_evaluations": evals,
     }
 
 
-def measure_step(run: Run, step: int, mcfg: MeasureConfig) -> list[dict[str, Any]]:
-    """All measurements of one checkpoint: one row (dict of scalars) per ensemble member."""
+def measure_step(run: Run, step: int, mcfg: MeasureConfig,
+                 measurement: RunMeasurement | None = None) -> list[dict[str, Any]]:
+    """All measurements of one checkpoint: one row (dict of scalars) per ensemble member.
+
+    Args:
+      run: the run.
+      step: a saved checkpoint step.
+      mcfg: budgets and method.
+      measurement: the run's compiled measurements (built here when not given; pass the one from
+        :func:`make_run_measurement` to reuse it over checkpoints).
+    """
     cfg = run.config
     dim, radius = cfg.task.dim, cfg.task.outer_radius
+    m = measurement if measurement is not None else make_run_measurement(cfg, mcfg)
     n_members = len(run.members)
     variables = jax.tree.map(jnp.asarray, run.load_variables(step))
-    logit_fn = _logit_fn(cfg.model, dim)
     key = jax.random.fold_in(jax.random.key(mcfg.seed), step)
     k_mc, k_attack, k_split = jax.random.split(key, 3)
 
-    mc = montecarlo.error_rates(logit_fn, variables, _member_keys(k_mc, n_members), dim, samples=mcfg.mc_samples,
-                                ensemble=True, outer_radius=radius)
+    mc = m.monte_carlo.count(m.monte_carlo_models, _member_keys(k_mc, n_members), variables)
     rows = []
     for i, member in enumerate(run.members):
         metric = next((r for r in run.metrics if r["member"] == i and r["step"] == step), {})
@@ -164,26 +180,23 @@ def measure_step(run: Run, step: int, mcfg: MeasureConfig) -> list[dict[str, Any
                      "loss": metric.get("loss"), "accuracy": metric.get("accuracy"),
                      **_rate_columns("mu_inner", mc.inner, i), **_rate_columns("mu_outer", mc.outer, i)})
 
-    for sphere, rates in (("inner", mc.inner), ("outer", mc.outer)):
+    for sphere, rates in zip(SPHERES, mc):
         if mcfg.method == "monte_carlo":
             continue
         need = np.arange(n_members) if mcfg.method == "splitting" else np.flatnonzero(rates.count < mcfg.min_errors)
         if need.size == 0:
             continue
-        keys = _member_keys(jax.random.fold_in(k_split, sphere == "outer"), n_members)[need]
-        est = splitting.estimate_error_rate_ensemble(
-            keys, logit_fn, _take(variables, need), dim, sphere=sphere,
-            radius=1.0 if sphere == "inner" else radius,
-            n_particles=mcfg.splitting_particles, n_repeats=mcfg.splitting_repeats,
-            max_levels=mcfg.splitting_max_levels)
+        keys = _member_keys(jax.random.fold_in(k_split, sphere_label(sphere)), n_members)[need]
+        split = m.splitting.with_config(dataclasses.replace(m.splitting.config, sphere=sphere))
+        est = split.run(m.splitting_models, keys, _take(variables, need))
         for j, i in enumerate(need):
             rows[i].update(_splitting_columns(f"mu_{sphere}", est, j))
 
-    xs = jax.vmap(lambda k: sample_sphere(k, dim))(jax.random.split(k_attack, mcfg.attack_points))
-    result = attacks.attack(logit_fn, variables, xs, 0, ensemble=True)
+    xs, labels = attacks.check_points(attacks.start_points(k_attack, m.attack), m.attack.label)
+    result = m.attack_models(variables, xs, labels)
     for i in range(n_members):
-        s = attacks.summarize(jax.tree.map(lambda a: a[i], result))
-        rows[i].update(attack_mean_distance=_finite(s.mean), attack_mean_distance_se=_finite(s.se),
+        s = attacks.summarize(jax.tree.map(lambda a: a[i], result), m.attack.confidence)
+        rows[i].update(attack_mean_distance=_finite(s.value), attack_mean_distance_se=_finite(s.se),
                        attack_points=s.points, attack_failures=s.failures)
 
     if cfg.model.arch == "quad":
@@ -241,8 +254,6 @@ def measure_run(run_dir: str | Path, mcfg: MeasureConfig = MeasureConfig(), prog
       InputError: missing or corrupt run, unknown checkpoint step, settings that differ from an
         earlier partial measurement.
     """
-    from tqdm.auto import tqdm
-
     run = load_run(run_dir)
     if not run.checkpoint_steps:
         raise InputError(str(run_dir), "the run has no saved checkpoint yet; train it first")
@@ -254,11 +265,12 @@ def measure_run(run_dir: str | Path, mcfg: MeasureConfig = MeasureConfig(), prog
     root = run.path / MEASURE_DIR
     _check_settings(root, mcfg)
     store = CellStore(root)
+    measurement = make_run_measurement(run.config, mcfg)
     rows: list[dict[str, Any]] = []
     bar = tqdm(steps, unit="checkpoint", desc=f"measure {run.config.model.name}", disable=None if progress else True,
                dynamic_ncols=True)
     for step in bar:
-        cell = store.run(f"step={step:08d}", lambda: {"rows": measure_step(run, step, mcfg)})
+        cell = store.run(f"step={step:08d}", lambda: {"rows": measure_step(run, step, mcfg, measurement)})
         rows.extend(cell["rows"])
         write_csv_atomic(run.path / TABLE_FILE, rows)
         if on_step is not None:

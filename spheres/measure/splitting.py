@@ -53,17 +53,34 @@ particles tied or none movable) or MAX_LEVELS (``max_levels`` levels were not en
 below about ``(1 - K/N)^max_levels``, or the classifier has no error region); its estimate is NaN,
 and ``log10_level_probability`` (estimated ``log10 P(s > last level)``) says how far it got.
 
+The measurement of ONE model has the shape of every measurement in :mod:`spheres.measure`::
+
+    measure(key, logit_fn, params, SplittingConfig(dim=d, sphere="inner")) -> LogRateEstimate
+
+returning a :class:`spheres.maths.stats.LogRateEstimate` (value, interval, log10 values, model
+evaluations, status). Build the compiled program once with :func:`make_splitting` and keep the
+returned :class:`Splitting` to measure many models; :meth:`Splitting.with_config` changes the
+sphere, radius, level cap or the other traced settings without recompiling.
+
 Everything per run is one ``lax.while_loop`` over levels, vmapped over particles and repeats,
-and mapped over models (for ensembles; :func:`run_ensemble` says why not vmapped), inside one
-``jax.jit``; the same key gives the same answer, and member ``i`` of an ensemble equals the
-single run with key ``i``. The summary (means, intervals) is float64 numpy on the host.
+inside one ``jax.jit``; the same key gives the same answer. An ensemble is the caller's
+``jax.lax.map`` of the per-model :attr:`Splitting.program` over ``(key, params)``, deliberately
+not a ``vmap``: (1) a vmapped ``while_loop`` runs every member until the slowest is done, and the
+rates in an ensemble span decades (10 levels for one model, 200 for another); (2) a vmapped model
+rounds its reductions differently with the batch shape, and a one-ulp change in a score flips a
+kill decision, after which the runs diverge: the member would equal the single run only in
+distribution. Mapped, member ``i`` equals the single run with key ``i`` bit for bit. Each model's
+runs already hold ``M N`` particles, enough to fill an accelerator. The summary (means,
+intervals) is float64 numpy on the host (:meth:`Splitting.summarize`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from dataclasses import dataclass
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any, Callable, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -71,23 +88,31 @@ import numpy as np
 from jax.typing import ArrayLike
 from scipy import special, stats
 
-from spheres.maths.classifiers import LogitFn, ellipsoid_logit, error_score
 from spheres.core.errors import InputError
-from spheres.maths.geometry import INNER_RADIUS, OUTER_RADIUS, project_to_sphere, rotate_toward, safe_norm
+from spheres.maths import stats as estimates
+from spheres.maths.classifiers import LogitFn, ellipsoid_logit, error_score
+from spheres.maths.geometry import OUTER_RADIUS, project_to_sphere, rotate_toward, safe_norm
+from spheres.measure.config import check_sphere, same_static, sphere_label, sphere_radius
 
 #: run status codes
 RUNNING, REACHED, STALLED, MAX_LEVELS = -1, 0, 1, 2
-STATUS_NAMES = {REACHED: "reached", STALLED: "stalled", MAX_LEVELS: "max_levels"}
+#: the estimate's ``status`` for each code ("ok": every run reached the error region)
+STATUS_NAMES = {REACHED: estimates.OK, STALLED: "stalled", MAX_LEVELS: "max_levels"}
 
 _THETA_MIN = 1e-6
 _THETA_MAX = 0.5 * math.pi
 
 
-class SplittingConfig(NamedTuple):
-    """Settings of the sampler. ``n_particles``, ``n_repeats`` and ``n_steps`` set shapes (one compile
-    each); the others are traced.
+@dataclass(frozen=True)
+class SplittingConfig:
+    """What one splitting measurement estimates and the sampler's settings (validated on
+    construction; errors name the field). ``dim``, ``n_particles``, ``n_repeats`` and ``n_steps`` set
+    shapes (one compile each, :attr:`STATIC`); the others are traced or used on the host.
 
-    Fields:
+    Attributes:
+      dim: dimension ``d >= 2``.
+      sphere: "inner" (radius 1, label 0) or "outer" (radius ``outer_radius``, label 1).
+      outer_radius: ``R``, the task's outer radius.
       n_particles: ``N``, particles per run.
       n_repeats: ``M``, independent runs per estimate (the interval comes from their spread).
       n_steps: kernel steps per level (each costs ``N`` model evaluations).
@@ -96,8 +121,12 @@ class SplittingConfig(NamedTuple):
       theta0: initial rotation angle of the kernel (radians).
       target_acceptance: acceptance rate the angle is adapted toward between levels.
       gain: adaptation gain (``log theta += gain (accept - target)`` after each level).
+      confidence: nominal coverage of the interval.
     """
 
+    dim: int
+    sphere: str = "inner"
+    outer_radius: float = OUTER_RADIUS
     n_particles: int = 500
     n_repeats: int = 8
     n_steps: int = 10
@@ -106,10 +135,41 @@ class SplittingConfig(NamedTuple):
     theta0: float = 1.0
     target_acceptance: float = 0.3
     gain: float = 3.0
+    confidence: float = 0.95
+
+    #: the fields that set the compiled program's shapes
+    STATIC: ClassVar[tuple[str, ...]] = ("dim", "n_particles", "n_repeats", "n_steps")
+
+    def __post_init__(self):
+        if not (isinstance(self.dim, (int, np.integer)) and self.dim >= 2):
+            raise InputError("dim", f"must be an integer >= 2, got {self.dim!r}")
+        check_sphere(self.sphere, self.outer_radius)
+        for name, lo in (("n_particles", 2), ("n_repeats", 1), ("n_steps", 1), ("max_levels", 1)):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, np.integer)) and v >= lo):
+                raise InputError(name, f"must be an integer >= {lo}, got {v!r}")
+        if not 0 < self.kill_fraction < 1:
+            raise InputError("kill_fraction", f"must lie in (0, 1), got {self.kill_fraction}")
+        if not 0 < self.target_acceptance < 1:
+            raise InputError("target_acceptance", f"must lie in (0, 1), got {self.target_acceptance}")
+        if not 0 < self.theta0 <= _THETA_MAX:
+            raise InputError("theta0", f"must lie in (0, pi/2], got {self.theta0}")
+        if not 0 < self.confidence < 1:
+            raise InputError("confidence", f"must lie in (0, 1), got {self.confidence}")
 
     @property
     def n_kill(self) -> int:
         return max(1, min(self.n_particles - 1, round(self.kill_fraction * self.n_particles)))
+
+    @property
+    def radius(self) -> float:
+        """Radius of the sphere measured."""
+        return sphere_radius(self.sphere, self.outer_radius)
+
+    @property
+    def label(self) -> int:
+        """True class of the sphere's points (0 inner, 1 outer)."""
+        return sphere_label(self.sphere)
 
 
 class SplittingRuns(NamedTuple):
@@ -137,47 +197,6 @@ class SplittingRuns(NamedTuple):
     rel_var_ideal: jax.Array
     acceptance: jax.Array
     theta: jax.Array
-
-
-class SplittingEstimate(NamedTuple):
-    """Summary of ``M`` independent runs (float64 numpy; shape ``()`` or ``(n_models,)`` per field).
-
-    Fields:
-      estimate: mean of the runs' ``p_hat`` (NaN unless every run REACHED).
-      log10_estimate: ``log10(estimate)``, exact in float64 even below 1e-300.
-      ci_low, ci_high, log10_ci_low, log10_ci_high: two-sided interval at ``confidence``.
-      rel_std: relative standard error of ``estimate``: the spread of the runs, floored at the ideal value.
-      rel_std_ideal: the ideal-sampler relative standard error (diagnostic; understates MCMC correlation).
-      confidence: the interval's nominal coverage.
-      n_levels: int, mean number of levels per run (rounded).
-      n_evaluations: int, model evaluations over all runs.
-      n_particles, n_repeats: ``N`` and ``M``.
-      status: str (scalar) or array of str: "reached" iff every run reached level 0, else the
-        first failure ("stalled" / "max_levels").
-      log10_level_probability: estimated ``log10 P(s > last level)`` (largest over the runs); an
-        estimate of an upper bound on the rate when the status is not "reached".
-      acceptance: mean kernel acceptance rate over the runs (near 0: the clones barely move and
-        the interval, though measured, rests on few effective particles).
-      method: "splitting".
-    """
-
-    estimate: Any
-    log10_estimate: Any
-    ci_low: Any
-    ci_high: Any
-    log10_ci_low: Any
-    log10_ci_high: Any
-    rel_std: Any
-    rel_std_ideal: Any
-    confidence: float
-    n_levels: Any
-    n_evaluations: Any
-    n_particles: int
-    n_repeats: int
-    status: Any
-    log10_level_probability: Any
-    acceptance: Any
-    method: str = "splitting"
 
 
 class _State(NamedTuple):
@@ -321,9 +340,6 @@ def _run(key: jax.Array, params: Any, radius: jax.Array, label: jax.Array, tunin
         acceptance=st.n_accept.astype(jnp.float32) / proposals, theta=st.theta)
 
 
-_STATIC = ("logit_fn", "dim", "n_particles", "n_repeats", "n_steps")
-
-
 def _repeats(key, params, radius, label, tuning, *, logit_fn, dim, n_particles, n_repeats, n_steps):
     """``n_repeats`` independent runs: fields of shape ``(M,)``."""
     run = partial(_run, logit_fn=logit_fn, dim=dim, n_particles=n_particles, n_steps=n_steps)
@@ -331,50 +347,62 @@ def _repeats(key, params, radius, label, tuning, *, logit_fn, dim, n_particles, 
                                                       tuning)
 
 
-_repeats_jit = jax.jit(_repeats, static_argnames=_STATIC)
+@dataclass(frozen=True)
+class Splitting:
+    """The compiled splitting measurement of one classifier family, built by :func:`make_splitting`.
 
-
-@partial(jax.jit, static_argnames=_STATIC)
-def _ensemble_jit(keys, params, radius, label, tuning, **static):
-    # Models are mapped (lax.map), not vmapped; see run_ensemble.
-    return jax.lax.map(lambda kp: _repeats(kp[0], kp[1], radius, label, tuning, **static), (keys, params))
-
-
-def _static(logit_fn, dim, config):
-    return dict(logit_fn=logit_fn, dim=int(dim), n_particles=config.n_particles, n_repeats=config.n_repeats,
-                n_steps=config.n_steps)
-
-
-def run_repeats(key: jax.Array, logit_fn: LogitFn, params: Any, dim: int, label: int, radius: float,
-                config: SplittingConfig) -> SplittingRuns:
-    """``config.n_repeats`` independent runs for one model, one compiled call; fields of shape ``(M,)``.
-
-    Compiles once per ``(logit_fn, dim, n_particles, n_repeats, n_steps)``; ``label`` (0 inner, 1
-    outer), ``radius`` and the other settings are traced.
+    Attributes:
+      logit_fn: the classifier ``logit_fn(params, x) -> scalar``, ``x`` of shape ``(dim,)``.
+      config: the :class:`SplittingConfig` measured.
+      program: the pure per-model program ``(key, params, radius, label, tuning) ->`` :class:`SplittingRuns`
+        (fields of shape ``(n_repeats,)``); ``radius``, ``label`` and ``tuning`` are traced, the
+        same for every model (:meth:`traced`). Map it over models with ``jax.lax.map`` (module docstring).
+      compiled: ``jax.jit(program)``, what a single-model call runs.
     """
-    return _repeats_jit(key, params, jnp.float32(radius), jnp.int32(label), _tuning(config),
-                        **_static(logit_fn, dim, config))
+
+    logit_fn: LogitFn
+    config: SplittingConfig
+    program: Callable
+    compiled: Callable
+
+    def with_config(self, config: SplittingConfig) -> "Splitting":
+        """The same compiled program for another sphere, radius or traced setting (no recompilation).
+
+        Raises:
+          InputError: ``config`` changes a shape-setting field (:attr:`SplittingConfig.STATIC`).
+        """
+        return dataclasses.replace(self, config=same_static(self.config, config))
+
+    def traced(self) -> tuple[jax.Array, jax.Array, _Tuning]:
+        """The traced arguments ``(radius, label, tuning)`` of :attr:`program` for :attr:`config`."""
+        return jnp.float32(self.config.radius), jnp.int32(self.config.label), _tuning(self.config)
+
+    def run(self, runs: Callable, key: jax.Array, params: Any) -> estimates.LogRateEstimate:
+        """Call ``runs(key, params, *traced())`` (:attr:`compiled` or a mapped version of :attr:`program`)
+        and summarise; the estimate's fields gain the leading axes ``runs`` adds."""
+        return self.summarize(runs(key, params, *self.traced()))
+
+    def summarize(self, runs: SplittingRuns) -> estimates.LogRateEstimate:
+        """:func:`summarize` with this measurement's config."""
+        return summarize(runs, self.config)
+
+    def __call__(self, key: jax.Array, params: Any) -> estimates.LogRateEstimate:
+        """The error rate of ONE model on :attr:`config`'s sphere (scalar fields)."""
+        return self.run(self.compiled, key, params)
 
 
-def run_ensemble(keys: jax.Array, logit_fn: LogitFn, params: Any, dim: int, label: int, radius: float,
-                 config: SplittingConfig) -> SplittingRuns:
-    """Runs for an ensemble in one compiled call: ``keys`` shape ``(n_models,)``, every ``params`` leaf
-    with a leading model axis; fields of shape ``(n_models, M)``. Member ``i`` equals
-    ``run_repeats(keys[i], ..., params_i, ...)`` bit for bit.
+def make_splitting(logit_fn: LogitFn, config: SplittingConfig) -> Splitting:
+    """Build (and jit, lazily) the splitting measurement of ``logit_fn`` with ``config``.
 
-    Particles and repeats are vmapped; models are mapped with ``lax.map`` (one compiled loop over
-    models), deliberately: (1) a vmapped ``while_loop`` runs every member until the slowest is done,
-    and the rates in an ensemble span decades (10 levels for one model, 200 for another); (2) a
-    vmapped model rounds its reductions differently with the batch shape, and a one-ulp change in
-    a score flips a kill decision, after which the runs diverge: the member would equal the single
-    run only in distribution. Each model's runs already hold ``M N`` particles, enough to fill an
-    accelerator.
+    Keep the result to measure many models: its compiled program is reused (a new
+    ``make_splitting`` compiles again).
     """
-    return _ensemble_jit(keys, params, jnp.float32(radius), jnp.int32(label), _tuning(config),
-                         **_static(logit_fn, dim, config))
+    program = partial(_repeats, logit_fn=logit_fn, dim=int(config.dim), n_particles=int(config.n_particles),
+                      n_repeats=int(config.n_repeats), n_steps=int(config.n_steps))
+    return Splitting(logit_fn=logit_fn, config=config, program=program, compiled=jax.jit(program))
 
 
-def summarize(runs: SplittingRuns, config: SplittingConfig, confidence: float = 0.95) -> SplittingEstimate:
+def summarize(runs: SplittingRuns, config: SplittingConfig) -> estimates.LogRateEstimate:
     """Combine the ``M`` runs on the last axis into an estimate with an interval (float64, host side).
 
     Point estimate: ``mean_m p_hat_m`` (computed as a log-sum-exp). Interval:
@@ -382,8 +410,9 @@ def summarize(runs: SplittingRuns, config: SplittingConfig, confidence: float = 
     ``rel = max(s_log / sqrt(M), rel_ideal)``, ``s_log`` the sample standard deviation of
     ``log p_hat_m`` and ``rel_ideal = sqrt(mean_m rel_var_ideal_m / M)`` the ideal-sampler value
     (a floor: imperfect mixing only adds variance). With ``M = 1``, ``rel = rel_ideal`` and a
-    normal quantile.
+    normal quantile; ``confidence`` is ``config.confidence``.
     """
+    confidence = config.confidence
     log_p = np.asarray(runs.log_estimate, np.float64)
     status = np.asarray(runs.status)
     m = log_p.shape[-1]
@@ -407,100 +436,52 @@ def summarize(runs: SplittingRuns, config: SplittingConfig, confidence: float = 
     log10 = log_mean / ln10
     half = quantile * rel / ln10
     to_scalar = (lambda a: a.item()) if log10.ndim == 0 else (lambda a: a)
-    return SplittingEstimate(
-        estimate=to_scalar(np.exp(log_mean)), log10_estimate=to_scalar(log10),
-        ci_low=to_scalar(10.0 ** (log10 - half)), ci_high=to_scalar(10.0 ** (log10 + half)),
-        log10_ci_low=to_scalar(log10 - half), log10_ci_high=to_scalar(log10 + half),
-        rel_std=to_scalar(rel), rel_std_ideal=to_scalar(rel_ideal), confidence=confidence,
-        n_levels=to_scalar(np.rint(np.mean(np.asarray(runs.n_levels), axis=-1)).astype(np.int64)),
-        n_evaluations=to_scalar(np.sum(np.asarray(runs.n_evaluations, np.int64), axis=-1)),
-        n_particles=config.n_particles, n_repeats=m, status=to_scalar(names),
+    return estimates.LogRateEstimate(
+        value=to_scalar(np.exp(log_mean)),
+        lower=to_scalar(10.0 ** (log10 - half)), upper=to_scalar(10.0 ** (log10 + half)),
+        log10_value=to_scalar(log10), log10_lower=to_scalar(log10 - half), log10_upper=to_scalar(log10 + half),
+        confidence=confidence, rel_std=to_scalar(rel), rel_std_ideal=to_scalar(rel_ideal),
+        evaluations=to_scalar(np.sum(np.asarray(runs.n_evaluations, np.int64), axis=-1)),
+        runs=m, particles=config.n_particles,
+        levels=to_scalar(np.rint(np.mean(np.asarray(runs.n_levels), axis=-1)).astype(np.int64)),
         log10_level_probability=to_scalar(np.max(np.asarray(runs.log_level_probability, np.float64), axis=-1)
                                           / ln10),
-        acceptance=to_scalar(np.mean(np.asarray(runs.acceptance, np.float64), axis=-1)))
+        acceptance=to_scalar(np.mean(np.asarray(runs.acceptance, np.float64), axis=-1)),
+        method="splitting", status=to_scalar(names))
 
 
-def _check(sphere: str, radius, dim: int, config: SplittingConfig, confidence: float) -> tuple[int, float]:
-    if sphere not in ("inner", "outer"):
-        raise InputError("sphere", f"must be 'inner' or 'outer', got {sphere!r}")
-    if radius is None:
-        radius = INNER_RADIUS if sphere == "inner" else OUTER_RADIUS
-    radius = float(radius)
-    if not (radius > 0 and math.isfinite(radius)):
-        raise InputError("radius", f"must be a finite number > 0, got {radius}")
-    if not (isinstance(dim, (int, np.integer)) and dim >= 2):
-        raise InputError("dim", f"must be an integer >= 2, got {dim!r}")
-    if config.n_particles < 2:
-        raise InputError("n_particles", f"must be >= 2, got {config.n_particles}")
-    if config.n_repeats < 1:
-        raise InputError("n_repeats", f"must be >= 1, got {config.n_repeats}")
-    if config.n_steps < 1:
-        raise InputError("n_steps", f"must be >= 1, got {config.n_steps}")
-    if not 0 < config.kill_fraction < 1:
-        raise InputError("kill_fraction", f"must lie in (0, 1), got {config.kill_fraction}")
-    if config.max_levels < 1:
-        raise InputError("max_levels", f"must be >= 1, got {config.max_levels}")
-    if not 0 < config.target_acceptance < 1:
-        raise InputError("target_acceptance", f"must lie in (0, 1), got {config.target_acceptance}")
-    if not 0 < config.theta0 <= _THETA_MAX:
-        raise InputError("theta0", f"must lie in (0, pi/2], got {config.theta0}")
-    if not 0 < confidence < 1:
-        raise InputError("confidence", f"must lie in (0, 1), got {confidence}")
-    return (0 if sphere == "inner" else 1), radius
+def measure(key: jax.Array, logit_fn: LogitFn, params: Any, config: SplittingConfig) -> estimates.LogRateEstimate:
+    """Estimate ``P(model misclassifies x)``, ``x`` uniform on ``config.sphere``, by AMS, for ONE model.
 
-
-def estimate_error_rate(key: jax.Array, logit_fn: LogitFn, params: Any, dim: int, sphere: str = "inner",
-                        radius: float | None = None, *, confidence: float = 0.95,
-                        config: SplittingConfig | None = None, **overrides) -> SplittingEstimate:
-    """Estimate ``P(model misclassifies x)``, ``x`` uniform on the inner or outer sphere, by AMS.
+    ``make_splitting(logit_fn, config)(key, params)``: compiles on every call; build the
+    :class:`Splitting` once with :func:`make_splitting` to measure many models.
 
     Args:
       key: a ``jax.random.key``.
       logit_fn: per-example classifier ``logit_fn(params, x) -> scalar`` (x of shape ``(dim,)``).
-      params: the classifier's pytree.
-      dim: ambient dimension ``d``.
-      sphere: "inner" (label 0, default radius 1) or "outer" (label 1, default radius 1.3).
-      radius: sphere radius (default by ``sphere``).
-      confidence: nominal coverage of the interval.
-      config: a :class:`SplittingConfig`; ``overrides`` replace its fields (e.g. ``n_particles=1000``).
+      params: the classifier's pytree (no model axis).
+      config: a :class:`SplittingConfig` (sphere, outer radius, sampler settings).
     Returns:
-      a :class:`SplittingEstimate` with scalar fields.
+      a :class:`~spheres.maths.stats.LogRateEstimate` with scalar fields.
     """
-    config = (config or SplittingConfig())._replace(**overrides)
-    label, radius = _check(sphere, radius, dim, config, confidence)
-    runs = run_repeats(key, logit_fn, params, dim, label, radius, config)
-    return summarize(runs, config, confidence)
+    return make_splitting(logit_fn, config)(key, params)
 
 
-def estimate_error_rate_ensemble(keys: jax.Array, logit_fn: LogitFn, params: Any, dim: int,
-                                 sphere: str = "inner", radius: float | None = None, *,
-                                 confidence: float = 0.95, config: SplittingConfig | None = None,
-                                 **overrides) -> SplittingEstimate:
-    """:func:`estimate_error_rate` for ``n_models`` models in one compiled call.
+def ellipsoid_params(alphas: ArrayLike, config: SplittingConfig) -> dict[str, jax.Array]:
+    """Parameters of the ellipsoid classifier "outer iff sum_i alpha_i x_i^2 > 1" (PAPER.md s.5) for
+    :func:`spheres.maths.classifiers.ellipsoid_logit`, checked against ``config.dim``.
 
     Args:
-      keys: shape ``(n_models,)``; member ``i`` uses ``keys[i]`` exactly as the single call would.
-      params: pytree whose every leaf has a leading axis of length ``n_models``.
-    Returns:
-      a :class:`SplittingEstimate` whose fields have shape ``(n_models,)``.
-    """
-    config = (config or SplittingConfig())._replace(**overrides)
-    label, radius = _check(sphere, radius, dim, config, confidence)
-    runs = run_ensemble(keys, logit_fn, params, dim, label, radius, config)
-    return summarize(runs, config, confidence)
-
-
-def estimate_ellipsoid_error_rate(key: jax.Array, alphas: ArrayLike, sphere: str = "inner",
-                                  radius: float | None = None, **kwargs) -> SplittingEstimate:
-    """AMS error rate of the ellipsoid classifier "outer iff sum_i alpha_i x_i^2 > 1" (PAPER.md s.5).
-
-    Args:
-      key: a ``jax.random.key``.
-      alphas: shape ``(d,)``, the classifier's coefficients (any real values).
-      sphere, radius, kwargs: as :func:`estimate_error_rate`.
+      alphas: shape ``(d,)``, the classifier's coefficients (any finite real values), ``d = config.dim``.
     """
     alphas = np.asarray(alphas, np.float64)
     if alphas.ndim != 1 or alphas.size < 2 or not np.all(np.isfinite(alphas)):
         raise InputError("alphas", f"must be a finite vector of length >= 2, got shape {alphas.shape}")
-    return estimate_error_rate(key, ellipsoid_logit, {"alphas": jnp.asarray(alphas, jnp.float32)},
-                               alphas.size, sphere, radius, **kwargs)
+    if alphas.size != config.dim:
+        raise InputError("alphas", f"{alphas.size} alphas for a measurement in dimension {config.dim}")
+    return {"alphas": jnp.asarray(alphas, jnp.float32)}
+
+
+def measure_ellipsoid(key: jax.Array, alphas: ArrayLike, config: SplittingConfig) -> estimates.LogRateEstimate:
+    """:func:`measure` of the ellipsoid classifier with coefficients ``alphas`` (shape ``(config.dim,)``)."""
+    return measure(key, ellipsoid_logit, ellipsoid_params(alphas, config), config)
