@@ -276,11 +276,12 @@ def test_more_nets_graded(name):
 def test_deterministic_and_vmap_equals_per_point(cases):
     c = cases[1]
     layers = certify.fold_layers(c["v"])
-    for m, cfg in CFG.items():
+    for m in ("crown",):
+        cfg = CFG[m]
+        # a fresh compile of the same program gives the same bits
+        certify._EXECUTABLES.clear()
         again = certify.certified_radius(jax.random.key(1), c["logit_fn"], c["v"], c["xs"], c["labels"], cfg)
         np.testing.assert_array_equal(again.radii, c["radii"][m].radii)
-        if m == "lipschitz":
-            continue
         one = jax.jit(lambda x, y, cfg=cfg: certify.certified_radius_point(layers, x, y, cfg).radius)
         single = np.array([float(one(x, y)) for x, y in zip(c["xs"][:6], c["labels"][:6])])
         # batched and single programs round differently (~1e-7 of the logit), which moves the
@@ -313,8 +314,8 @@ def test_ensemble_members_equal_single_models(cases):
     v2["params"]["norm0"]["bias"] = v2["params"]["norm0"]["bias"] + 0.05
     stacked = jax.tree.map(lambda a, b: jnp.stack([a, b]), c0["v"], v2)
     res = certify.certify_checkpoint(jax.random.key(0), c0["logit_fn"], stacked, c0["xs"], c0["labels"],
-                                     config=CFG["crown"])
-    assert set(res) == set(certify.METHODS)
+                                     methods=("crown", "lipschitz"), config=CFG["crown"])
+    assert set(res) == {"crown", "lipschitz"}
     for m, est in res.items():
         assert est.radii.shape == (2, c0["xs"].shape[0]) and est.mean.shape == (2,)
         np.testing.assert_allclose(est.radii[0], c0["radii"][m].radii, rtol=1e-5, atol=1e-6)
@@ -392,6 +393,7 @@ def test_upper_bounds_only_narrow_the_bracket(cases):
 def test_bound_flops_counts():
     shapes = [(500, 1000), (1000, 1000), (1000, 1)]
     assert certify.bound_flops(shapes, "lipschitz") == 2 * (500_000 + 1_000_000 + 1000)
+    assert certify.bound_flops(shapes, "ibp") == 4 * (1_000_000 + 1000)
     crown = certify.bound_flops(shapes, "crown")
     # dominated by the 2000 rows of layer 1 pushed through W_0: 2 * 2000 * 1000 * 500 = 2e9
     assert 2.0e9 <= crown <= 2.1e9
