@@ -312,3 +312,44 @@ def test_bad_input():
         assert info.value.field == field
     with pytest.raises(InputError, match="points"):
         attacks.attack(ellipsoid_logit, {"alphas": jnp.ones(3)}, jnp.ones(3), 0)
+
+
+# ----------------------------------------------------------------------------- restarts and the strict bound
+
+def test_restart_points_stay_on_the_sphere_at_the_requested_chord():
+    xs = jax.vmap(lambda k: sample_sphere(k, 12, 1.3))(jax.random.split(jax.random.key(3), 20))
+    starts = attacks.restart_points(jax.random.key(4), xs, 0.2)
+    np.testing.assert_allclose(np.linalg.norm(starts, axis=1), 1.3, rtol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(starts - xs, axis=1), 0.2 * 1.3, rtol=1e-4)
+
+
+def test_a_start_at_x_changes_nothing():
+    params = {"u": jnp.ones(10), "t": jnp.float32(0.6)}
+    x = sample_sphere(jax.random.key(5), 10)
+    a = attacks.nearest_error(cap_logit, params, x, 0)
+    b = attacks.nearest_error(cap_logit, params, x, 0, start=x)
+    for f in a._fields:
+        np.testing.assert_array_equal(np.asarray(getattr(a, f)), np.asarray(getattr(b, f)))
+
+
+def test_a_restart_finds_what_a_starved_ascent_missed_and_measures_from_x():
+    """A cap far from x: one ascent step cannot reach it from x, but can from a start next to it; the
+    distance is still measured from x and lands on the closed form (chord to the cap's edge)."""
+    d, t = 10, 0.8
+    u = jnp.zeros(d).at[0].set(1.0)
+    params = {"u": u, "t": jnp.float32(t)}
+    x = jnp.zeros(d).at[1].set(1.0)  # 90 degrees from the cap's centre
+    starved = attacks.AttackSchedule(ascent_steps=1, max_step=0.01, min_step=0.001)
+    assert not bool(attacks.nearest_error(cap_logit, params, x, 0, starved).found)
+    start = jnp.zeros(d).at[0].set(0.75).at[1].set(float(np.sqrt(1 - 0.75**2)))  # just outside the cap
+    res = attacks.nearest_error(cap_logit, params, x, 0, starved, start=start)
+    exact = 2 * np.sin((np.pi / 2 - np.arccos(t)) / 2)
+    assert bool(res.found) and float(res.distance) == pytest.approx(exact, rel=2e-3)
+
+
+def test_strict_upper_bound_counts_failures_at_the_diameter():
+    res = attacks.AttackResult(distance=jnp.array([[0.1, jnp.nan, 0.3, 0.2], [jnp.nan] * 4]),
+                               point=jnp.zeros((2, 4, 3)), found=jnp.array([[True, False, True, True], [False] * 4]),
+                               initially_wrong=jnp.zeros((2, 4), bool), ascent_steps=jnp.zeros((2, 4), jnp.int32))
+    upper = attacks.strict_upper_bound(res, 1.3)
+    assert upper[0] == pytest.approx((0.1 + 2.6 + 0.3 + 0.2) / 4) and np.isnan(upper[1])

@@ -247,7 +247,8 @@ FLAT = _Manifold(tangent=lambda y, v: v, retract=lambda y, v, r: y + v,
 
 
 def nearest_error(logit_fn: LogitFn, params: Any, x: ArrayLike, label: ArrayLike,
-                  config: AttackSchedule = AttackSchedule(), on_manifold: bool = True) -> AttackResult:
+                  config: AttackSchedule = AttackSchedule(), on_manifold: bool = True,
+                  start: ArrayLike | None = None) -> AttackResult:
     """Attack ONE point ``x`` (shape ``(d,)``) of class ``label`` (0 inner, 1 outer); see module docstring.
 
     Args:
@@ -257,6 +258,9 @@ def nearest_error(logit_fn: LogitFn, params: Any, x: ArrayLike, label: ArrayLike
       label: int scalar, the true class of ``x``.
       config: the static :class:`AttackSchedule`.
       on_manifold: sphere-constrained (True) or free (False) search.
+      start: where the ascent starts (a restart; on the sphere of ``x`` on-manifold); the refinement
+        still descends toward ``x`` and the distance is from ``x``, so the result is an upper bound
+        on ``x``'s nearest-error distance as always. ``None``: start at ``x``.
     Returns:
       :class:`AttackResult` with scalar fields (``point`` of shape ``(d,)``).
     """
@@ -273,8 +277,9 @@ def nearest_error(logit_fn: LogitFn, params: Any, x: ArrayLike, label: ArrayLike
         return logit, s, man.tangent(y, gs)
 
     # 1. ascent to the first flip
-    logit0, s0, g0 = score_and_tangent_grad(x)
-    wrong0 = misclassified(logit0, label)
+    y0 = x if start is None else jnp.asarray(start, dtype)
+    logit0, s0, g0 = score_and_tangent_grad(y0)
+    wrong0 = misclassified(logit0 if start is None else logit_fn(params, x), label)
 
     def ascent_cond(c):
         logit, k = c[2], c[5]
@@ -296,7 +301,7 @@ def nearest_error(logit_fn: LogitFn, params: Any, x: ArrayLike, label: ArrayLike
         return (y, y_new, logit, s_new, gt_new, k + 1, factor, n)
 
     factor0 = jnp.asarray(config.overshoot / config.ascent_growth, dtype)
-    init = (x, x, logit0, s0, g0, jnp.int32(0), factor0, normalize(g0))
+    init = (y0, y0, logit0, s0, g0, jnp.int32(0), factor0, normalize(g0))
     y_prev, y_wrong, logit_last, _, _, steps, _, _ = jax.lax.while_loop(ascent_cond, ascent_body, init)
     flipped = misclassified(logit_last, label)
 
@@ -369,6 +374,8 @@ class Attack:
         :class:`AttackResult` of arrays ``(n,)`` / ``(n, d)`` (:func:`nearest_error` vmapped over
         points, full float32 matmuls); batch it over models with ``jax.vmap(program, (0, None, None))``.
       compiled: ``jax.jit(program)``, what a single-model call runs.
+      restart_program: like ``program`` with the ascent's starts given separately:
+        ``(params, xs (n, d), starts (n, d), labels (n,))`` (see :func:`restart_points`).
     """
 
     logit_fn: LogitFn
@@ -376,6 +383,7 @@ class Attack:
     on_manifold: bool
     program: Callable
     compiled: Callable
+    restart_program: Callable | None = None
 
     def __call__(self, params: Any, xs: ArrayLike, labels: ArrayLike | int = 0) -> AttackResult:
         """Attack the points ``xs`` (shape ``(n, d)``) of class ``labels`` (int or shape ``(n,)``) of ONE model."""
@@ -407,9 +415,44 @@ def make_attack(logit_fn: LogitFn, schedule: AttackSchedule = AttackSchedule(), 
         with jax.default_matmul_precision(MATMUL_PRECISION):
             return nearest_error(logit_fn, params, x, label, schedule, on_manifold)
 
+    def one_from(params, x, start, label):
+        with jax.default_matmul_precision(MATMUL_PRECISION):
+            return nearest_error(logit_fn, params, x, label, schedule, on_manifold, start=start)
+
     program = jax.vmap(one, in_axes=(None, 0, 0))
     return Attack(logit_fn=logit_fn, schedule=schedule, on_manifold=on_manifold, program=program,
-                  compiled=jax.jit(program))
+                  compiled=jax.jit(program), restart_program=jax.vmap(one_from, in_axes=(None, 0, 0, 0)))
+
+
+def restart_points(key: jax.Array, xs: ArrayLike, jitter: float) -> jax.Array:
+    """New starts for points whose attack failed: each ``x`` moved along a random tangent direction by
+    a chord of ``jitter * ||x||`` (a great-circle move; still on the sphere of ``x``).
+
+    Args:
+      key: a ``jax.random.key``.
+      xs: ``(n, d)`` points.
+      jitter: the move as a fraction of the radius, in ``(0, 2)``.
+    Returns:
+      ``(n, d)`` starts.
+    """
+    xs = jnp.asarray(xs)
+    g = jax.random.normal(key, xs.shape, xs.dtype)
+    angle = 2.0 * jnp.arcsin(jnp.asarray(jitter, xs.dtype) / 2.0)  # chord c = 2 r sin(theta / 2)
+    return jax.vmap(lambda x, v: rotate_toward(x, v, angle))(xs, g)
+
+
+def strict_upper_bound(result: AttackResult, radius: float) -> Any:
+    """The mean nearest-error distance with every failure counted at ``2 radius``, the largest chord on
+    the sphere: a strict upper bound on the points' mean distance to the error set whatever the
+    failures hide (``nan`` where no point found an error: then no error set may exist at all).
+
+    ``(n,)`` distances give a Python float; ``(M, n)`` give ``(M,)``.
+    """
+    d = np.asarray(result.distance, np.float64)
+    found = np.asarray(result.found, bool)
+    filled = np.where(found, d, 2.0 * radius)
+    out = np.where(found.any(axis=-1), filled.mean(axis=-1), np.nan)
+    return float(out) if out.ndim == 0 else out
 
 
 def attack(logit_fn: LogitFn, params: Any, xs: ArrayLike, labels: ArrayLike | int = 0, *,

@@ -25,7 +25,7 @@ from typing import Any
 
 from spheres.core.errors import InputError
 from spheres.maths.geometry import INNER_RADIUS
-from spheres.nets.config import check_int
+from spheres.core.config import check_float, check_int
 
 #: the two spheres of the task, in the order inner (label 0), outer (label 1)
 SPHERES = ("inner", "outer")
@@ -84,6 +84,11 @@ class MeasureConfig:
       splitting_repeats: independent splitting runs per estimate (the interval comes from their spread).
       splitting_max_levels: level cap (half the particles die per level, so rates below about
         2^-max_levels are reported as out of reach, never as a number).
+      attack_restarts: rounds of restarts for points whose attack found no error: each round starts
+        the ascent from a random great-circle move of the point (``restart_jitter`` of the radius,
+        growing with the round) with ``restart_budget`` times the ascent budget; 0 disables them.
+      restart_budget: factor on the ascent budget of a restart (>= 1).
+      restart_jitter: chord of the first restart's move, as a fraction of the radius, in (0, 1].
       seed: measurement seed.
       steps: checkpoint steps to measure (empty: all saved checkpoints).
     """
@@ -95,13 +100,18 @@ class MeasureConfig:
     splitting_particles: int = 500
     splitting_repeats: int = 8
     splitting_max_levels: int = 200
+    attack_restarts: int = 2
+    restart_budget: int = 4
+    restart_jitter: float = 0.1
     seed: int = 0
     steps: tuple[int, ...] = ()
 
     def __post_init__(self):
         for name, lo in (("mc_samples", 1), ("attack_points", 2), ("min_errors", 1), ("splitting_particles", 10),
-                         ("splitting_repeats", 1), ("splitting_max_levels", 1), ("seed", 0)):
+                         ("splitting_repeats", 1), ("splitting_max_levels", 1), ("attack_restarts", 0),
+                         ("restart_budget", 1), ("seed", 0)):
             check_int("--" + name.replace("_", "-"), getattr(self, name), lo)
+        check_float("--restart-jitter", self.restart_jitter, 0.0, lo_open=True, hi=1.0)
         if self.method not in METHODS:
             raise InputError("--method", f"unknown method {self.method!r}; allowed: {', '.join(METHODS)}")
 

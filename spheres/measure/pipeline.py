@@ -55,6 +55,7 @@ from spheres.measure.config import METHODS, SPHERES, MeasureConfig, sphere_label
 from spheres.nets.config import ExperimentConfig
 from spheres.nets.models import make_logit_fn, quadratic_weights
 from spheres.nets.runs import Run, load_run
+from spheres.nets.train import EVAL_SIZE
 
 __all__ = ["METHODS", "MEASURE_DIR", "SETTINGS_FILE", "TABLE_FILE", "MeasureConfig", "RunMeasurement",
            "make_run_measurement", "measure_step", "measure_run"]
@@ -79,6 +80,9 @@ class RunMeasurement(NamedTuple):
       splitting_models: ``jit`` of ``lax.map(splitting.program)`` over ``(key, params)``.
       attack: the :class:`~spheres.measure.attacks.AttackConfig` of the d(E) measurement.
       attack_models: ``jit(vmap(Attack.program))`` over ``params``, the same points for every model.
+      attack_outer: the same measurement on the outer sphere (radius R, label 1).
+      restart_models: ``jit(vmap(Attack.restart_program))`` of the restart schedule (a larger ascent
+        budget) over ``params``: points whose attack failed are searched again from moved starts.
     """
 
     logit_fn: Callable
@@ -88,6 +92,8 @@ class RunMeasurement(NamedTuple):
     splitting_models: Callable
     attack: attacks.AttackConfig
     attack_models: Callable
+    attack_outer: attacks.AttackConfig
+    restart_models: Callable
 
 
 def make_run_measurement(cfg: ExperimentConfig, mcfg: MeasureConfig) -> RunMeasurement:
@@ -101,6 +107,9 @@ def make_run_measurement(cfg: ExperimentConfig, mcfg: MeasureConfig) -> RunMeasu
         n_repeats=mcfg.splitting_repeats, max_levels=mcfg.splitting_max_levels))
     attack_cfg = attacks.AttackConfig(dim=dim, points=mcfg.attack_points, sphere="inner", outer_radius=radius)
     search = attacks.make_attack(logit_fn, attack_cfg.schedule, attack_cfg.on_manifold)
+    longer = dataclasses.replace(attack_cfg.schedule,
+                                 ascent_steps=attack_cfg.schedule.ascent_steps * mcfg.restart_budget)
+    restart = attacks.make_attack(logit_fn, longer, attack_cfg.on_manifold)
 
     def split_models(keys, params, *traced):
         return jax.lax.map(lambda kp: split.program(kp[0], kp[1], *traced), (keys, params))
@@ -109,7 +118,9 @@ def make_run_measurement(cfg: ExperimentConfig, mcfg: MeasureConfig) -> RunMeasu
         logit_fn=logit_fn,
         monte_carlo=mc, monte_carlo_models=jax.jit(jax.vmap(mc.program, in_axes=mc.model_axes)),
         splitting=split, splitting_models=jax.jit(split_models),
-        attack=attack_cfg, attack_models=jax.jit(jax.vmap(search.program, in_axes=(0, None, None))))
+        attack=attack_cfg, attack_models=jax.jit(jax.vmap(search.program, in_axes=(0, None, None))),
+        attack_outer=dataclasses.replace(attack_cfg, sphere="outer"),
+        restart_models=jax.jit(jax.vmap(restart.restart_program, in_axes=(0, None, None, None))))
 
 
 def _member_keys(key: jax.Array, n: int) -> jax.Array:
@@ -176,8 +187,10 @@ def measure_step(run: Run, step: int, mcfg: MeasureConfig,
     rows = []
     for i, member in enumerate(run.members):
         metric = next((r for r in run.metrics if r["member"] == i and r["step"] == step), {})
-        rows.append({**member, "model": cfg.model.name, "dim": dim, "step": step,
+        n = member["train_size"]
+        rows.append({**member, "model": cfg.model.name, "dim": dim, "outer_radius": radius, "step": step,
                      "loss": metric.get("loss"), "accuracy": metric.get("accuracy"),
+                     "accuracy_samples": min(n, EVAL_SIZE) if n else EVAL_SIZE,
                      **_rate_columns("mu_inner", mc.inner, i), **_rate_columns("mu_outer", mc.outer, i)})
 
     for sphere, rates in zip(SPHERES, mc):
@@ -192,28 +205,61 @@ def measure_step(run: Run, step: int, mcfg: MeasureConfig,
         for j, i in enumerate(need):
             rows[i].update(_splitting_columns(f"mu_{sphere}", est, j))
 
-    xs, labels = attacks.check_points(attacks.start_points(k_attack, m.attack), m.attack.label)
-    result = m.attack_models(variables, xs, labels)
-    for i in range(n_members):
-        s = attacks.summarize(jax.tree.map(lambda a: a[i], result), m.attack.confidence)
-        rows[i].update(attack_mean_distance=_finite(s.value), attack_mean_distance_se=_finite(s.se),
-                       attack_points=s.points, attack_failures=s.failures)
+    points = {}
+    for sphere, acfg, prefix in (("inner", m.attack, "attack"), ("outer", m.attack_outer, "attack_outer")):
+        k = k_attack if sphere == "inner" else jax.random.fold_in(k_attack, 1)
+        xs, labels = attacks.check_points(attacks.start_points(k, acfg), acfg.label)
+        first = m.attack_models(variables, xs, labels)
+        result, restarted = _restart(m, variables, xs, labels, first, jax.random.fold_in(k, 2), mcfg)
+        upper = attacks.strict_upper_bound(result, acfg.radius)
+        for i in range(n_members):
+            s = attacks.summarize(jax.tree.map(lambda a: a[i], result), acfg.confidence)
+            rows[i].update({f"{prefix}_mean_distance": _finite(s.value), f"{prefix}_mean_distance_se": _finite(s.se),
+                            f"{prefix}_points": s.points, f"{prefix}_failures": s.failures,
+                            f"{prefix}_upper_bound": _finite(upper[i]), f"{prefix}_restarted": int(restarted[i])})
+        xs64 = np.asarray(xs, np.float64)
+        points[sphere] = xs64 / np.linalg.norm(xs64, axis=1, keepdims=True) * acfg.radius
 
     if cfg.model.arch == "quad":
-        xs64 = np.asarray(xs, np.float64)
-        xs64 /= np.linalg.norm(xs64, axis=1, keepdims=True)
         for i in range(n_members):
-            rows[i].update(_quadratic_columns(jax.tree.map(lambda a: np.asarray(a[i]), variables), xs64, radius))
+            rows[i].update(_quadratic_columns(jax.tree.map(lambda a: np.asarray(a[i]), variables), points, radius))
     return rows
 
 
-def _quadratic_columns(variables: Any, xs: np.ndarray, radius: float) -> dict[str, Any]:
-    """Exact values for one quad net on the attack's points ``xs`` (float64, ``(n, d)`` on the unit sphere)."""
+def _restart(m: RunMeasurement, variables: Any, xs: jax.Array, labels: jax.Array, result: attacks.AttackResult,
+             key: jax.Array, mcfg: MeasureConfig) -> tuple[attacks.AttackResult, np.ndarray]:
+    """Search again, from moved starts with a larger budget, every point whose attack found no error.
+
+    Round ``r`` moves each point by a chord of ``min(restart_jitter (r + 1), 1)`` of its radius. A
+    point keeps its first result unless it failed there and a restart found an error. Returns the
+    merged result and, per model, how many points a restart rescued.
+    """
+    result = jax.tree.map(np.asarray, result)
+    first_failed = ~result.found
+    for r in range(mcfg.attack_restarts):
+        failed = ~result.found
+        if not failed.any():
+            break
+        starts = attacks.restart_points(jax.random.fold_in(key, r), xs, min(mcfg.restart_jitter * (r + 1), 1.0))
+        new = jax.tree.map(np.asarray, m.restart_models(variables, xs, starts, labels))
+        take = failed & new.found
+        result = jax.tree.map(lambda a, b: np.where(take.reshape(take.shape + (1,) * (a.ndim - 2)), b, a),
+                              result, new)
+    return result, np.sum(first_failed & result.found, axis=1)
+
+
+def _quadratic_columns(variables: Any, points: dict[str, np.ndarray], radius: float) -> dict[str, Any]:
+    """Exact values for one quad net on the attack's points (float64 ``(n, d)`` on each sphere)."""
     dec = quadratic.alphas_from_weights(*quadratic_weights(variables))
     exact = quadratic.error_rates(dec.alphas, radius, dec.orientation)
     clt = quadratic.clt_error_rates(dec.alphas, radius, dec.orientation)
-    dist = quadratic.mean_nearest_error_distance(dec.alphas, xs @ dec.rotation, 1.0, orientation=dec.orientation)
+    dist = quadratic.mean_nearest_error_distance(dec.alphas, points["inner"] @ dec.rotation, 1.0,
+                                                 orientation=dec.orientation)
+    dist_out = quadratic.mean_nearest_error_distance(dec.alphas, points["outer"] @ dec.rotation, radius,
+                                                     orientation=dec.orientation, label=1)
     return {
+        "exact_mean_distance_outer": _finite(dist_out.mean), "exact_mean_distance_outer_se": _finite(dist_out.se),
+        "exact_unreachable_outer": dist_out.n_unreachable,
         "orientation": dec.orientation.value,
         "exact_mu_inner": exact.inner, "exact_mu_outer": exact.outer,
         "exact_mu_inner_log10": _finite(exact.log10_inner), "exact_mu_outer_log10": _finite(exact.log10_outer),

@@ -125,12 +125,13 @@ class ResultRow:
     ratio_outer_se: float | None = None
     consistent_outer: int | None = None
     clt_mu_outer: float | None = None
+    exact_distance_outer: float | None = None
     selected: int | None = None
 
     @classmethod
     def from_measurement(cls: type[Row], m: dict[str, Any], **extra: Any) -> Row:
         """The row of one measurement (a row of ``measurements.csv``); ``extra`` fills other fields."""
-        radius = float(m.get("outer_radius") or 1.3)
+        radius = float(m["outer_radius"])
         inner, outer = _sphere(m, "inner"), _sphere(m, "outer")
         checks = {}
         for name, s, r in (("inner", inner, 1.0), ("outer", outer, radius)):
@@ -163,7 +164,7 @@ class ResultRow:
             distance_outer_failures=outer["failures"], distance_outer_upper=outer["upper_bound"],
             optimal_distance_outer=co.optimal_distance, ratio_outer=co.ratio, ratio_outer_se=ratio_se(outer, co),
             consistent_outer=None if checks["outer"].consistent is None else int(checks["outer"].consistent),
-            clt_mu_outer=m.get("clt_mu_outer"), **extra)
+            clt_mu_outer=m.get("clt_mu_outer"), exact_distance_outer=m.get("exact_mean_distance_outer"), **extra)
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
