@@ -65,6 +65,7 @@ def summary_lines(report: dict) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from spheres.cli._common import check_output_dir
     from spheres.core.errors import InputError
     from spheres.experiments.reproduce import EXPERIMENTS, load_reproduce_config, reproduce
     from spheres.nets.train import initialize_distributed
@@ -81,6 +82,9 @@ def run(args: argparse.Namespace) -> int:
                 raise InputError("--only", f"unknown experiment {name!r}; allowed: {', '.join(EXPERIMENTS)}")
         cfg = type(cfg)(**{**cfg.__dict__, "experiments": tuple(n for n in cfg.experiments if n in args.only)})
     out = Path(args.out) if args.out else Path("results") / ("quick" if args.quick else "full")
+    check_output_dir(out, "--out")
+    if args.figures:
+        check_output_dir(args.figures, "--figures")
     print(f"reproducing {', '.join(cfg.experiments)} from {path} into {out}/ (re-run the same command to resume)")
     parts = ["spheres reproduce"] + (["--quick"] if args.quick else []) + (
         [f"--config {args.config}"] if args.config else []) + [f"--only {n}" for n in args.only] + (
