@@ -29,7 +29,9 @@ column (``figures/quadratic_alphas.csv``), or a ``.npy`` array (loaded with ``al
 it must hold at least 2 finite values, all ``>= 0`` (a quadratic network's alphas are
 ``|w| s_i^2 / |b| >= 0``). ``--run RUN_DIR`` instead decomposes every member of a trained quad-net
 run at ``--step`` (default: the last checkpoint) with the run's outer radius and the orientation
-given by the signs of its ``(w, b)``.
+given by the signs of its ``(w, b)``; with ``--json`` it prints one object per member: the member's
+``member, model_seed, learning_rate, train_size, step, model`` and the keys of the ``--alphas``
+report (whose ``seed`` is the seed of the points).
 """
 
 from __future__ import annotations
@@ -482,13 +484,16 @@ def run(args: argparse.Namespace) -> int:
             raise InputError("--attack", f"member {member['member']} is degenerate ({orientation}): only the exact "
                              "analysis applies; drop --attack and --method")
         summary = quadratic_summary(alphas, radius, args.points, args.seed, orientation, args.attack, args.method)
-        results.append({**member, "step": step, "model": run.config.model.name, **summary})
+        # "seed" is the summary's (the seed of the points); the net's own seed is "model_seed"
+        results.append({"member": member["member"], "model_seed": member["seed"],
+                        "learning_rate": member["learning_rate"], "train_size": member["train_size"],
+                        "step": step, "model": run.config.model.name, **summary})
     if args.json:
         print(json.dumps(results, allow_nan=False))
         return 0
     for r in results:
         n = r["train_size"] or "online"
-        print(f"== member {r['member']} (seed {r['seed']}, learning rate {r['learning_rate']:g}, N = {n}), "
+        print(f"== member {r['member']} (seed {r['model_seed']}, learning rate {r['learning_rate']:g}, N = {n}), "
               f"{r['model']} at step {step} of {run.path}")
         print(format_summary(r))
     return 0
