@@ -118,6 +118,9 @@ class TrainingPlan:
       seconds_per_step: measured wall time of one ensemble step (all members), or None if not timed.
       compile_seconds: wall time of the warm-up's first call (compilation plus a few steps), or None.
       devices: devices the ensemble is sharded over.
+      seconds_per_chunk: measured cost a chunk adds besides its steps (serialising the state, an
+        evaluation), or None.
+      chunks: chunks left to run.
     """
 
     model: str
@@ -128,11 +131,16 @@ class TrainingPlan:
     seconds_per_step: float | None
     compile_seconds: float | None
     devices: int
+    seconds_per_chunk: float | None = None
+    chunks: int = 0
 
     @property
     def remaining_seconds(self) -> float | None:
-        """Estimated training time left (steps not yet saved x seconds per step)."""
-        return None if self.seconds_per_step is None else (self.steps - self.done) * self.seconds_per_step
+        """Estimated training time left: steps not yet saved x seconds per step, plus chunks left x
+        seconds per chunk."""
+        if self.seconds_per_step is None:
+            return None
+        return (self.steps - self.done) * self.seconds_per_step + self.chunks * (self.seconds_per_chunk or 0.0)
 
     def line(self) -> str:
         """One line for the terminal, e.g. ``8 nets relu-w64-d2-bn x 2,000 steps at d = 20: about 4 s on
@@ -152,8 +160,10 @@ def plan_training(cfg: ExperimentConfig, out_dir: str | os.PathLike, warmup: boo
 
     The estimate comes from a timed warm-up on the fresh initial state (nothing is written and the
     run's own state is untouched: the engine's functions are pure): one short call that compiles
-    the chunk program, then calls timed over at least :data:`WARMUP_SECONDS`. The compiled
-    programs are cached per config (:func:`_trainer`), so training does not compile them again.
+    the chunk and evaluation programs, then chunk calls timed over at least
+    :data:`WARMUP_SECONDS` (never more steps than the run has), then one state serialisation and
+    evaluation (the cost every chunk adds). The compiled programs are cached per config
+    (:func:`_trainer`), so training does not compile them again.
 
     Args:
       cfg: the experiment.
@@ -168,7 +178,7 @@ def plan_training(cfg: ExperimentConfig, out_dir: str | os.PathLike, warmup: boo
     steps = cfg.train.steps
     n = cfg.train.ensemble_size
     devices = engine.ensemble_mesh(n).devices.size
-    per_step = first = None
+    per_step = first = per_chunk = None
     if warmup and done < steps:
         trainer = _trainer(cfg)
         hypers = engine.member_hypers(cfg)
@@ -176,6 +186,7 @@ def plan_training(cfg: ExperimentConfig, out_dir: str | os.PathLike, warmup: boo
         k = min(cfg.train.chunk_steps, steps, 10)
         t0 = time.perf_counter()
         jax.block_until_ready(trainer.ensemble_advance(states, hypers, np.int32(k)))
+        jax.block_until_ready(trainer.ensemble_evaluate(states, hypers))  # compiled here, not in training
         first = time.perf_counter() - t0
         elapsed, count = 0.0, 0
         while elapsed < WARMUP_SECONDS and count < steps:  # never longer than the run itself
@@ -186,8 +197,15 @@ def plan_training(cfg: ExperimentConfig, out_dir: str | os.PathLike, warmup: boo
             if dt < WARMUP_SECONDS / 4:
                 k = min(cfg.train.chunk_steps, 2 * k)
         per_step = elapsed / count
+        # what every chunk adds: serialising the state (and at checkpoints the variables and an evaluation)
+        t0 = time.perf_counter()
+        rundir.tree_to_bytes({"step": 0, "state": states})
+        rundir.tree_to_bytes(_leading(trainer.ensemble_evaluate(states, hypers), n))
+        per_chunk = time.perf_counter() - t0
+    chunks = [b for b in chunk_boundaries(cfg.train) if b > done]
     return TrainingPlan(model=cfg.model.name, members=n, steps=steps, dim=cfg.task.dim, done=done,
-                        seconds_per_step=per_step, compile_seconds=first, devices=devices)
+                        seconds_per_step=per_step, compile_seconds=first, devices=devices,
+                        seconds_per_chunk=per_chunk, chunks=len(chunks))
 
 
 def run_training(cfg: ExperimentConfig, out_dir: str | os.PathLike, progress: bool = True, *,
