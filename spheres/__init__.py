@@ -25,18 +25,18 @@ only by what needs it:
 Shortcuts: ``load_config``, ``run_training``, ``load_run``, ``measure_run``, ``MeasureConfig``,
 ``InputError``.
 
-Example (the README's)::
+Example (the README's; ``tests/test_api.py`` runs it as printed)::
 
     import numpy as np
     import spheres
 
-    print(spheres.theory.mean_distance_to_cap(1e-2, 500))      # optimal d(E) at mu(E) = 1%, d = 500
-    rates = spheres.quadratic.error_rates(np.linspace(0.8, 1.2, 500), 1.3)
-    print(rates.inner, rates.outer)                              # exact error rates of an ellipsoid
+    print(spheres.theory.mean_distance_to_cap(1e-2, 500))     # optimal d(E) at mu(E) = 1% in d = 500
+    rates = spheres.quadratic.error_rates(np.linspace(0.55, 1.05, 500), 1.3)
+    print(rates.inner, rates.outer)                             # exact error rates of an ellipsoid classifier
     cfg = spheres.load_config("experiments/configs/quick.toml")
     run = spheres.load_run(spheres.run_training(cfg, "runs/quick", progress=False))
-    cheap = spheres.MeasureConfig(mc_samples=20_000, attack_points=20, splitting_particles=100, splitting_repeats=2)
-    rows = spheres.measure_run(run.path, cheap, progress=False)  # one dict per model x checkpoint
+    budget = spheres.MeasureConfig(mc_samples=20_000, attack_points=20, method="monte_carlo")
+    rows = spheres.measure_run(run.path, budget, progress=False)  # one dict per model x checkpoint
     print(rows[-1]["mu_inner"], rows[-1]["attack_mean_distance"])
 """
 

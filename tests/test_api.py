@@ -72,7 +72,7 @@ def test_import_is_lazy_and_version_matches_the_package():
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["bound", "--help"], ["quadratic", "--help"], ["train", "--help"],
-                                  ["demo", "--help"], ["reproduce", "--help"]])
+                                  ["measure", "--help"], ["demo", "--help"], ["reproduce", "--help"]])
 def test_help_never_imports_jax_or_scipy(argv):
     out = _python("import sys\nfrom spheres import cli\ntry:\n    cli.main(%r)\nexcept SystemExit as e:\n"
                   "    assert e.code == 0, e.code\nprint('LOADED', sorted(m for m in ('jax', 'scipy', 'matplotlib', "
@@ -80,6 +80,12 @@ def test_help_never_imports_jax_or_scipy(argv):
     assert out.returncode == 0, out.stderr
     assert "usage: spheres" in out.stdout
     assert out.stdout.strip().splitlines()[-1] == "LOADED []"
+
+
+def test_the_docstring_shows_the_same_example():
+    import textwrap
+
+    assert textwrap.indent(EXAMPLE, "    ") in spheres.__doc__
 
 
 def test_example_first_lines_are_exact():

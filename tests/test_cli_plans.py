@@ -51,6 +51,16 @@ def tiny_run(tmp_path_factory):
     return out
 
 
+def test_measure_flag_defaults_are_the_library_defaults():
+    import dataclasses
+
+    from spheres.cli import measure
+    from spheres.measure import pipeline
+
+    assert measure.METHODS == pipeline.METHODS
+    assert measure.DEFAULTS == {k: v for k, v in dataclasses.asdict(pipeline.MeasureConfig()).items() if k != "steps"}
+
+
 def test_format_seconds_and_plan_line():
     plan = runs.TrainingPlan(model="relu-w1000-d2", members=6, steps=1_000_000, dim=500, done=0,
                              seconds_per_step=0.111, compile_seconds=3.0, devices=1)

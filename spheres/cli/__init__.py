@@ -21,7 +21,7 @@ import importlib
 import sys
 
 from spheres import __version__
-from spheres.cli import _signals
+from spheres.cli import _common, _signals
 from spheres.core.errors import InputError
 
 #: subcommand name -> module under spheres.cli
@@ -96,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"spheres {args.command}: {_signals.MESSAGE}", file=sys.stderr)
         status = _signals.status()
+    finally:
+        _common.reset_logging()
     if program and status in (_signals.SIGINT_STATUS, _signals.SIGTERM_STATUS):
         _signals.exit_now(status)
     return status

@@ -80,12 +80,20 @@ class _StderrHandler(logging.StreamHandler):
         super().emit(record)
 
 
-def setup_logging(command: str, args: argparse.Namespace) -> logging.Logger:
-    """Route the ``spheres`` loggers to stderr: INFO (progress lines when stderr is not a terminal),
-    DEBUG with ``--verbose``, WARNING with ``--quiet``. Returns the command's logger."""
+def reset_logging() -> None:
+    """Undo :func:`setup_logging` (``spheres.cli.main`` calls it after every command)."""
     root = logging.getLogger("spheres")
     for h in [h for h in root.handlers if isinstance(h, _StderrHandler)]:
         root.removeHandler(h)
+    root.setLevel(logging.NOTSET)
+    root.propagate = True
+
+
+def setup_logging(command: str, args: argparse.Namespace) -> logging.Logger:
+    """Route the ``spheres`` loggers to stderr: INFO (progress lines when stderr is not a terminal),
+    DEBUG with ``--verbose``, WARNING with ``--quiet``. Returns the command's logger."""
+    reset_logging()
+    root = logging.getLogger("spheres")
     handler = _StderrHandler()
     stamp = "" if sys.stderr.isatty() else "%(asctime)s "
     handler.setFormatter(logging.Formatter(f"{stamp}spheres {command}: %(message)s", "%Y-%m-%d %H:%M:%S"))

@@ -14,6 +14,11 @@ config), while the budgets describe one measurement of it, chosen after training
 ``RUN_DIR/measure/settings.json``. The defaults are the budgets behind the project's tables; the
 first example above (the README's) measures the quick run in seconds.
 
+Before measuring it prints one plan line (models, checkpoints, dimension, budgets, how many
+checkpoints an earlier attempt finished, "resumable"); the time estimate is logged after the
+first checkpoint, which is the warm-up (it is kept, not thrown away). ``--dry-run`` measures one
+checkpoint in memory to time it, prints the plan with the estimate and exits, writing nothing.
+
 Ctrl-C ends the process at once (exit 130): every finished checkpoint is saved as a cell and the
 same command resumes.
 """
@@ -41,10 +46,15 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from spheres.measure.pipeline import METHODS, MeasureConfig
+#: ``spheres.measure.pipeline.METHODS`` and the defaults of its ``MeasureConfig``, spelled out so that
+#: ``spheres measure --help`` does not import JAX (tests/test_cli_plans.py checks that they agree)
+METHODS = ("auto", "monte_carlo", "splitting")
+DEFAULTS = dict(mc_samples=100_000, attack_points=100, method="auto", min_errors=10, splitting_particles=500,
+                splitting_repeats=8, splitting_max_levels=200, seed=0)
 
-    d = MeasureConfig()
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    d = argparse.Namespace(**DEFAULTS)
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by `spheres train`")
     parser.add_argument("--mc-samples", type=_positive_int, default=d.mc_samples,
                         help=f"Monte Carlo samples per sphere and model (default {d.mc_samples})")
@@ -112,6 +122,9 @@ def run(args: argparse.Namespace) -> int:
         if s not in run.checkpoint_steps:
             raise InputError("--step", f"no checkpoint at step {s}; saved steps: "
                              f"{', '.join(map(str, run.checkpoint_steps)) or 'none (train the run first)'}")
+    if (run.path / pipeline.MEASURE_DIR / pipeline.SETTINGS_FILE).is_file():
+        # settings of an earlier attempt: refuse other settings before the plan (read-only when the file exists)
+        pipeline._check_settings(run.path / pipeline.MEASURE_DIR, mcfg)
     if not args.dry_run:
         _common.check_output_dir(run.path / pipeline.MEASURE_DIR, "RUN_DIR")
     store = CellStore(run.path / pipeline.MEASURE_DIR)

@@ -17,6 +17,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from spheres.cli import _common
+
 HELP = "reproduce the paper's experiments and figures (resumable; --quick for the CPU-sized budgets)"
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "experiments" / "configs"
@@ -34,6 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only", metavar="NAME", action="append", default=[],
                         help="run only this experiment (repeatable): bound, quadratic, tradeoff, dimsweep, slices")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _common.add_run_flags(parser, dry_run=False)
 
 
 def _fmt(x, spec=".3g") -> str:
@@ -65,7 +68,6 @@ def summary_lines(report: dict) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from spheres.cli._common import check_output_dir
     from spheres.core.errors import InputError
     from spheres.experiments.reproduce import EXPERIMENTS, load_reproduce_config, reproduce
     from spheres.nets.train import initialize_distributed
@@ -82,10 +84,11 @@ def run(args: argparse.Namespace) -> int:
                 raise InputError("--only", f"unknown experiment {name!r}; allowed: {', '.join(EXPERIMENTS)}")
         cfg = type(cfg)(**{**cfg.__dict__, "experiments": tuple(n for n in cfg.experiments if n in args.only)})
     out = Path(args.out) if args.out else Path("results") / ("quick" if args.quick else "full")
-    check_output_dir(out, "--out")
+    _common.check_output_dir(out, "--out")
     if args.figures:
-        check_output_dir(args.figures, "--figures")
-    print(f"reproducing {', '.join(cfg.experiments)} from {path} into {out}/ (re-run the same command to resume)")
+        _common.check_output_dir(args.figures, "--figures")
+    if not args.quiet:
+        print(f"reproducing {', '.join(cfg.experiments)} from {path} into {out}/ (re-run the same command to resume)")
     parts = ["spheres reproduce"] + (["--quick"] if args.quick else []) + (
         [f"--config {args.config}"] if args.config else []) + [f"--only {n}" for n in args.only] + (
         [f"--out {args.out}"] if args.out else []) + ([f"--figures {args.figures}"] if args.figures else [])
@@ -94,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
         shown = path.resolve().relative_to(CONFIG_DIR.parents[1])
     except ValueError:
         shown = path
-    report = reproduce(cfg, out, progress=not args.no_progress, figures_dir=args.figures, command=command,
+    _common.setup_logging("reproduce", args)  # progress log lines of long trainings when not on a terminal
+    report = reproduce(cfg, out, progress=not (args.no_progress or args.quiet), figures_dir=args.figures, command=command,
                        config_path=str(shown))
     print("\n".join(summary_lines(report)))
     print(f"summary: {out / 'summary.json'}", file=sys.stdout)
