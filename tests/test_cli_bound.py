@@ -57,9 +57,51 @@ def test_distance_solves_the_inverse_problem(capsys):
 def test_inverse_problem_below_float64_range(capsys):
     """A distance only reachable by an error rate below 1e-308 is reported in log10."""
     s = _json(capsys, "--dim", "500", "--distance", "1.3")
-    assert s["error_rate"] == 0.0 and s["log10_error_rate"] < -308
+    assert s["error_rate"] is None and s["log10_error_rate"] < -308
+    assert "below the smallest positive float64" in s["notes"]["error_rate"]
+    assert f"10^{s['log10_error_rate']:.6g}" in s["notes"]["error_rate"]
     assert math.isclose(s["mean_distance"], 1.3, rel_tol=1e-10)
     assert math.isfinite(s["threshold"]) and s["threshold"] < 1
+    assert main(["bound", "--dim", "500", "--distance", "1.3"]) == 0
+    out = capsys.readouterr().out
+    assert "mu(E) <= 10^-" in out and "below the smallest positive float64" in out
+
+
+def test_no_negative_zero_in_json(capsys):
+    """mu = 1/2: threshold and Phi^-1(1 - mu) are exactly 0, printed as 0.0, never -0.0."""
+    assert main(["bound", "--dim", "500", "--error-rate", "0.5", "--json"]) == 0
+    text = capsys.readouterr().out
+    assert "-0.0," not in text and "-0.0}" not in text
+    s = json.loads(text)
+    assert s["threshold"] == 0.0 and s["mean_distance_asymptotic"] == 0.0 and s["notes"] == {}
+
+
+def test_metric_is_honoured_in_forward_mode(capsys):
+    chord = T.mean_distance_to_cap(1e-2, 500, "chord")
+    geo = T.mean_distance_to_cap(1e-2, 500, "geodesic")
+    assert main(["bound", "--dim", "500", "--error-rate", "1e-2", "--metric", "geodesic"]) == 0
+    last = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("Any error set")][0]
+    assert "mean geodesic distance" in last and f"{geo:.6g}" in last and f"{chord:.6g}" not in last
+    assert _json(capsys, "--dim", "500", "--error-rate", "1e-2", "--metric", "geodesic")["metric"] == "geodesic"
+    assert _json(capsys, "--dim", "500", "--error-rate", "1e-2")["metric"] == "chord"
+
+
+def test_expansion_statement_is_for_sets_at_least_that_large(capsys):
+    """The cap's eps-expansion bounds sets of measure >= mu only: the statement must say so."""
+    assert main(["bound", "--dim", "500", "--distance", "0.2", "--epsilon", "0.05"]) == 0
+    out = capsys.readouterr().out
+    s = _json(capsys, "--dim", "500", "--distance", "0.2", "--epsilon", "0.05")
+    line = [ln for ln in out.splitlines() if ln.startswith("At least")][0]
+    assert f"{100 * s['expanded_measure']:.4g}%" in line
+    assert f"mu(E) >= {s['error_rate']:.4g}" in line and "any such error set" not in line
+    # the reason: a smaller cap (a set of smaller measure) has a smaller expansion
+    assert T.expanded_measure(s["error_rate"] / 10, 0.05, 500) < s["expanded_measure"]
+
+
+def test_metrics_match_the_theory_module():
+    from spheres.cli import bound
+
+    assert bound.METRICS == T.METRICS
 
 
 def test_readable_summary(capsys):

@@ -164,3 +164,125 @@ def test_splitting_estimates_sit_beside_the_exact_rates(tmp_path, capsys):
     assert out["error_rate_outer"] == 0.0
     assert out["splitting_status_outer"] == "not_run" and out["splitting_error_rate_outer"] is None
     assert "splitting_error_rate_outer" in out["notes"]
+
+
+# ---------------------------------------------------------------------------- round trips and the bound
+
+
+def test_project_csv_round_trip(tmp_path, capsys):
+    """figures/quadratic_alphas.csv (header ``alpha``) reads as the same alphas as a plain text file."""
+    from pathlib import Path
+
+    from spheres.cli.quadratic import load_alphas
+
+    csv_path = Path(__file__).resolve().parents[1] / "figures" / "quadratic_alphas.csv"
+    lines = csv_path.read_text().splitlines()
+    assert lines[0] == "alpha"
+    text = tmp_path / "alphas.txt"
+    text.write_text("\n".join(lines[1:]) + "\n")
+    np.testing.assert_array_equal(load_alphas(csv_path), load_alphas(text))
+    a = _json(capsys, ["quadratic", "--alphas", str(csv_path), "--points", "10"])
+    b = _json(capsys, ["quadratic", "--alphas", str(text), "--points", "10"])
+    assert a == b and a["dim"] == len(lines) - 1
+    other = tmp_path / "other.csv"
+    other.write_text("beta\n1\n2\n")
+    assert main(["quadratic", "--alphas", str(other)]) == 2
+    assert "without an 'alpha' column" in capsys.readouterr().err
+
+
+def test_cap_bound_beside_the_exact_distance(tmp_path, capsys):
+    from spheres.maths import theory
+
+    path = tmp_path / "alphas.txt"
+    path.write_text(" ".join(["1.4"] * 150 + ["0.7"] * 350))
+    out = _json(capsys, ["quadratic", "--alphas", str(path), "--points", "40"])
+    opt = float(theory.mean_distance_to_cap(out["error_rate_inner"], 500))
+    assert out["optimal_distance"] == opt
+    assert out["ratio"] == pytest.approx(out["mean_distance"] / opt, rel=1e-12)
+    # a theorem: no error set of this measure has a larger mean distance
+    assert out["consistent_with_bound"] == 1 and out["mean_distance"] - 2 * out["mean_distance_se"] <= opt
+    assert main(["quadratic", "--alphas", str(path), "--points", "40"]) == 0
+    assert f"{opt:.5g}" in capsys.readouterr().out
+    perfect = tmp_path / "perfect.txt"
+    perfect.write_text("0.8 0.9 0.95")
+    out = _json(capsys, ["quadratic", "--alphas", str(perfect), "--points", "5"])
+    assert out["optimal_distance"] is None and "optimal_distance" in out["notes"]
+
+
+def test_garbage_npy_is_not_called_pickled(tmp_path, capsys):
+    (tmp_path / "g.npy").write_bytes(b"this is not numpy at all")
+    assert main(["quadratic", "--alphas", str(tmp_path / "g.npy")]) == 2
+    err = capsys.readouterr().err
+    assert "not a .npy file" in err and "pickle" not in err
+    np.save(tmp_path / "o.npy", np.array([{"a": 1}], dtype=object))
+    assert main(["quadratic", "--alphas", str(tmp_path / "o.npy")]) == 2
+    assert "pickled object array" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def quad_run(tmp_path_factory):
+    from spheres.nets.config import config_from_dict
+    from spheres.nets.runs import run_training
+
+    cfg = config_from_dict({"task": {"dim": 8}, "model": {"name": "quad-w16"},
+                            "train": {"steps": 300, "batch_size": 50, "learning_rates": [1e-2], "seeds": [0, 1],
+                                      "train_sizes": [0], "checkpoints": 3, "chunk_steps": 300}})
+    out = tmp_path_factory.mktemp("runs") / "quad"
+    run_training(cfg, out, progress=False)
+    return out
+
+
+def test_run_directory_analysed_directly(quad_run, tmp_path, capsys):
+    """--run decomposes each member: the same numbers as --alphas with that member's alphas."""
+    from spheres.maths import quadratic as quad
+    from spheres.nets.models import quadratic_weights
+    from spheres.nets.rundir import load_run
+
+    rows = _json(capsys, ["quadratic", "--run", str(quad_run), "--points", "10"])
+    run = load_run(quad_run)
+    assert [(r["member"], r["model_seed"], r["step"], r["seed"]) for r in rows] == [(0, 0, 300, 0), (1, 1, 300, 0)]
+    variables = run.load_variables(300)
+    for i, r in enumerate(rows):
+        one = {"params": {k: ({n: np.asarray(a)[i] for n, a in v.items()} if isinstance(v, dict) else np.asarray(v)[i])
+                          for k, v in variables["params"].items()}, "batch_stats": {}}
+        dec = quad.alphas_from_weights(*quadratic_weights(one))
+        assert r["orientation"] == dec.orientation.value and r["radius"] == 1.3 and r["dim"] == 8
+        exact = quad.error_rates(dec.alphas, 1.3, dec.orientation)
+        assert r["error_rate_inner"] == exact.inner and r["error_rate_outer"] == exact.outer
+        path = tmp_path / f"m{i}.txt"
+        path.write_text(" ".join(repr(float(a)) for a in dec.alphas))
+        alone = _json(capsys, ["quadratic", "--alphas", str(path), "--points", "10", "--orientation",
+                               dec.orientation.value])
+        assert {k: alone[k] for k in alone} == {k: r[k] for k in alone}
+    first = _json(capsys, ["quadratic", "--run", str(quad_run), "--step", "1", "--points", "10"])
+    assert {r["step"] for r in first} == {1} and first[0]["error_rate_inner"] != rows[0]["error_rate_inner"]
+    assert main(["quadratic", "--run", str(quad_run)]) == 0
+    assert capsys.readouterr().out.count("== member") == 2
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--step", "7"], "no checkpoint at step 7"),
+    (["--radius", "2"], "--radius"),
+])
+def test_run_errors(quad_run, capsys, extra, needle):
+    assert main(["quadratic", "--run", str(quad_run), *extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0]
+
+
+def test_run_must_be_a_quad_net_and_step_needs_run(tmp_path, capsys):
+    from spheres.nets.config import config_from_dict
+    from spheres.nets.runs import run_training
+
+    relu = tmp_path / "relu"
+    run_training(config_from_dict({"task": {"dim": 3}, "model": {"arch": "relu", "width": 4, "depth": 1},
+                                   "train": {"steps": 2, "batch_size": 4, "checkpoints": 1}}), relu, progress=False)
+    assert main(["quadratic", "--run", str(relu)]) == 2
+    assert "needs a quadratic network" in capsys.readouterr().err
+    path = tmp_path / "a.txt"
+    path.write_text("1 2")
+    assert main(["quadratic", "--alphas", str(path), "--step", "3"]) == 2
+    assert "--step: only applies with --run" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["quadratic", "--alphas", str(path), "--run", str(relu)])
+    assert "not allowed with" in capsys.readouterr().err

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from spheres.nets import runs
+from spheres.nets import rundir, runs
 from spheres.cli import main
 
 TINY = """
@@ -45,7 +45,7 @@ def write(tmp_path: Path, text: str, name: str = "cfg.toml") -> Path:
 
 def files(run_dir: Path) -> dict[str, bytes]:
     return {str(p.relative_to(run_dir)): p.read_bytes() for p in sorted(run_dir.rglob("*"))
-            if p.is_file() and p.name != runs.LOCK_FILE}
+            if p.is_file() and p.name != rundir.LOCK_FILE}
 
 
 @pytest.mark.parametrize("edit, field, allowed", [
@@ -61,6 +61,7 @@ def files(run_dir: Path) -> dict[str, bytes]:
     (("outer_radius = 1.3", "outer_radius = 0.5"), "task.outer_radius", "> 1"),
     (("learning_rates = [0.01]", "learning_rates = [-0.01]"), "train.learning_rates", "> 0"),
     (("dim = 3", "dim = 3\ndims = 4"), "task.dims", "allowed keys: dim, outer_radius"),
+    (("width = 4", "width = 4\nwidht = 5"), "model.widht", "allowed keys: arch, batch_norm, depth, name, width"),
     (("[train]", "[training]"), "training", "allowed tables: task, model, train"),
     (("[task]", "[task"), "--config", "malformed TOML"),
     (("steps = 40", "steps = 40\nsteps = 41"), "--config", "malformed TOML"),
@@ -103,7 +104,10 @@ def test_train_rerun_and_mismatch(tmp_path, capsys):
     assert main(["train", "--config", str(cfg), "--out", str(out), "--no-progress"]) == 0
     captured = capsys.readouterr()
     assert str(out) in captured.out and "complete" in captured.out and "16 rows" in captured.out
-    assert captured.err == ""  # --no-progress: no bar
+    # --no-progress: no bar; the one plan line (with the warm-up's estimate) on stderr
+    plan = captured.err.strip().splitlines()
+    assert len(plan) == 1 and plan[0].startswith("spheres train: plan: 4 nets relu-w4-d1-bn x 40 steps at d = 3: about ")
+    assert "resumable" in plan[0]
     before = files(out)
     # finished: a no-op that says so
     assert main(["train", "--config", str(cfg), "--out", str(out)]) == 0
@@ -130,6 +134,9 @@ def test_progress_bar_only_on_a_terminal(tmp_path, monkeypatch, capsys):
     assert "40/40" in bar and "step" in bar
     monkeypatch.setattr(sys, "stderr", _Terminal())
     assert main(["train", "--config", str(cfg), "--out", str(tmp_path / "b"), "--no-progress"]) == 0
+    assert sys.stderr.getvalue().startswith("spheres train: plan: ") and sys.stderr.getvalue().count("\n") == 1
+    monkeypatch.setattr(sys, "stderr", _Terminal())
+    assert main(["train", "--config", str(cfg), "--out", str(tmp_path / "c"), "--quiet"]) == 0
     assert sys.stderr.getvalue() == ""
     capsys.readouterr()
 
@@ -138,9 +145,15 @@ def test_progress_bar_only_on_a_terminal(tmp_path, monkeypatch, capsys):
 # kill it mid-run; the kill lands at whatever point the child has reached (training, writing).
 _CHILD = textwrap.dedent("""
     import sys, time
-    from spheres.nets import runs
+    from spheres.nets import rundir, runs
     real = runs.run_training
-    runs.run_training = lambda *a, **k: real(*a, on_chunk=lambda step: time.sleep(0.15), **k)
+    def slowed(*a, on_chunk=None, **k):
+        def chunk(step):
+            time.sleep(0.15)
+            if on_chunk is not None:
+                on_chunk(step)
+        return real(*a, on_chunk=chunk, **k)
+    runs.run_training = slowed
     from spheres.cli import main
     sys.exit(main(sys.argv[1:]))
 """)
@@ -157,7 +170,7 @@ def test_sigkill_then_rerun_equals_uninterrupted(tmp_path, capsys):
     deadline = time.monotonic() + 60
     try:
         # kill right after the SECOND checkpoint file appears: mid-chunk, before its state is saved
-        while len(list((killed / runs.CHECKPOINT_DIR).glob("*.msgpack"))) < 2:
+        while len(list((killed / rundir.CHECKPOINT_DIR).glob("*.msgpack"))) < 2:
             assert child.poll() is None, log.read_text()
             assert time.monotonic() < deadline, "child made no progress"
             time.sleep(0.005)

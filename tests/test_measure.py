@@ -79,7 +79,7 @@ def test_interrupted_measurement_resumes_to_the_same_table(quad_run, tmp_path):
 
     with pytest.raises(Stop):
         measure_run(b, cfg, progress=False, on_step=stop_after_first)
-    assert len(read_csv(b / "measurements.csv")) == 2
+    assert len(read_csv(b / "measurements.partial.csv")) == 2 and not (b / "measurements.csv").exists()
     computed = []
     import spheres.measure.pipeline as m
     original = m.measure_step

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from spheres.nets import runs
+from spheres.nets import rundir, runs
 from spheres.nets import train as engine
 from spheres.nets.config import TrainConfig, config_from_dict
 from spheres.core.errors import InputError
@@ -34,7 +34,7 @@ def tiny(**train):
 def snapshot(run_dir: Path) -> dict[str, bytes]:
     """Every file of a run directory (except the lock) by relative path -> bytes."""
     return {str(p.relative_to(run_dir)): p.read_bytes() for p in sorted(run_dir.rglob("*"))
-            if p.is_file() and p.name != runs.LOCK_FILE}
+            if p.is_file() and p.name != rundir.LOCK_FILE}
 
 
 def results(run_dir: Path) -> dict[str, bytes]:
@@ -84,12 +84,12 @@ def _example_state(seed: int) -> _State:
 
 def test_tree_round_trip_is_exact_and_keys_stay_keys():
     state = _example_state(3)
-    data = runs.tree_to_bytes(state)
-    back = runs.tree_from_bytes(_example_state(0), data)
+    data = rundir.tree_to_bytes(state)
+    back = rundir.tree_from_bytes(_example_state(0), data)
     assert jax.tree.structure(back) == jax.tree.structure(state)
     for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(back)):
-        if runs._is_key(a):
-            assert runs._is_key(b) and jax.random.key_impl(a) == jax.random.key_impl(b)
+        if rundir._is_key(a):
+            assert rundir._is_key(b) and jax.random.key_impl(a) == jax.random.key_impl(b)
             a, b = jax.random.key_data(a), jax.random.key_data(b)
         assert a.dtype == b.dtype and a.shape == b.shape
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
@@ -105,7 +105,7 @@ def test_restore_never_unpickles(monkeypatch):
     monkeypatch.setattr(pickle, "load", refuse)
     monkeypatch.setattr(np, "load", refuse)
     state = _example_state(1)
-    back = runs.tree_from_bytes(_example_state(0), runs.tree_to_bytes(state))
+    back = rundir.tree_from_bytes(_example_state(0), rundir.tree_to_bytes(state))
     np.testing.assert_array_equal(back.variables["params"]["dense0"]["kernel"],
                                   state.variables["params"]["dense0"]["kernel"])
 
@@ -117,21 +117,21 @@ def test_restore_keeps_the_target_sharding():
     target = {"a": jax.device_put(jnp.zeros((n, 3)), sharding),
               "k": jax.device_put(jax.random.split(jax.random.key(0), n), sharding)}
     source = {"a": jnp.arange(3.0 * n).reshape(n, 3), "k": jax.random.split(jax.random.key(5), n)}
-    back = runs.tree_from_bytes(target, runs.tree_to_bytes(source))
+    back = rundir.tree_from_bytes(target, rundir.tree_to_bytes(source))
     assert back["a"].sharding == sharding and back["k"].sharding == sharding
     np.testing.assert_array_equal(back["a"], source["a"])
 
 
 @pytest.mark.parametrize("bad", [
     b"not msgpack at all \xc1\xc1",
-    runs.tree_to_bytes({"other": np.zeros(3)}),
-    runs.tree_to_bytes({"a": np.zeros(4, np.float32), "k": np.zeros((2,), np.uint32)}),  # wrong shape
-    runs.tree_to_bytes({"a": np.zeros(3, np.float64), "k": np.zeros((2,), np.uint32)}),  # wrong dtype
+    rundir.tree_to_bytes({"other": np.zeros(3)}),
+    rundir.tree_to_bytes({"a": np.zeros(4, np.float32), "k": np.zeros((2,), np.uint32)}),  # wrong shape
+    rundir.tree_to_bytes({"a": np.zeros(3, np.float64), "k": np.zeros((2,), np.uint32)}),  # wrong dtype
 ])
 def test_restore_rejects_mismatched_bytes(bad):
     target = {"a": jnp.zeros(3, jnp.float32), "k": jax.random.key(0)}
     with pytest.raises(InputError) as info:
-        runs.tree_from_bytes(target, bad, "some/state.msgpack")
+        rundir.tree_from_bytes(target, bad, "some/state.msgpack")
     assert info.value.field == "some/state.msgpack"
 
 
@@ -141,18 +141,18 @@ def test_metrics_csv_round_trips_float32_exactly(tmp_path_factory, values, lr):
     rows = [dict(member=i, seed=7, learning_rate=lr, train_size=10**i, step=i + 1, loss=v, accuracy=-v)
             for i, v in enumerate(values)]
     path = tmp_path_factory.mktemp("csv") / "metrics.csv"
-    path.write_text(runs.metrics_csv(rows))
-    back = runs.read_metrics(path)
+    path.write_text(rundir.metrics_csv(rows))
+    back = rundir.read_metrics(path)
     assert back == rows
     assert all(np.float32(r["loss"]) == r["loss"] for r in back)
 
 
 def test_config_difference_names_the_first_differing_field():
-    assert runs.config_difference(tiny(), tiny()) is None
-    assert runs.config_difference(tiny(), tiny(steps=41)) == ("train.steps", 40, 41)
-    assert runs.config_difference(tiny(), tiny(seeds=[0, 2])) == ("train.seeds", [0, 1], [0, 2])
+    assert rundir.config_difference(tiny(), tiny()) is None
+    assert rundir.config_difference(tiny(), tiny(steps=41)) == ("train.steps", 40, 41)
+    assert rundir.config_difference(tiny(), tiny(seeds=[0, 2])) == ("train.seeds", [0, 1], [0, 2])
     other = config_from_dict({**TINY, "model": {"arch": "relu", "width": 5, "depth": 1, "batch_norm": True}})
-    assert runs.config_difference(tiny(), other)[0] == "model.width"
+    assert rundir.config_difference(tiny(), other)[0] == "model.width"
 
 
 # ---------------------------------------------------------------------------- a whole run
@@ -179,11 +179,11 @@ def test_layout_and_contents_match_the_engine(reference):
     states, done = trainer.ensemble_init(engine.member_keys(cfg), hypers), 0
     for step in cfg.train.checkpoint_steps:
         states, done = trainer.ensemble_advance(states, hypers, np.int32(step - done)), step
-        saved, expect = run.load_variables(step), engine.to_host(states.variables)
+        saved, expect = run.load_variables(step), jax.tree.map(rundir.to_host, states.variables)
         assert jax.tree.structure(saved) == jax.tree.structure(expect)
         for a, b in zip(jax.tree.leaves(saved), jax.tree.leaves(expect)):
             np.testing.assert_array_equal(a, b)
-        metrics = engine.to_host(trainer.ensemble_evaluate(states, hypers))
+        metrics = jax.tree.map(rundir.to_host, trainer.ensemble_evaluate(states, hypers))
         rows = sorted((r for r in run.metrics if r["step"] == step), key=lambda r: r["member"])
         np.testing.assert_array_equal(np.asarray([r["loss"] for r in rows], np.float32), metrics["loss"])
         np.testing.assert_array_equal(np.asarray([r["accuracy"] for r in rows], np.float32), metrics["accuracy"])
@@ -225,9 +225,9 @@ def test_uncommitted_files_after_a_crash_are_ignored_then_rewritten(reference, t
         runs.run_training(tiny(), out, progress=False, on_chunk=interrupt)
     committed = runs.load_run(out).step
     later = [s for s in tiny().train.checkpoint_steps if s > committed][0]
-    shutil.copy(runs.checkpoint_path(reference, later), runs.checkpoint_path(out, later))
-    shutil.copy(reference / runs.METRICS_FILE, out / runs.METRICS_FILE)  # rows for every step
-    stray = out / runs.STATE_DIR / ".latest.msgpack.abc123.tmp"
+    shutil.copy(rundir.checkpoint_path(reference, later), rundir.checkpoint_path(out, later))
+    shutil.copy(reference / rundir.METRICS_FILE, out / rundir.METRICS_FILE)  # rows for every step
+    stray = out / rundir.STATE_DIR / ".latest.msgpack.abc123.tmp"
     stray.write_bytes(b"half a file")
     run = runs.load_run(out)
     assert later not in run.checkpoint_steps and all(r["step"] <= committed for r in run.metrics)
@@ -275,10 +275,10 @@ def test_out_dir_must_be_a_run_or_empty(tmp_path):
 
 def test_two_processes_never_train_into_one_directory(tmp_path):
     out = tmp_path / "run"
-    with runs._DirLock(out):
+    with rundir.DirLock(out):
         with pytest.raises(InputError, match="another process"):
             runs.run_training(tiny(), out, progress=False)
-    assert not (out / runs.CONFIG_FILE).exists()
+    assert not (out / rundir.CONFIG_FILE).exists()
 
 
 # ---------------------------------------------------------------------------- load_run errors
@@ -297,35 +297,35 @@ def test_load_run_errors_name_the_path(reference, tmp_path):
     with pytest.raises(InputError, match="no checkpoint at step 2"):
         run.load_variables(2)
     step = run.checkpoint_steps[-1]
-    runs.checkpoint_path(bad, step).write_bytes(b"\x00garbage")
+    rundir.checkpoint_path(bad, step).write_bytes(b"\x00garbage")
     with pytest.raises(InputError) as info:
         run.load_variables(step)
-    assert info.value.field == str(runs.checkpoint_path(bad, step))
-    runs.checkpoint_path(bad, step).write_bytes(runs.tree_to_bytes({"params": {"w": np.zeros(3)}}))
+    assert info.value.field == str(rundir.checkpoint_path(bad, step))
+    rundir.checkpoint_path(bad, step).write_bytes(rundir.tree_to_bytes({"params": {"w": np.zeros(3)}}))
     with pytest.raises(InputError, match="leading member axis"):
         run.load_variables(step)
-    (bad / runs.METRICS_FILE).write_text("member,seed\n1,2\n")
+    (bad / rundir.METRICS_FILE).write_text("member,seed\n1,2\n")
     with pytest.raises(InputError, match="not a metrics table"):
         runs.load_run(bad)
-    lines = (reference / runs.METRICS_FILE).read_text().splitlines()
-    (bad / runs.METRICS_FILE).write_text("\n".join(lines[:-1]) + "\n")  # a row lost
+    lines = (reference / rundir.METRICS_FILE).read_text().splitlines()
+    (bad / rundir.METRICS_FILE).write_text("\n".join(lines[:-1]) + "\n")  # a row lost
     with pytest.raises(InputError, match="expected 16"):
         runs.load_run(bad)
-    (bad / runs.CONFIG_FILE).write_text("[task\n")
+    (bad / rundir.CONFIG_FILE).write_text("[task\n")
     with pytest.raises(InputError) as info:
         runs.load_run(bad)
-    assert info.value.field == str(bad / runs.CONFIG_FILE)
+    assert info.value.field == str(bad / rundir.CONFIG_FILE)
 
 
 def test_corrupt_saved_state_is_an_input_error(reference, tmp_path):
     out = tmp_path / "run"
     shutil.copytree(reference, out)
     # pretend the run stopped earlier, then break its state file
-    (out / runs.STATE_DIR / runs.STATE_JSON).write_text('{"step": 9, "steps": 40, "complete": false}')
-    (out / runs.STATE_DIR / runs.STATE_FILE).write_bytes(runs.tree_to_bytes({"step": 9, "state": {}}))
+    (out / rundir.STATE_DIR / rundir.STATE_JSON).write_text('{"step": 9, "steps": 40, "complete": false}')
+    (out / rundir.STATE_DIR / rundir.STATE_FILE).write_bytes(rundir.tree_to_bytes({"step": 9, "state": {}}))
     with pytest.raises(InputError) as info:
         runs.run_training(tiny(), out, progress=False)
-    assert info.value.field == str(out / runs.STATE_DIR / runs.STATE_FILE)
+    assert info.value.field == str(out / rundir.STATE_DIR / rundir.STATE_FILE)
 
 
 # ---------------------------------------------------------------------------- shipped configs

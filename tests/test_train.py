@@ -286,7 +286,7 @@ _WORKER = """
 import os, sys
 os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
 from spheres.nets import config
-from spheres.nets import train
+from spheres.nets import rundir, train
 assert train.initialize_distributed()
 import jax, numpy as np
 cfg = config.config_from_dict({config!r})
@@ -295,7 +295,7 @@ keys, hypers = train.member_keys(cfg), train.member_hypers(cfg)
 states = trainer.ensemble_advance(trainer.ensemble_init(keys, hypers), hypers, 10)
 assert len(jax.devices()) == 4 and len(jax.local_devices()) == 2
 assert states.step.sharding.num_devices == 4
-kernel = train.to_host(states.variables)["params"]["dense1"]["kernel"]   # collective: every process
+kernel = rundir.to_host(states.variables["params"]["dense1"]["kernel"])   # collective: every process
 if jax.process_index() == 0:
     np.save(sys.argv[1], kernel)
 """

@@ -14,12 +14,15 @@ import argparse
 import json
 import math
 
-from spheres.maths import theory
 from spheres.core.errors import InputError
 
 HELP = "exact optimal nearest-error distance d(E) for an error rate mu(E), or the largest mu(E) for a distance"
 
 MAX_DIM = 10**8
+
+#: the metrics of ``spheres.maths.theory.METRICS`` (spelled out so that ``--help`` need not import
+#: SciPy; tests/test_cli_bound.py checks that the two agree)
+METRICS = ("chord", "geodesic")
 
 
 def _dim(text: str) -> int:
@@ -52,8 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="error rate mu(E) of the error set on the unit sphere, in (0, 1)")
     parser.add_argument("--distance", type=_real("> 0", lambda v: v > 0), default=None,
                         help="target mean nearest-error distance d(E) (> 0): report the largest compatible mu(E)")
-    parser.add_argument("--metric", choices=theory.METRICS, default="chord",
-                        help="metric of --distance (default: chord, the paper's)")
+    parser.add_argument("--metric", choices=METRICS, default=None,
+                        help="metric of --distance, and of the closing statement (default: chord, the paper's); "
+                             "the table always shows both")
     parser.add_argument("--epsilon", type=_real(">= 0", lambda v: v >= 0), default=None,
                         help="also report the measure of the chord eps-expansion of the worst-case error set (eps >= 0)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
@@ -69,19 +73,32 @@ def bound_summary(dim: int, error_rate: float | None = None, distance: float | N
 
     Exactly one of ``error_rate`` (forward: the optimal d(E) for that mu(E)) and ``distance``
     (inverse: the largest mu(E) whose optimal d(E) equals it, in ``metric``) is given. In the inverse
-    problem the error rate may be below float64 range: ``error_rate`` is then 0.0 and
-    ``log10_error_rate`` carries it; every other quantity is computed from the log.
+    problem the error rate may be below float64 range: ``error_rate`` is then ``None``,
+    ``log10_error_rate`` carries it and ``notes["error_rate"]`` says so; every other quantity is
+    computed from the log. ``metric`` (key ``metric``) is the metric of ``distance`` and of the
+    closing statement; the chord and geodesic optimal distances are both always reported.
+    No value is ``-0.0`` (it prints as ``0.0``); a ``notes`` dict explains every ``None`` or
+    underflowed value.
 
     Keys: ``dim, mode, error_rate, log10_error_rate, threshold, mean_distance`` (chord),
     ``mean_distance_geodesic, mean_distance_asymptotic`` (``Phi^{-1}(1-mu)/sqrt(d)``),
     ``mean_distance_asymptotic_refined, max_mean_distance`` (the mu -> 0 limit), and, when given,
     ``target_distance, metric`` (inverse) and ``epsilon, expanded_measure,
     expanded_measure_asymptotic``. Distances are on the unit sphere (scale by R for the outer one).
+
+    The expanded measure is a lower bound for every error set of measure AT LEAST ``error_rate``
+    (Levy's isoperimetric inequality: among sets of a given measure the cap has the smallest
+    eps-expansion, and expansions grow with the set); sets of smaller measure can have smaller
+    expansions.
     """
+    from spheres.maths import theory
+
     if (error_rate is None) == (distance is None):
         raise InputError("--error-rate/--distance",
                          "give exactly one of --error-rate (in (0, 1)) and --distance (> 0)")
+    metric = metric or "chord"
     out: dict = {"dim": dim}
+    notes: dict[str, str] = {}
     dmax = float(theory.max_mean_distance(dim, metric))
     if distance is not None:
         if not distance < dmax:
@@ -92,11 +109,15 @@ def bound_summary(dim: int, error_rate: float | None = None, distance: float | N
         out.update(mode="inverse", target_distance=distance, metric=metric)
     else:
         log_mu = math.log(error_rate)
-        out["mode"] = "forward"
+        out.update(mode="forward", metric=metric)
     # the forward problem keeps the given rate exactly; the inverse one works from its log
     kw = {"mu": error_rate} if error_rate is not None else {"log_mu": log_mu}
     out["error_rate"] = error_rate if error_rate is not None else math.exp(log_mu)
     out["log10_error_rate"] = _log10(log_mu)
+    if out["error_rate"] == 0.0:
+        out["error_rate"] = None
+        notes["error_rate"] = (f"mu(E) = 10^{out['log10_error_rate']:.6g} is below the smallest positive float64 "
+                               "(about 1e-308): see log10_error_rate")
     out["threshold"] = float(theory.cap_threshold(dim=dim, **kw))
     out["mean_distance"] = float(theory.mean_distance_to_cap(dim=dim, metric="chord", **kw))
     out["mean_distance_geodesic"] = float(theory.mean_distance_to_cap(dim=dim, metric="geodesic", **kw))
@@ -106,14 +127,22 @@ def bound_summary(dim: int, error_rate: float | None = None, distance: float | N
     if epsilon is not None:
         out["epsilon"] = epsilon
         out["expanded_measure"] = float(theory.expanded_measure(kw.get("mu"), epsilon, dim, log_mu=kw.get("log_mu")))
-        if out["error_rate"] > 0:
+        if out["error_rate"] is not None:
             out["expanded_measure_asymptotic"] = float(
                 theory.asymptotic_expanded_measure(out["error_rate"], epsilon, dim))
+        else:
+            notes["expanded_measure_asymptotic"] = "not computed: the error rate is below float64 range"
+        if out["expanded_measure"] == 0.0:
+            notes["expanded_measure"] = "below the smallest positive float64 (about 1e-308): printed as 0.0"
+    for k, v in out.items():
+        if isinstance(v, float):
+            out[k] = v + 0.0  # -0.0 -> 0.0
+    out["notes"] = notes
     return out
 
 
 def _rate(s: dict) -> str:
-    if s["error_rate"] > 0:
+    if s["error_rate"] is not None:
         return f"{s['error_rate']:.4g}"
     return f"10^{s['log10_error_rate']:.6g}"
 
@@ -144,10 +173,14 @@ def format_summary(s: dict) -> str:
         lines.append(f"Any error set with mean {s['metric']} distance d(E) >= {s['target_distance']:.6g} "
                      f"has error rate mu(E) <= {_rate(s)}.")
     else:
-        lines.append(f"Any error set with mu(E) = {_rate(s)} has mean chord distance d(E) <= {s['mean_distance']:.6g}.")
+        key = "mean_distance" if s["metric"] == "chord" else "mean_distance_geodesic"
+        lines.append(f"Any error set with mu(E) = {_rate(s)} has mean {s['metric']} distance d(E) <= {s[key]:.6g}.")
     if "epsilon" in s:
         lines.append(f"At least {100 * s['expanded_measure']:.4g}% of the sphere lies within chord distance "
-                     f"{s['epsilon']:.6g} of any such error set.")
+                     f"{s['epsilon']:.6g} of any error set with mu(E) >= {_rate(s)} (the cap of that measure is "
+                     "the worst case; smaller sets can have smaller expansions).")
+    if s["error_rate"] is None:
+        lines.append(f"Note: {s['notes']['error_rate']}.")
     lines.append("Distances are for the unit (inner) sphere; multiply by R for the sphere of radius R.")
     return "\n".join(lines)
 

@@ -9,10 +9,6 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
-
-from spheres.maths import theory
-
 HELP = "print a table of the exact isoperimetric bound and regenerate the bound figures"
 
 DEMO_DIMS = (50, 500, 5000)
@@ -25,6 +21,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def demo_table() -> str:
     """The bound on the grid ``DEMO_DIMS x DEMO_RATES`` as a fixed-width text table."""
+    import numpy as np
+
+    from spheres.maths import theory
+
     d = np.array(DEMO_DIMS)[:, None]
     mu = np.array(DEMO_RATES)[None, :]
     t = theory.cap_threshold(mu, d)
@@ -47,7 +47,9 @@ def run(args: argparse.Namespace) -> int:
 
     from spheres.experiments import bound  # matplotlib only when drawing
     from spheres.experiments.base import Context
+    from spheres.cli._common import check_output_dir
 
+    check_output_dir(args.out, "--out")
     print(demo_table())
     print()
     ctx = Context(Path(args.out), progress=False)

@@ -1,11 +1,26 @@
 """``spheres measure RUN_DIR``: mu(E) and d(E) for every model and checkpoint of a trained run.
 
-Thin entry point over :func:`spheres.measure.pipeline.measure_run`: parses the budgets, measures
-(resumably), writes ``RUN_DIR/measurements.csv`` and prints a summary of the last checkpoint
-(or, with ``--json``, every row as one JSON array).
+Thin entry point over :func:`spheres.measure.pipeline.measure_run`: parses the budgets, prints one
+plan line, measures (resumably), writes ``RUN_DIR/measurements.csv`` (named
+``measurements.partial.csv`` until every checkpoint is done) and prints a summary of the last
+checkpoint (or, with ``--json``, every row as one JSON array).
 
-    spheres measure runs/quick
+    spheres measure runs/quick --mc-samples 20000 --attack-points 20 --splitting-particles 100 --splitting-repeats 2
     spheres measure runs/quick --mc-samples 1000000 --method splitting --json
+
+Budgets are flags of this command, not a table of the training config: a training config
+describes a run (and identifies it: ``spheres train`` refuses to resume a run under another
+config), while the budgets describe one measurement of it, chosen after training and recorded in
+``RUN_DIR/measure/settings.json``. The defaults are the budgets behind the project's tables; the
+first example above (the README's) measures the quick run in seconds.
+
+Before measuring it prints one plan line (models, checkpoints, dimension, budgets, how many
+checkpoints an earlier attempt finished, "resumable"); the time estimate is logged after the
+first checkpoint, which is the warm-up (it is kept, not thrown away). ``--dry-run`` measures one
+checkpoint in memory to time it, prints the plan with the estimate and exits, writing nothing.
+
+Ctrl-C ends the process at once (exit 130): every finished checkpoint is saved as a cell and the
+same command resumes.
 """
 
 from __future__ import annotations
@@ -13,6 +28,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
+import time
+
+from spheres.cli import _common
 
 HELP = "measure error rates mu(E) (Monte Carlo / splitting / exact) and d(E) (attack / exact) of a trained run"
 
@@ -27,10 +46,15 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from spheres.measure.pipeline import METHODS, MeasureConfig
+#: ``spheres.measure.pipeline.METHODS`` and the defaults of its ``MeasureConfig``, spelled out so that
+#: ``spheres measure --help`` does not import JAX (tests/test_cli_plans.py checks that they agree)
+METHODS = ("auto", "monte_carlo", "splitting")
+DEFAULTS = dict(mc_samples=100_000, attack_points=100, method="auto", min_errors=10, splitting_particles=500,
+                splitting_repeats=8, splitting_max_levels=200, seed=0)
 
-    d = MeasureConfig()
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    d = argparse.Namespace(**DEFAULTS)
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by `spheres train`")
     parser.add_argument("--mc-samples", type=_positive_int, default=d.mc_samples,
                         help=f"Monte Carlo samples per sphere and model (default {d.mc_samples})")
@@ -53,22 +77,90 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="measure only this checkpoint step (repeatable; default: every saved checkpoint)")
     parser.add_argument("--json", action="store_true", help="print every row as one JSON array")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--log-every", type=float, default=60.0, metavar="SECONDS",
+                        help="seconds between progress log lines when stderr is not a terminal (default 60)")
+    _common.add_run_flags(parser)
 
 
 def _fmt(x, spec: str = ".3g") -> str:
     return "-" if x is None or (isinstance(x, float) and not math.isfinite(x)) else format(x, spec)
 
 
-def run(args: argparse.Namespace) -> int:
-    from spheres.measure.pipeline import TABLE_FILE, MeasureConfig, measure_run
-    from spheres.nets.runs import load_run
+def _plan_line(run, steps: list[int], done: int, mcfg, seconds_per_checkpoint: float | None) -> str:
+    from spheres.nets.runs import format_seconds
 
-    mcfg = MeasureConfig(mc_samples=args.mc_samples, attack_points=args.attack_points, method=args.method,
-                         min_errors=args.min_errors, splitting_particles=args.splitting_particles,
-                         splitting_repeats=args.splitting_repeats, splitting_max_levels=args.splitting_max_levels,
-                         seed=args.seed, steps=tuple(args.step))
-    load_run(args.run_dir)  # fail fast, before anything is written
-    rows = measure_run(args.run_dir, mcfg, progress=not args.no_progress and not args.json)
+    n = len(run.members)
+    head = (f"{n} model{'s' if n != 1 else ''} {run.config.model.name} x {len(steps)} checkpoint"
+            f"{'s' if len(steps) != 1 else ''} at d = {run.config.task.dim}: Monte Carlo {mcfg.mc_samples:,} "
+            f"samples per sphere, {mcfg.attack_points} attack points, method {mcfg.method}")
+    if done >= len(steps):
+        return f"{head}: already measured, nothing to compute"
+    est = ("time estimated after the first checkpoint" if seconds_per_checkpoint is None else
+           f"about {format_seconds(seconds_per_checkpoint * (len(steps) - done))} on this machine")
+    resumed = f"; {done} of {len(steps)} checkpoints already measured" if done else ""
+    return f"{head}: {est}{resumed}; resumable (re-run the same command after an interruption)"
+
+
+def run(args: argparse.Namespace) -> int:
+    from spheres.core.errors import InputError
+
+    if not args.log_every > 0:
+        raise InputError("--log-every", f"must be a number of seconds > 0, got {args.log_every}")
+    log = _common.setup_logging("measure", args)
+    from spheres.core.cells import CellStore
+    from spheres.measure import pipeline
+    from spheres.nets.runs import format_seconds, load_run
+
+    mcfg = pipeline.MeasureConfig(mc_samples=args.mc_samples, attack_points=args.attack_points, method=args.method,
+                                  min_errors=args.min_errors, splitting_particles=args.splitting_particles,
+                                  splitting_repeats=args.splitting_repeats,
+                                  splitting_max_levels=args.splitting_max_levels, seed=args.seed,
+                                  steps=tuple(args.step))
+    run = load_run(args.run_dir)  # fail fast, before anything is written
+    steps = list(mcfg.steps or run.checkpoint_steps)
+    for s in steps:
+        if s not in run.checkpoint_steps:
+            raise InputError("--step", f"no checkpoint at step {s}; saved steps: "
+                             f"{', '.join(map(str, run.checkpoint_steps)) or 'none (train the run first)'}")
+    if (run.path / pipeline.MEASURE_DIR / pipeline.SETTINGS_FILE).is_file():
+        # settings of an earlier attempt: refuse other settings before the plan (read-only when the file exists)
+        pipeline._check_settings(run.path / pipeline.MEASURE_DIR, mcfg)
+    if not args.dry_run:
+        _common.check_output_dir(run.path / pipeline.MEASURE_DIR, "RUN_DIR")
+    store = CellStore(run.path / pipeline.MEASURE_DIR)
+    pending = [s for s in steps if not store.done(f"step={s:08d}")]
+    done = len(steps) - len(pending)
+    per_checkpoint = None
+    if args.dry_run and pending:  # the warm-up: measure one checkpoint in memory (nothing is saved)
+        t0 = time.perf_counter()
+        pipeline.measure_step(run, pending[0], mcfg)
+        per_checkpoint = time.perf_counter() - t0
+    if not args.quiet or args.dry_run:
+        print(f"spheres measure: plan: {_plan_line(run, steps, done, mcfg, per_checkpoint)}",
+              file=sys.stdout if args.dry_run else sys.stderr)
+    if args.dry_run:
+        return 0
+
+    start = last_log = time.monotonic()
+    finished = []
+
+    def on_step(step: int) -> None:
+        nonlocal last_log
+        finished.append(step)
+        now = time.monotonic()
+        computed = [s for s in finished if s in pending]
+        left = len(steps) - len(finished)
+        eta = format_seconds((now - start) / len(computed) * left) if computed else "unknown"
+        first = len(computed) == 1 and step in pending and left > 0
+        periodic = not sys.stderr.isatty() and now - last_log >= args.log_every
+        level = 20 if (first or periodic) and not args.no_progress else 10  # INFO, DEBUG
+        log.log(level, "checkpoint %d/%d (step %d) measured; %s elapsed, about %s left", len(finished), len(steps),
+                step, format_seconds(now - start), eta)
+        if level == 20:
+            last_log = now
+
+    rows = pipeline.measure_run(args.run_dir, mcfg, progress=not (args.no_progress or args.json or args.quiet),
+                                on_step=on_step)
     if args.json:
         print(json.dumps(rows, allow_nan=False))
         return 0
@@ -85,5 +177,5 @@ def run(args: argparse.Namespace) -> int:
         if "exact_mu_inner" in r:
             line += f"  {_fmt(r['exact_mu_inner']):>14}  {_fmt(r['exact_mean_distance'], '.4f')}"
         print(line)
-    print(f"step {last}; {len(rows)} rows (members x checkpoints) in {args.run_dir}/{TABLE_FILE}")
+    print(f"step {last}; {len(rows)} rows (members x checkpoints) in {args.run_dir}/{pipeline.TABLE_FILE}")
     return 0

@@ -1,4 +1,4 @@
-"""``spheres quadratic``: exact analysis of an ellipsoid classifier given its alphas.
+"""``spheres quadratic``: exact analysis of an ellipsoid classifier given its alphas, or of a trained quad net.
 
 The classifier is "outer iff ``sum_i alpha_i z_i^2 > 1``" (the quadratic network in its
 principal axes, PAPER.md section 5; ``--orientation outer_if_less`` flips the inequality, the
@@ -8,17 +8,30 @@ number of alphas outside ``[1/R^2, 1]``, and the exact ``d(E)`` on the inner sph
 ``--points`` uniform points (mean and standard error).
 
     spheres quadratic --alphas alphas.txt
+    spheres quadratic --alphas figures/quadratic_alphas.csv          # the project's own table (header alpha)
     spheres quadratic --alphas alphas.npy --radius 1.3 --points 500 --seed 1 --json
     spheres quadratic --alphas alphas.txt --attack --method splitting
+    spheres quadratic --run runs/quad --step 1000                     # every member of a trained quad-net run
+
+Beside the exact d(E) it reports the cap bound at the exact inner error rate (``optimal_distance``,
+the largest mean distance any error set of that measure can have, :mod:`spheres.maths.theory`),
+the ratio ``d(E) / optimal_distance`` and ``consistent_with_bound`` (1 when
+``d(E) - 2 SE <= optimal_distance``; the bound is a theorem, so 0 would be a bug), with the
+column names of the reproduce tables.
 
 ``--attack`` adds the on-manifold attack's mean distance on the same points (``spheres.measure.attacks``,
 an upper bound on each exact distance); ``--method splitting`` adds adaptive-multilevel-splitting
 estimates of both error rates (``spheres.measure.splitting``) beside the exact ones. Both are checks of
 those samplers against the exact answer.
 
-``--alphas`` is a text file of whitespace-separated numbers or a ``.npy`` array (loaded with
-``allow_pickle=False``); it must hold at least 2 finite values, all ``>= 0`` (a quadratic
-network's alphas are ``|w| s_i^2 / |b| >= 0``).
+``--alphas`` is a text file of whitespace-separated numbers, a ``.csv`` table with an ``alpha``
+column (``figures/quadratic_alphas.csv``), or a ``.npy`` array (loaded with ``allow_pickle=False``);
+it must hold at least 2 finite values, all ``>= 0`` (a quadratic network's alphas are
+``|w| s_i^2 / |b| >= 0``). ``--run RUN_DIR`` instead decomposes every member of a trained quad-net
+run at ``--step`` (default: the last checkpoint) with the run's outer radius and the orientation
+given by the signs of its ``(w, b)``; with ``--json`` it prints one object per member: the member's
+``member, model_seed, learning_rate, train_size, step, model`` and the keys of the ``--alphas``
+report (whose ``seed`` is the seed of the points).
 """
 
 from __future__ import annotations
@@ -31,6 +44,9 @@ from pathlib import Path
 import numpy as np
 
 from spheres.core.errors import InputError
+
+#: the default outer radius R (``spheres.nets.config.TaskConfig.outer_radius``, the paper's)
+DEFAULT_RADIUS = 1.3
 
 HELP = "exact error rates, the paper's CLT estimate and exact d(E) of the ellipsoid classifier with given alphas"
 
@@ -72,17 +88,23 @@ def _radius(text: str) -> float:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--alphas", required=True, metavar="FILE",
-                        help="alpha_i: whitespace-separated numbers in a text file, or a 1-D .npy array "
-                             "(at least 2 values, all finite and >= 0)")
-    parser.add_argument("--radius", type=_radius, default=1.3,
-                        help="outer radius R (> 1; default 1.3, the paper's)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--alphas", metavar="FILE",
+                        help="alpha_i: whitespace-separated numbers in a text file, a .csv with an 'alpha' "
+                             "column, or a 1-D .npy array (at least 2 values, all finite and >= 0)")
+    source.add_argument("--run", metavar="RUN_DIR",
+                        help="a quad-net run directory written by `spheres train`: analyse every member")
+    parser.add_argument("--step", type=_positive_int(2**62), default=None,
+                        help="with --run: the checkpoint step (default: the last saved checkpoint)")
+    parser.add_argument("--radius", type=_radius, default=None,
+                        help=f"outer radius R (> 1; default {DEFAULT_RADIUS}, the paper's; with --run: the run's)")
     parser.add_argument("--points", type=_positive_int(MAX_POINTS), default=200,
                         help=f"uniform inner-sphere points for the exact d(E) (1..{MAX_POINTS}; default 200)")
     parser.add_argument("--seed", type=_seed, default=0, help="seed for the points (integer >= 0; default 0)")
-    parser.add_argument("--orientation", choices=ORIENTATIONS, default="outer_if_greater",
+    parser.add_argument("--orientation", choices=ORIENTATIONS, default=None,
                         help="outer_if_greater: outer iff sum alpha z^2 > 1 (w > 0 > b, default); "
-                             "outer_if_less: outer iff sum alpha z^2 < 1 (w < 0 < b)")
+                             "outer_if_less: outer iff sum alpha z^2 < 1 (w < 0 < b); with --run: from the "
+                             "net's signs")
     parser.add_argument("--attack", action="store_true",
                         help="also run the on-manifold attack on the same points (key attack_mean_distance)")
     parser.add_argument("--method", choices=("exact", "splitting"), default="exact",
@@ -104,8 +126,73 @@ def _logit_fn(orientation: str):
     return ellipsoid_logit if orientation == "outer_if_greater" else _outer_if_less_logit
 
 
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    with open(path, "rb") as fh:
+        magic = fh.read(len(_NPY_MAGIC))
+    if magic != _NPY_MAGIC:
+        raise InputError("--alphas", f"{str(path)!r} is not a .npy file (no NumPy header)")
+    try:
+        raw = np.load(path, allow_pickle=False)
+    except ValueError as err:
+        if "pickled" in str(err) or "allow_pickle" in str(err):
+            raise InputError("--alphas", f"{str(path)!r} holds Python objects (a pickled object array); need a "
+                             "plain numeric array") from None
+        raise InputError("--alphas", f"{str(path)!r} is a damaged or truncated .npy file ({err})") from None
+    except EOFError:
+        raise InputError("--alphas", f"{str(path)!r} is a truncated .npy file") from None
+    if raw.ndim != 1:
+        raise InputError("--alphas", f"{str(path)!r} holds an array of shape {raw.shape}; need a 1-D array")
+    if raw.dtype.kind not in "iuf":
+        raise InputError("--alphas", f"{str(path)!r} holds dtype {raw.dtype}; need real numbers")
+    return raw.astype(np.float64)
+
+
+def _text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InputError("--alphas", f"{str(path)!r} is not a text file of numbers (nor a .npy file)") from None
+
+
+def _numbers(tokens: list[str], path: Path, where: str = "value") -> np.ndarray:
+    values = []
+    for i, tok in enumerate(tokens):
+        try:
+            values.append(float(tok))
+        except ValueError:
+            raise InputError("--alphas", f"{where} {i + 1} in {str(path)!r} is not a number: {tok[:40]!r}") from None
+    return np.asarray(values, dtype=np.float64)
+
+
+def _load_csv(path: Path) -> np.ndarray:
+    """The ``alpha`` column of a CSV table (header first), as written by ``spheres reproduce``."""
+    import csv
+    import io
+
+    rows = list(csv.reader(io.StringIO(_text(path))))
+    if not rows:
+        return np.zeros(0)
+    header = [h.strip() for h in rows[0]]
+    if "alpha" not in header:
+        raise InputError("--alphas", f"{str(path)!r} is a CSV table without an 'alpha' column (header: "
+                         f"{','.join(header)[:80]})")
+    col = header.index("alpha")
+    tokens = []
+    for lineno, row in enumerate(rows[1:], start=2):
+        if not row:
+            continue
+        if col >= len(row):
+            raise InputError("--alphas", f"line {lineno} of {str(path)!r} has no 'alpha' field")
+        tokens.append(row[col].strip())
+    return _numbers(tokens, path, "alpha in data row")
+
+
 def load_alphas(path: str | Path) -> np.ndarray:
-    """Read alphas from a text file (whitespace-separated numbers) or a ``.npy`` array.
+    """Read alphas from a text file (whitespace-separated numbers), a ``.csv`` table with an
+    ``alpha`` column, or a ``.npy`` array.
 
     Returns:
       float64 array of shape ``(d,)``, ``d >= 2``, finite, ``>= 0``.
@@ -116,32 +203,22 @@ def load_alphas(path: str | Path) -> np.ndarray:
     if not path.is_file():
         raise InputError("--alphas", f"no such file (or not a regular file): {str(path)!r}")
     try:
-        if path.suffix.lower() == ".npy":
-            try:
-                raw = np.load(path, allow_pickle=False)
-            except ValueError as err:
-                raise InputError("--alphas", f"{str(path)!r} is not a plain numeric .npy array ({err})") from None
-            if raw.ndim != 1:
-                raise InputError("--alphas", f"{str(path)!r} holds an array of shape {raw.shape}; need a 1-D array")
-            if raw.dtype.kind not in "iuf":
-                raise InputError("--alphas", f"{str(path)!r} holds dtype {raw.dtype}; need real numbers")
-            alphas = raw.astype(np.float64)
+        suffix = path.suffix.lower()
+        if suffix == ".npy":
+            alphas = _load_npy(path)
+        elif suffix == ".csv":
+            alphas = _load_csv(path)
         else:
-            try:
-                tokens = path.read_text(encoding="utf-8").split()
-            except UnicodeDecodeError:
-                raise InputError("--alphas", f"{str(path)!r} is not a text file of numbers (nor a .npy file)") from None
-            values = []
-            for i, tok in enumerate(tokens):
-                try:
-                    values.append(float(tok))
-                except ValueError:
-                    raise InputError("--alphas", f"value {i + 1} in {str(path)!r} is not a number: {tok[:40]!r}") from None
-            alphas = np.asarray(values, dtype=np.float64)
+            alphas = _numbers(_text(path).split(), path)
     except OSError as err:
         raise InputError("--alphas", f"cannot read {str(path)!r}: {err.strerror or err}") from None
+    return check_alphas(alphas, f"{str(path)!r}")
+
+
+def check_alphas(alphas: np.ndarray, source: str) -> np.ndarray:
+    """Validate alphas (``(d,)``, ``d >= 2``, finite, ``>= 0``) read from ``source``."""
     if alphas.size < 2:
-        raise InputError("--alphas", f"{str(path)!r} holds {alphas.size} values; need at least 2 (dimension d >= 2)")
+        raise InputError("--alphas", f"{source} holds {alphas.size} values; need at least 2 (dimension d >= 2)")
     bad = np.flatnonzero(~np.isfinite(alphas))
     if bad.size:
         raise InputError("--alphas", f"value {bad[0] + 1} is {alphas[bad[0]]}; all alphas must be finite")
@@ -152,11 +229,69 @@ def load_alphas(path: str | Path) -> np.ndarray:
     return alphas
 
 
+def run_members(run_dir: str | Path, step: int | None = None) -> tuple[object, int, list[tuple[dict, np.ndarray, str]]]:
+    """The members of a quad-net run at checkpoint ``step`` as (member dict, alphas, orientation).
+
+    Returns:
+      ``(run, step, members)``: the :class:`spheres.nets.rundir.Run`, the step used (default the
+      last saved checkpoint) and, per member, its grid entry (member, seed, learning_rate,
+      train_size), its alphas ``(d,)`` float64 and the orientation value from the signs of ``(w, b)``.
+    Raises:
+      InputError naming ``--run`` (not a quad-net run, no checkpoint) or ``--step``.
+    """
+    from spheres.maths import quadratic as quad
+    from spheres.nets.models import quadratic_weights
+    from spheres.nets.rundir import load_run
+
+    run = load_run(run_dir)
+    if run.config.model.arch != "quad":
+        raise InputError("--run", f"{str(run_dir)!r} is a run of {run.config.model.name}; --run needs a quadratic "
+                         "network (model arch quad)")
+    if not run.checkpoint_steps:
+        raise InputError("--run", f"{str(run_dir)!r} has no saved checkpoint yet; train it first")
+    step = run.checkpoint_steps[-1] if step is None else step
+    variables = run.load_variables(step)  # InputError naming --step if there is no such checkpoint
+    members = []
+    for i, member in enumerate(run.members):
+        one = {"params": _index_tree(variables["params"], i), "batch_stats": {}}
+        dec = quad.alphas_from_weights(*quadratic_weights(one))
+        members.append((dict(member), np.asarray(dec.alphas, np.float64), dec.orientation.value))
+    return run, step, members
+
+
+def _index_tree(tree, i: int):
+    if isinstance(tree, dict):
+        return {k: _index_tree(v, i) for k, v in tree.items()}
+    return np.asarray(tree)[i]
+
+
 def _finite_or_none(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def quadratic_summary(alphas: np.ndarray, radius: float = 1.3, points: int = 200, seed: int = 0,
+def bound_columns(mu: float, distance: float | None, se: float | None, dim: int) -> dict:
+    """The cap bound at an exact error rate ``mu`` (no interval: the rate is exact) beside a measured
+    mean distance ``distance +- se`` in dimension ``dim``.
+
+    Keys (the reproduce tables' names): ``optimal_distance`` = d_cap(mu, d), the largest mean
+    chord distance to the nearest error of any error set of measure mu (PAPER.md section 3; None
+    unless 0 < mu < 1); ``ratio`` = distance / optimal_distance; ``consistent_with_bound`` = 1 if
+    ``distance - 2 se <= optimal_distance`` else 0 (None without a distance).
+    """
+    from spheres.maths import theory
+
+    out = {"optimal_distance": None, "ratio": None, "consistent_with_bound": None}
+    if not 0 < mu < 1:
+        return out
+    opt = float(theory.mean_distance_to_cap(mu, dim))
+    out["optimal_distance"] = opt
+    if distance is not None:
+        out["ratio"] = distance / opt
+        out["consistent_with_bound"] = int(distance - 2 * (se or 0.0) <= opt)
+    return out
+
+
+def quadratic_summary(alphas: np.ndarray, radius: float = DEFAULT_RADIUS, points: int = 200, seed: int = 0,
                       orientation: str = "outer_if_greater", attack: bool = False,
                       method: str = "exact") -> dict:
     """Everything ``spheres quadratic`` reports, as a JSON-ready dict (no NaN or infinity).
@@ -166,8 +301,9 @@ def quadratic_summary(alphas: np.ndarray, radius: float = 1.3, points: int = 200
     and its log10 carries it); ``clt_error_rate_*, clt_log10_error_rate_*`` (the paper's CLT
     estimate, Eq. 3: NOT exact); ``alphas_outside`` (count outside ``[1/R^2, 1]``);
     ``mean_distance, mean_distance_se`` (exact d(E) on the inner sphere over ``points`` uniform
-    points, SE = std/sqrt(n)), ``points_misclassified`` (at distance 0) and ``notes``: for every
-    key whose value is ``null``, why.
+    points, SE = std/sqrt(n)), ``points_misclassified`` (at distance 0), the cap bound at the exact
+    inner rate (:func:`bound_columns`: ``optimal_distance, ratio, consistent_with_bound``) and
+    ``notes``: for every key whose value is ``null``, why.
 
     With ``attack``: ``attack_mean_distance, attack_mean_distance_se`` (over the points where the
     attack found an error) and ``attack_failures`` (points where it found none), on the same
@@ -199,6 +335,9 @@ def quadratic_summary(alphas: np.ndarray, radius: float = 1.3, points: int = 200
         notes["mean_distance_se"] = notes["mean_distance"]
     elif not math.isfinite(est.se):
         notes["mean_distance_se"] = "a standard error needs at least 2 points"
+    if not 0 < exact.inner < 1:
+        notes["optimal_distance"] = (f"the cap bound needs an inner error rate in (0, 1); it is {exact.inner:g}"
+                                     + (" (or below float64 range)" if exact.inner == 0 else ""))
     extra: dict = {}
     if attack:
         extra.update(_attack_summary(alphas, xs, orientation, notes))
@@ -223,6 +362,7 @@ def quadratic_summary(alphas: np.ndarray, radius: float = 1.3, points: int = 200
         "mean_distance": _finite_or_none(est.mean),
         "mean_distance_se": _finite_or_none(est.se),
         "points_misclassified": est.n_misclassified,
+        **bound_columns(exact.inner, _finite_or_none(est.mean), _finite_or_none(est.se), int(alphas.size)),
         **extra,
         "notes": notes,
     }
@@ -298,6 +438,12 @@ def format_summary(s: dict) -> str:
         se = "n/a" if s["mean_distance_se"] is None else f"{s['mean_distance_se']:.4g}"
         lines.append(f"d(E) inner sphere (exact nearest errors, {s['points']} uniform points, seed {s['seed']}): "
                      f"{s['mean_distance']:.5g} +- {se} (SE); {s['points_misclassified']} points already misclassified")
+    if s.get("optimal_distance") is not None:
+        verdict = {1: "consistent with the bound", 0: "ABOVE the bound (a bug: the bound is a theorem)",
+                   None: "no d(E) to compare"}[s["consistent_with_bound"]]
+        ratio = "-" if s["ratio"] is None else f"{s['ratio']:.3g}"
+        lines.append(f"optimal d(E) at the exact inner rate (cap bound): {s['optimal_distance']:.5g}; "
+                     f"d(E) / optimal = {ratio}; {verdict} (within 2 SE)")
     if "attack_mean_distance" in s:
         if s["attack_mean_distance"] is None:
             lines.append("d(E) by the on-manifold attack, same points: no error found")
@@ -319,11 +465,37 @@ def format_summary(s: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    alphas = load_alphas(args.alphas)
-    summary = quadratic_summary(alphas, args.radius, args.points, args.seed, args.orientation, args.attack,
-                                args.method)
+    if args.run is None:
+        if args.step is not None:
+            raise InputError("--step", "only applies with --run RUN_DIR")
+        alphas = load_alphas(args.alphas)
+        summary = quadratic_summary(alphas, args.radius or DEFAULT_RADIUS, args.points, args.seed,
+                                    args.orientation or "outer_if_greater", args.attack, args.method)
+        print(json.dumps(summary, allow_nan=False) if args.json else format_summary(summary))
+        return 0
+    run, step, members = run_members(args.run, args.step)
+    radius = run.config.task.outer_radius
+    if args.radius is not None and args.radius != radius:
+        raise InputError("--radius", f"the run in {args.run!r} has outer radius {radius}; leave --radius out")
+    results = []
+    for member, alphas, orientation in members:
+        if args.orientation is not None and args.orientation != orientation:
+            raise InputError("--orientation", f"member {member['member']} of the run is {orientation} (from the "
+                             "signs of its w and b); leave --orientation out")
+        if orientation not in ORIENTATIONS and (args.attack or args.method != "exact"):
+            raise InputError("--attack", f"member {member['member']} is degenerate ({orientation}): only the exact "
+                             "analysis applies; drop --attack and --method")
+        summary = quadratic_summary(alphas, radius, args.points, args.seed, orientation, args.attack, args.method)
+        # "seed" is the summary's (the seed of the points); the net's own seed is "model_seed"
+        results.append({"member": member["member"], "model_seed": member["seed"],
+                        "learning_rate": member["learning_rate"], "train_size": member["train_size"],
+                        "step": step, "model": run.config.model.name, **summary})
     if args.json:
-        print(json.dumps(summary, allow_nan=False))
-    else:
-        print(format_summary(summary))
+        print(json.dumps(results, allow_nan=False))
+        return 0
+    for r in results:
+        n = r["train_size"] or "online"
+        print(f"== member {r['member']} (seed {r['model_seed']}, learning rate {r['learning_rate']:g}, N = {n}), "
+              f"{r['model']} at step {step} of {run.path}")
+        print(format_summary(r))
     return 0

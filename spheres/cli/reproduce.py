@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from spheres.cli import _common
+
 HELP = "reproduce the paper's experiments and figures (resumable; --quick for the CPU-sized budgets)"
 
 
@@ -30,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only", metavar="NAME", action="append", default=[],
                         help="run only this experiment (repeatable), e.g. tradeoff")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _common.add_run_flags(parser, dry_run=False)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,13 +50,18 @@ def run(args: argparse.Namespace) -> int:
     if args.only:
         cfg = cfg.only(args.only)
     out = Path(args.out) if args.out else Path("results") / preset
-    print(f"reproducing {', '.join(cfg.experiments)} from {path} into {out}/ (re-run the same command to resume)")
+    _common.check_output_dir(out, "--out")
+    if args.figures:
+        _common.check_output_dir(args.figures, "--figures")
+    if not args.quiet:
+        print(f"reproducing {', '.join(cfg.experiments)} from {path} into {out}/ (re-run the same command to resume)")
     parts = ["spheres reproduce"] + (["--quick"] if args.quick else []) + (
         [f"--config {args.config}"] if args.config else []) + [f"--only {n}" for n in args.only] + (
         [f"--out {args.out}"] if args.out else []) + ([f"--figures {args.figures}"] if args.figures else [])
     shown = args.config or f"{preset} preset"
-    report = reproduce(cfg, out, progress=not args.no_progress, figures_dir=args.figures, command=" ".join(parts),
-                       config_path=shown)
+    _common.setup_logging("reproduce", args)  # progress log lines of long trainings when not on a terminal
+    report = reproduce(cfg, out, progress=not (args.no_progress or args.quiet), figures_dir=args.figures,
+                       command=" ".join(parts), config_path=shown)
     print("\n".join(summary_lines(report, out)))
     print(f"summary: {out / 'summary.json'}")
     return 0

@@ -29,8 +29,10 @@ Randomness: the measurement key of step ``s`` is ``fold_in(key(seed), s)``; memb
 the ensemble size. All members share the attack points of a step.
 
 Results are written per checkpoint as resumable cells (``RUN/measure/cells/``), and the joined
-table ``RUN/measurements.csv`` (one row per member x checkpoint) is rewritten atomically after each
-one, so an interrupted measurement resumes without recomputing finished checkpoints.
+table (one row per member x checkpoint) is rewritten atomically after each one as
+``RUN/measurements.partial.csv``; only when every requested checkpoint is measured is it renamed to
+``RUN/measurements.csv``. So a table under the final name is always complete, and an interrupted
+measurement resumes without recomputing finished checkpoints.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
@@ -63,6 +66,8 @@ __all__ = ["METHODS", "MEASURE_DIR", "SETTINGS_FILE", "TABLE_FILE", "MeasureConf
 MEASURE_DIR = "measure"
 SETTINGS_FILE = "settings.json"
 TABLE_FILE = "measurements.csv"
+#: the table while checkpoints are still being measured (renamed to TABLE_FILE when done)
+PARTIAL_TABLE_FILE = "measurements.partial.csv"
 
 
 class RunMeasurement(NamedTuple):
@@ -289,7 +294,7 @@ def _check_settings(root: Path, mcfg: MeasureConfig) -> None:
 def measure_run(run_dir: str | Path, mcfg: MeasureConfig = MeasureConfig(), progress: bool = True,
                 on_step: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
     """Measure every (selected) checkpoint of a run; resumable. Returns all rows, also written to
-    ``RUN/measurements.csv``.
+    ``RUN/measurements.csv`` (``RUN/measurements.partial.csv`` until every checkpoint is done).
 
     Args:
       run_dir: a run directory written by ``spheres train``.
@@ -318,8 +323,9 @@ def measure_run(run_dir: str | Path, mcfg: MeasureConfig = MeasureConfig(), prog
     for step in bar:
         cell = store.run(f"step={step:08d}", lambda: {"rows": measure_step(run, step, mcfg, measurement)})
         rows.extend(cell["rows"])
-        write_csv_atomic(run.path / TABLE_FILE, rows)
+        write_csv_atomic(run.path / PARTIAL_TABLE_FILE, rows)
         if on_step is not None:
             on_step(step)
     bar.close()
+    os.replace(run.path / PARTIAL_TABLE_FILE, run.path / TABLE_FILE)  # atomic: the table is complete
     return rows

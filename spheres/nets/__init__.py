@@ -1,6 +1,7 @@
 """Layer 2, ``nets``: the networks, the training engine and run directories.
 
 ``config`` (model and training sections), ``models`` (Flax NNX nets, ``make_logit_fn``),
-``train`` (``make_trainer(cfg)``: pure functions, ensembles as one sharded program), ``runs``
-(the on-disk run format and the training driver).
+``train`` (``make_trainer(cfg)``: pure functions, ensembles as one sharded program), ``rundir``
+(the on-disk run format and its reader, ``load_run``) and ``runs`` (the training driver,
+``run_training``, and its plans).
 """

@@ -235,6 +235,10 @@ def model_from_table(table: Any) -> ModelConfig:
             return parsed
     if table.get("arch") == "quad":
         table.setdefault("depth", 1)  # the quadratic net has one hidden layer; no need to say so
+    allowed = {f.name for f in dataclasses.fields(ModelConfig)} | {"name"}
+    unknown = sorted(set(table) - allowed)
+    if unknown:  # listed here, not by load_section, so that the message names `name` too
+        raise InputError(f"model.{unknown[0]}", f"unknown key; allowed keys: {', '.join(sorted(allowed))}")
     return load_section(ModelConfig, table, "model")
 
 

@@ -35,7 +35,8 @@ Several hosts (or several processes on one host): every process calls
 ``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES``, ``JAX_PROCESS_ID``) before any other JAX call,
 then runs the same program. ``jax.devices()`` lists every process's devices, the ensemble mesh
 spans them (each process computes the members on its own devices; the members need no
-communication), and :func:`to_host` gathers the results (a collective: call it on every process).
+communication), and ``spheres.nets.rundir.to_host`` gathers the results (a collective: call it on
+every process).
 Inputs built identically on every process (``member_keys``, ``member_hypers``) need no special
 handling. ``tests/test_train.py`` checks that 2 processes x 2 devices give the 1-process result.
 """
@@ -98,31 +99,11 @@ def member_hypers(cfg: ExperimentConfig) -> Hyper:
                  train_size=jnp.asarray([m["train_size"] for m in members], dtype=jnp.int32))
 
 
-def make_hyper(learning_rate: float, train_size: int = 0) -> Hyper:
-    """One model's :class:`Hyper` from Python numbers."""
-    return Hyper(jnp.asarray(learning_rate, jnp.float32), jnp.asarray(train_size, jnp.int32))
-
-
 def ensemble_mesh(size: int, devices: list | None = None) -> Mesh:
     """1-D mesh (axis ``"ensemble"``) over the largest number of devices that divides ``size``."""
     devices = jax.devices() if devices is None else list(devices)
     n = max(k for k in range(1, len(devices) + 1) if size % k == 0)
     return Mesh(np.asarray(devices[:n]), ("ensemble",))
-
-
-def to_host(tree: Any) -> Any:
-    """Numpy copy of a (possibly sharded, possibly multi-host) pytree; keys become their raw data."""
-
-    def get(x):
-        if isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
-            x = jax.random.key_data(x)
-        if isinstance(x, jax.Array) and not x.is_fully_addressable:
-            from jax.experimental import multihost_utils
-
-            return np.asarray(multihost_utils.process_allgather(x, tiled=True))
-        return np.asarray(x)
-
-    return jax.tree.map(get, tree)
 
 
 def initialize_distributed(environ=None) -> bool:
