@@ -339,9 +339,9 @@ def test_a_restart_finds_what_a_starved_ascent_missed_and_measures_from_x():
     u = jnp.zeros(d).at[0].set(1.0)
     params = {"u": u, "t": jnp.float32(t)}
     x = jnp.zeros(d).at[1].set(1.0)  # 90 degrees from the cap's centre
-    starved = attacks.AttackSchedule(ascent_steps=1, max_step=0.01, min_step=0.001)
+    starved = attacks.AttackSchedule(ascent_steps=1)  # one step of at most 0.05: the cap is 0.9 away
     assert not bool(attacks.nearest_error(cap_logit, params, x, 0, starved).found)
-    start = jnp.zeros(d).at[0].set(0.75).at[1].set(float(np.sqrt(1 - 0.75**2)))  # just outside the cap
+    start = jnp.zeros(d).at[0].set(0.85).at[1].set(float(np.sqrt(1 - 0.85**2)))  # just inside the cap
     res = attacks.nearest_error(cap_logit, params, x, 0, starved, start=start)
     exact = 2 * np.sin((np.pi / 2 - np.arccos(t)) / 2)
     assert bool(res.found) and float(res.distance) == pytest.approx(exact, rel=2e-3)

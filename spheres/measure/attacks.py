@@ -301,7 +301,9 @@ def nearest_error(logit_fn: LogitFn, params: Any, x: ArrayLike, label: ArrayLike
         return (y, y_new, logit, s_new, gt_new, k + 1, factor, n)
 
     factor0 = jnp.asarray(config.overshoot / config.ascent_growth, dtype)
-    init = (y0, y0, logit0, s0, g0, jnp.int32(0), factor0, normalize(g0))
+    # the last correct iterate starts at x: a restart whose start is already wrong bisects the arc
+    # from x to it (no ascent step runs), so the crossing lies between them
+    init = (x, y0, logit0, s0, g0, jnp.int32(0), factor0, normalize(g0))
     y_prev, y_wrong, logit_last, _, _, steps, _, _ = jax.lax.while_loop(ascent_cond, ascent_body, init)
     flipped = misclassified(logit_last, label)
 
