@@ -249,8 +249,7 @@ def maximize_quadratic_on_cap(m: ArrayLike, V: ArrayLike, x: ArrayLike, eps: Arr
     lo, hi = jax.lax.fori_loop(0, _SECULAR_STEPS, bisect, (lo0, hi0))
     best = jnp.where(dist(lo0) <= eps, lo0, hi)
     y = point(best)
-    y = jnp.where(geometry.safe_norm(y - z) <= eps, y, z)
-    return V @ y
+    return jnp.where(geometry.safe_norm(y - z) <= eps, V @ y, x)
 
 
 def quad_worst_case(lam: ArrayLike, V: ArrayLike, w: ArrayLike, x: ArrayLike, label: ArrayLike,

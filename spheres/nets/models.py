@@ -93,7 +93,7 @@ class ReluMLP(nnx.Module):
                 h = getattr(self, f"norm{layer}")(h, use_running_average=not train)
             h = jax.nn.relu(h)
             if self.random_masks:
-                h = h * getattr(self, f"mask{layer}")[...]
+                h = h * getattr(self, f"mask{layer}")[...][None, :]
         return self.head(h)[:, 0]
 
 

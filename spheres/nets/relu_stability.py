@@ -93,7 +93,7 @@ def batch_norm_affines(variables, model_cfg: ModelConfig, xs: ArrayLike | None =
         s = norm["bias"] - mean * a
         affines.append((a, s))
         if h is not None:
-            h = jax.nn.relu(a * z + s) * _mask(variables, layer, width)
+            h = jax.nn.relu(a[None, :] * z + s[None, :]) * _mask(variables, layer, width)[None, :]
     return affines
 
 
