@@ -21,6 +21,26 @@ vmapped ensemble axes of ONE compiled program (STYLE.md practice 1).
     seeds = [0]
     checkpoints = 20         # log-spaced checkpoint steps (plus the last step)
     chunk_steps = 10000      # steps per compiled call: progress and resume granularity
+    schedule = "constant"    # or "warmup", "cosine", "linear" (with warmup_steps, final_lr_fraction)
+
+Defences (all off by default; every list is a swept, traced ensemble axis, see :class:`TrainConfig`
+and :class:`ModelConfig`):
+
+.. code-block:: toml
+
+    [model]
+    name = "relu-w1000-d2"
+    squeeze_bits = 4         # feature-squeezing front end (0 = off); squeeze_range = 3.0
+    random_masks = true      # fixed random masks on the hidden features
+
+    [train]
+    adversarial = "pgd"      # or "exact" (quad nets), "none"; adv_steps = 10, adv_step_factor = 2.5
+    adv_epsilons = [0.02, 0.05, 0.1]
+    adv_weights = [0.5]
+    grad_penalties = [0.0]
+    rs_weights = [0.0]       # ReLU stability; rs_epsilons = [0.1], rs_norm = "l2"
+    l1_weights = [0.0]
+    mask_keep_rates = [0.5]
 
 Every error is an :class:`~spheres.core.errors.InputError` naming the field (``train.steps``) and
 the allowed values. Derived values are properties, never written back.

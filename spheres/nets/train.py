@@ -14,6 +14,19 @@ One optimisation step (PAPER.md section 4):
 3. Adam (Kingma & Ba 2015; optax defaults beta1 0.9, beta2 0.999, eps 1e-8) scaled by the traced
    learning rate; batch norm uses the batch statistics and updates its running averages.
 
+Recipes and defences (:class:`~spheres.nets.config.TrainConfig`). The traced rate is the PEAK
+rate; a schedule (:func:`make_schedule`, static) multiplies it by its factor at update
+``step + 1``; the constant schedule multiplies by nothing, so the default program is the one
+above, bit for bit (``tests/data/train_reference.npz``). Defences switched on in the static
+config add terms to the loss (``Trainer.objective``): the adversarial batch
+(:mod:`spheres.nets.defences`: on-sphere PGD through the training-mode forward pass, or the quad
+net's exact worst case; no gradient flows through the points) mixed in with weight
+``adv_weight``; the tangent input-gradient penalty; the RS loss over interval bounds and the L1
+kernel penalty (:mod:`spheres.nets.relu_stability`). Their strengths are :class:`Hyper` fields,
+so a sweep is one program. Random masks are drawn at :func:`init` from
+``fold_in(key, "mask")`` (the other keys are unchanged) with the traced keep rate and stay in
+the variables; the squeezing front end lives in the model functions.
+
 Keys: a member's key is ``fold_in(key(0), seed)`` (:func:`member_keys`); :func:`init` splits it
 into the initial weights, the training set's identity and the batch stream. So members that
 share a seed share initial weights and training points (the sets of sizes N < N' are nested),
