@@ -25,6 +25,13 @@ The networks are NNX modules, but everything outside this file sees a model only
                 ..., "head": {"kernel": (h, 1), "bias": (1,)}},
      "batch_stats": {"norm0": {"mean": (h,), "var": (h,)}, ...}}      # {} without batch norm
 
+A model with random masks (``ModelConfig.random_masks``) has a third collection
+``"masks": {"mask0": (h,), ...}`` of fixed 0/1 float32 masks multiplying each hidden layer's
+output (never trained: they are not parameters); the trainer draws them from the member's key.
+A model with a squeezing front end (``ModelConfig.squeeze_bits``) applies
+:func:`spheres.nets.defences.squeeze_ste` to its input in :func:`make_logit_fn` and
+:func:`make_apply_train` (straight-through gradient with respect to the input).
+
 (``dense<l>`` has no bias when batch norm follows it; quad net:
 ``{"params": {"hidden": {"kernel": (d, h)}, "w": (), "b": ()}, "batch_stats": {}}``, the stored
 kernel is ``W^T``.) These dicts are what checkpoints store, what ensembles stack (a
@@ -42,9 +49,14 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from spheres.nets import defences
 from spheres.nets.config import ModelConfig
 
 Variables = dict[str, dict[str, Any]]
+
+
+class Mask(nnx.Variable):
+    """A fixed 0/1 mask on a hidden layer's features (its own collection, never trained)."""
 
 
 class ReluMLP(nnx.Module):
@@ -54,9 +66,11 @@ class ReluMLP(nnx.Module):
     of shape ``(B,)``. Per-example use goes through :func:`make_logit_fn`.
     """
 
-    def __init__(self, dim: int, width: int, depth: int, batch_norm: bool, *, rngs: nnx.Rngs):
+    def __init__(self, dim: int, width: int, depth: int, batch_norm: bool, *, rngs: nnx.Rngs,
+                 random_masks: bool = False):
         self.depth = depth
         self.batch_norm = batch_norm
+        self.random_masks = random_masks
         fan_in = dim
         for layer in range(depth):
             # Before batch norm a bias is redundant (BN subtracts the batch mean): its gradient is
@@ -64,6 +78,8 @@ class ReluMLP(nnx.Module):
             setattr(self, f"dense{layer}", nnx.Linear(fan_in, width, use_bias=not batch_norm, rngs=rngs))
             if batch_norm:
                 setattr(self, f"norm{layer}", nnx.BatchNorm(width, rngs=rngs))
+            if random_masks:  # all ones here; the trainer replaces them with draws (draw_masks)
+                setattr(self, f"mask{layer}", Mask(jnp.ones((width,), jnp.float32)))
             fan_in = width
         self.head = nnx.Linear(fan_in, 1, rngs=rngs)
 
@@ -76,6 +92,8 @@ class ReluMLP(nnx.Module):
             if self.batch_norm:
                 h = getattr(self, f"norm{layer}")(h, use_running_average=not train)
             h = jax.nn.relu(h)
+            if self.random_masks:
+                h = h * getattr(self, f"mask{layer}")[...][None, :]
         return self.head(h)[:, 0]
 
 
@@ -103,13 +121,42 @@ def build_module(key: jax.Array, model_cfg: ModelConfig, dim: int) -> nnx.Module
     if model_cfg.arch == "quad":
         return QuadNet(dim, model_cfg.width, rngs=rngs)
     if model_cfg.arch == "relu":
-        return ReluMLP(dim, model_cfg.width, model_cfg.depth, model_cfg.batch_norm, rngs=rngs)
+        return ReluMLP(dim, model_cfg.width, model_cfg.depth, model_cfg.batch_norm, rngs=rngs,
+                       random_masks=model_cfg.random_masks)
     raise ValueError(f"unknown architecture {model_cfg.arch!r}")  # unreachable: ModelConfig validates
 
 
+def _has_masks(module: nnx.Module) -> bool:
+    return bool(getattr(module, "random_masks", False))
+
+
 def _split(module: nnx.Module) -> tuple[nnx.GraphDef, Variables]:
+    if _has_masks(module):
+        graphdef, params, stats, masks = nnx.split(module, nnx.Param, nnx.BatchStat, Mask)
+        return graphdef, {"params": nnx.to_pure_dict(params), "batch_stats": nnx.to_pure_dict(stats),
+                          "masks": nnx.to_pure_dict(masks)}
     graphdef, params, stats = nnx.split(module, nnx.Param, nnx.BatchStat)
     return graphdef, {"params": nnx.to_pure_dict(params), "batch_stats": nnx.to_pure_dict(stats)}
+
+
+def _merge(graphdef: nnx.GraphDef, variables: Variables) -> nnx.Module:
+    if "masks" in variables:
+        return nnx.merge(graphdef, variables["params"], variables["batch_stats"], variables["masks"])
+    return nnx.merge(graphdef, variables["params"], variables["batch_stats"])
+
+
+def draw_masks(key: jax.Array, keep: jax.typing.ArrayLike, model_cfg: ModelConfig) -> dict[str, jax.Array]:
+    """Random masks of one model: ``{"mask<l>": (width,) float32 in {0, 1}}``, each unit kept with
+    probability ``keep`` independently; layer ``l`` uses ``fold_in(key, l)``.
+
+    Args:
+      key: a ``jax.random.key``.
+      keep: keep rate in (0, 1] (may be traced).
+      model_cfg: a relu architecture (its width and depth).
+    """
+    return {f"mask{layer}": jax.random.bernoulli(jax.random.fold_in(key, layer), keep,
+                                                 (model_cfg.width,)).astype(jnp.float32)
+            for layer in range(model_cfg.depth)}
 
 
 def init_variables(key: jax.Array, model_cfg: ModelConfig, dim: int) -> Variables:
@@ -128,7 +175,16 @@ def init_variables(key: jax.Array, model_cfg: ModelConfig, dim: int) -> Variable
 def _graphdef(model_cfg: ModelConfig, dim: int) -> nnx.GraphDef:
     # The structure only: built abstractly, no weights are computed.
     module = nnx.eval_shape(lambda: build_module(jax.random.key(0), model_cfg, dim))
-    return nnx.split(module, nnx.Param, nnx.BatchStat)[0]
+    filters = (nnx.Param, nnx.BatchStat, Mask) if _has_masks(module) else (nnx.Param, nnx.BatchStat)
+    return nnx.split(module, *filters)[0]
+
+
+def _front_end(model_cfg: ModelConfig) -> Callable[[jax.Array], jax.Array] | None:
+    """The per-example input transform of ``model_cfg`` (the squeezer), or None."""
+    if not model_cfg.squeeze_bits:
+        return None
+    bits, rng = model_cfg.squeeze_bits, model_cfg.squeeze_range
+    return lambda x: defences.squeeze_ste(x, bits, rng)
 
 
 def make_apply_train(model_cfg: ModelConfig, dim: int) -> Callable[[Variables, jax.Array], tuple[jax.Array, dict]]:
@@ -141,10 +197,11 @@ def make_apply_train(model_cfg: ModelConfig, dim: int) -> Callable[[Variables, j
       without batch norm). Differentiable in ``variables["params"]``.
     """
     graphdef = _graphdef(model_cfg, dim)
+    front = _front_end(model_cfg)
 
     def apply(variables: Variables, x: jax.Array) -> tuple[jax.Array, dict]:
-        module = nnx.merge(graphdef, variables["params"], variables["batch_stats"])
-        logits = module(x, train=True)
+        module = _merge(graphdef, variables)
+        logits = module(jax.vmap(front)(x) if front else x, train=True)
         return logits, nnx.to_pure_dict(nnx.state(module, nnx.BatchStat))
 
     return apply
@@ -163,13 +220,14 @@ def make_logit_fn(model_cfg: ModelConfig, dim: int | None = None) -> Callable[[V
       ``jax.vmap(jax.vmap(logit_fn, (None, 0)), (0, None))(ensemble_variables, xs)``.
     """
     graphdefs: dict[int, nnx.GraphDef] = {}
+    front = _front_end(model_cfg)
 
     def logit_fn(variables: Variables, x: jax.Array) -> jax.Array:
         d = x.shape[-1] if dim is None else dim
         if d not in graphdefs:
             graphdefs[d] = _graphdef(model_cfg, d)
-        module = nnx.merge(graphdefs[d], variables["params"], variables["batch_stats"])
-        return module(x[None, :], train=False)[0]
+        module = _merge(graphdefs[d], variables)
+        return module((front(x) if front else x)[None, :], train=False)[0]
 
     return logit_fn
 

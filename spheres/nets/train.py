@@ -14,6 +14,19 @@ One optimisation step (PAPER.md section 4):
 3. Adam (Kingma & Ba 2015; optax defaults beta1 0.9, beta2 0.999, eps 1e-8) scaled by the traced
    learning rate; batch norm uses the batch statistics and updates its running averages.
 
+Recipes and defences (:class:`~spheres.nets.config.TrainConfig`). The traced rate is the PEAK
+rate; a schedule (:func:`make_schedule`, static) multiplies it by its factor at update
+``step + 1``; the constant schedule multiplies by nothing, so the default program is the one
+above, bit for bit (``tests/data/train_reference.npz``). Defences switched on in the static
+config add terms to the loss (``Trainer.objective``): the adversarial batch
+(:mod:`spheres.nets.defences`: on-sphere PGD through the training-mode forward pass, or the quad
+net's exact worst case; no gradient flows through the points) mixed in with weight
+``adv_weight``; the tangent input-gradient penalty; the RS loss over interval bounds and the L1
+kernel penalty (:mod:`spheres.nets.relu_stability`). Their strengths are :class:`Hyper` fields,
+so a sweep is one program. Random masks are drawn at :func:`init` from
+``fold_in(key, "mask")`` (the other keys are unchanged) with the traced keep rate and stay in
+the variables; the squeezing front end lives in the model functions.
+
 Keys: a member's key is ``fold_in(key(0), seed)`` (:func:`member_keys`); :func:`init` splits it
 into the initial weights, the training set's identity and the batch stream. So members that
 share a seed share initial weights and training points (the sets of sizes N < N' are nested),
@@ -54,12 +67,14 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from spheres.maths import geometry
-from spheres.nets import models
-from spheres.nets.config import ExperimentConfig
+from spheres.nets import defences, models, relu_stability
+from spheres.nets.config import SWEPT_DEFENCES, ExperimentConfig, TrainConfig
 from spheres.core.errors import InputError
 
 #: fold_in tag deriving the evaluation stream from the state's key (distinct from split's outputs).
 _EVAL_STREAM = 0x65_76_61_6C  # "eval"
+#: fold_in tag deriving a member's random masks from its key (the other keys are unchanged).
+_MASK_STREAM = 0x6D_61_73_6B  # "mask"
 
 #: points used by :meth:`Trainer.evaluate` (the first EVAL_SIZE points of a finite training set;
 #: all of it when N <= EVAL_SIZE; EVAL_SIZE fresh points online).
@@ -67,10 +82,21 @@ EVAL_SIZE = 1000
 
 
 class Hyper(NamedTuple):
-    """Swept (traced) hyperparameters of one model; stack them for an ensemble."""
+    """Swept (traced) hyperparameters of one model; stack them for an ensemble.
 
-    learning_rate: jax.Array  # float32 (), Adam step size
+    The defence fields only act when their defence is switched on in the static config
+    (``train.adversarial``, some weight > 0, ``model.random_masks``); otherwise they are unread.
+    """
+
+    learning_rate: jax.Array  # float32 (), PEAK Adam step size (times the schedule's factor)
     train_size: jax.Array  # int32 (), N > 0 points in the training set, 0 = online
+    adv_eps: jax.Array  # float32 (), chord budget of the adversarial points
+    adv_weight: jax.Array  # float32 (), lambda in (1 - lambda) L(x) + lambda L(x_adv)
+    grad_penalty: jax.Array  # float32 (), weight of the tangent input-gradient penalty
+    rs_weight: jax.Array  # float32 (), weight of the ReLU-stability loss
+    rs_eps: jax.Array  # float32 (), radius of the ball of the RS loss's bounds
+    l1_weight: jax.Array  # float32 (), weight of the L1 penalty on dense kernels
+    mask_keep: jax.Array  # float32 (), keep rate of the random masks (drawn at init)
 
 
 class TrainState(NamedTuple):
@@ -94,9 +120,21 @@ def member_keys(cfg: ExperimentConfig) -> jax.Array:
 
 def member_hypers(cfg: ExperimentConfig) -> Hyper:
     """Stacked :class:`Hyper` in ``cfg.train.members`` order: fields of shape ``(E,)``."""
-    members = cfg.train.members
-    return Hyper(learning_rate=jnp.asarray([m["learning_rate"] for m in members], dtype=jnp.float32),
-                 train_size=jnp.asarray([m["train_size"] for m in members], dtype=jnp.int32))
+    grid = cfg.train.grid
+    floats = {key: jnp.asarray([m[key] for m in grid], dtype=jnp.float32) for key in SWEPT_DEFENCES.values()}
+    return Hyper(learning_rate=jnp.asarray([m["learning_rate"] for m in grid], dtype=jnp.float32),
+                 train_size=jnp.asarray([m["train_size"] for m in grid], dtype=jnp.int32), **floats)
+
+
+def make_hyper(learning_rate: float, train_size: int = 0, **defences: float) -> Hyper:
+    """One model's :class:`Hyper` from Python numbers; unnamed defence values take the
+    :class:`~spheres.nets.config.TrainConfig` defaults (e.g. ``make_hyper(1e-3, adv_eps=0.1)``)."""
+    defaults = TrainConfig().grid[0]
+    unknown = sorted(set(defences) - set(SWEPT_DEFENCES.values()))
+    if unknown:
+        raise InputError(unknown[0], f"not a Hyper field; allowed: {', '.join(SWEPT_DEFENCES.values())}")
+    values = {key: jnp.asarray(defences.get(key, defaults[key]), jnp.float32) for key in SWEPT_DEFENCES.values()}
+    return Hyper(jnp.asarray(learning_rate, jnp.float32), jnp.asarray(train_size, jnp.int32), **values)
 
 
 def ensemble_mesh(size: int, devices: list | None = None) -> Mesh:
@@ -151,6 +189,8 @@ class Trainer:
                             variables with a leading (C,) checkpoint axis)
       step(state, hyper) -> (TrainState, loss f32 ())   one optimisation step
       draw_batch(key, data_key, train_size) -> (x (B, d), y (B,))   one step's batch
+      objective(variables, x, y, hyper, x_adv=None) -> (loss f32 (), batch_stats)   what a step minimises
+      adversarial_points(variables, x, y, hyper) -> x_adv (B, d)   (with ``train.adversarial`` on)
     Ensembles (jitted, ensemble axis sharded; leading axis E on every argument and result):
       ensemble_init(keys, hypers), ensemble_advance(states, hypers, n_steps),
       ensemble_evaluate(states, hypers), ensemble_train(keys, hypers)
@@ -166,6 +206,8 @@ class Trainer:
     evaluate: Callable
     train: Callable
     logit_fn: Callable
+    objective: Callable
+    adversarial_points: Callable
     ensemble_loop: str = "map"
     traces: collections.Counter = field(default_factory=collections.Counter)
     _compiled: dict = field(default_factory=dict, repr=False)
@@ -220,6 +262,28 @@ class Trainer:
         return self._jitted("train", self.train, keys.shape[0], 2)(keys, hypers)
 
 
+def make_schedule(train_cfg: TrainConfig) -> Callable[[jax.Array], jax.Array] | None:
+    """The learning-rate factor of update ``k = 1..steps`` (``TrainConfig.schedule``), or None for
+    the constant schedule (the step then multiplies by the peak rate alone, as it always did).
+
+    Built from optax schedules: ``linear_schedule(0, 1, W)`` for the warm-up, then
+    ``cosine_decay_schedule(1, S - W, a)`` or ``linear_schedule(1, a, S - W)``, joined at ``W``.
+
+    >>> f = make_schedule(TrainConfig(steps=10, schedule="linear", warmup_steps=2, final_lr_fraction=0.2))
+    >>> [round(float(f(k)), 2) for k in range(1, 11)]
+    [0.5, 1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2]
+    """
+    kind, warm, steps, end = train_cfg.schedule, train_cfg.warmup_steps, train_cfg.steps, train_cfg.final_lr_fraction
+    if kind == "constant":
+        return None
+    warmup = optax.linear_schedule(0.0, 1.0, warm) if warm else None
+    if kind == "warmup":
+        return warmup if warmup is not None else (lambda k: jnp.ones((), jnp.float32))
+    decay = (optax.cosine_decay_schedule(1.0, steps - warm, end) if kind == "cosine"
+             else optax.linear_schedule(1.0, end, steps - warm))
+    return decay if warmup is None else optax.join_schedules([warmup, decay], [warm])
+
+
 #: "auto" picks "map" when one member's training step costs at least this many matmul FLOPs
 #: (the paper's models at d = 500: 1e8 to 9e9), "vmap" below it (small models, short steps).
 MAP_MIN_FLOPS = 10**8
@@ -251,14 +315,18 @@ def make_trainer(cfg: ExperimentConfig, eval_size: int = EVAL_SIZE, ensemble_loo
     apply_train = models.make_apply_train(model_cfg, dim)
     logit_fn = models.make_logit_fn(model_cfg, dim)
     adam = optax.scale_by_adam()
+    tcfg = cfg.train
+    schedule = make_schedule(tcfg)
 
     def sample_points(keys: jax.Array) -> tuple[jax.Array, jax.Array]:
         return jax.vmap(lambda k: geometry.sample_labeled(k, dim, radius))(keys)
 
     def init(key: jax.Array, hyper: Hyper) -> TrainState:
-        del hyper  # the initial state depends on the seed only
+        # The initial state depends on the seed only (and on the masks' keep rate).
         k_model, k_data, k_stream = jax.random.split(key, 3)
         variables = models.init_variables(k_model, model_cfg, dim)
+        if model_cfg.random_masks:
+            variables["masks"] = models.draw_masks(jax.random.fold_in(key, _MASK_STREAM), hyper.mask_keep, model_cfg)
         return TrainState(variables=variables, opt_state=adam.init(variables["params"]),
                           step=jnp.zeros((), jnp.int32), key=k_stream, data_key=k_data)
 
@@ -274,18 +342,62 @@ def make_trainer(cfg: ExperimentConfig, eval_size: int = EVAL_SIZE, ensemble_loo
     def step(state: TrainState, hyper: Hyper) -> tuple[TrainState, jax.Array]:
         key, k_batch = jax.random.split(state.key)
         x, y = draw_batch(k_batch, state.data_key, hyper.train_size)
+        params = state.variables["params"]
+        x_adv = adversarial_points(state.variables, x, y, hyper) if tcfg.uses_adversarial else None
 
         def loss_fn(params):
-            logits, stats = apply_train({"params": params, "batch_stats": state.variables["batch_stats"]}, x)
-            return jnp.mean(optax.sigmoid_binary_cross_entropy(logits, y.astype(logits.dtype))), stats
+            variables = {**state.variables, "params": params}
+            return objective(variables, x, y, hyper, x_adv)
 
-        params = state.variables["params"]
         (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
         direction, opt_state = adam.update(grads, state.opt_state, params)
-        params = jax.tree.map(lambda p, u: p - hyper.learning_rate * u, params, direction)
-        new = TrainState(variables={"params": params, "batch_stats": stats}, opt_state=opt_state,
+        rate = hyper.learning_rate if schedule is None else hyper.learning_rate * schedule(state.step + 1)
+        params = jax.tree.map(lambda p, u: p - rate * u, params, direction)
+        new = TrainState(variables={**state.variables, "params": params, "batch_stats": stats}, opt_state=opt_state,
                          step=state.step + 1, key=key, data_key=state.data_key)
         return new, loss
+
+    def batch_losses(variables, x, y):
+        """Per-example cross-entropy ``(B,)`` of the training-mode forward pass, and the new batch stats."""
+        logits, stats = apply_train(variables, x)
+        return optax.sigmoid_binary_cross_entropy(logits, y.astype(logits.dtype)), stats
+
+    def adversarial_points(variables, x, y, hyper):
+        """The batch's adversarial points (no gradient flows through them)."""
+        if tcfg.adversarial == "exact":
+            params = variables["params"]
+            lam, vecs = defences.quad_eigen(params["hidden"]["kernel"])
+            worst = jax.vmap(defences.quad_worst_case, in_axes=(None, None, None, 0, 0, None))
+            x_adv = worst(lam, vecs, params["w"], x, y, hyper.adv_eps)
+        else:
+            x_adv = defences.pgd_attack(lambda xb: batch_losses(variables, xb, y)[0], x, hyper.adv_eps,
+                                        tcfg.adv_steps, tcfg.adv_step_factor).x_adv
+        return jax.lax.stop_gradient(x_adv)
+
+    def objective(variables, x, y, hyper, x_adv=None):
+        """The training loss of one step and the new batch statistics (those of the clean batch).
+
+        ``mean CE(x)``, mixed with ``mean CE(x_adv)`` by ``adv_weight``, plus ``grad_penalty *``
+        :func:`~spheres.nets.defences.input_gradient_penalty`, ``rs_weight *`` the mean
+        :func:`~spheres.nets.relu_stability.rs_loss` and ``l1_weight *`` the L1 norm of the
+        kernels, each term present only when its defence is on (static).
+        """
+        losses, stats = batch_losses(variables, x, y)
+        loss = jnp.mean(losses)
+        if x_adv is not None:
+            adv = jnp.mean(batch_losses(variables, x_adv, y)[0])
+            loss = (1.0 - hyper.adv_weight) * loss + hyper.adv_weight * adv
+        if tcfg.uses_grad_penalty:
+            penalty = defences.input_gradient_penalty(lambda xb: batch_losses(variables, xb, y)[0], x)
+            loss = loss + hyper.grad_penalty * penalty
+        if tcfg.uses_rs:
+            affines = relu_stability.batch_norm_affines(variables, model_cfg, x if model_cfg.batch_norm else None)
+            rs = jax.vmap(lambda xi: relu_stability.rs_loss(variables, model_cfg, affines, xi, hyper.rs_eps,
+                                                             tcfg.rs_norm))(x)
+            loss = loss + hyper.rs_weight * jnp.mean(rs)
+        if tcfg.uses_l1:
+            loss = loss + hyper.l1_weight * relu_stability.l1_penalty(variables["params"])
+        return loss, stats
 
     def advance(state: TrainState, hyper: Hyper, n_steps) -> TrainState:
         return jax.lax.fori_loop(0, jnp.asarray(n_steps, jnp.int32), lambda _, s: step(s, hyper)[0], state)
@@ -316,4 +428,5 @@ def make_trainer(cfg: ExperimentConfig, eval_size: int = EVAL_SIZE, ensemble_loo
         return state, metrics, variables
 
     return Trainer(cfg=cfg, init=init, step=step, draw_batch=draw_batch, advance=advance, evaluate=evaluate,
-                   train=train, logit_fn=logit_fn, ensemble_loop=ensemble_loop)
+                   train=train, logit_fn=logit_fn, objective=objective, adversarial_points=adversarial_points,
+                   ensemble_loop=ensemble_loop)
