@@ -24,6 +24,7 @@ COMMANDS = {
     "measure": "measure",
     "quadratic": "quadratic",
     "reproduce": "reproduce",
+    "attribute": "attribute",
 }
 
 
