@@ -31,10 +31,11 @@ def quad_logit(params, x):
 
 @pytest.fixture(scope="module")
 def points():
-    return sample_batch(jax.random.key(3), 12, DIM)
+    return jax.jit(sample_batch, static_argnums=(1, 2))(jax.random.key(3), 12, DIM)
 
 
 def _points_fn(logit_fn):
+    """Every attribution of a batch of points, one compiled program per classifier."""
     return jax.jit(jax.vmap(lambda p, x, y: A.point_attributions(logit_fn, p, x, y), in_axes=(None, 0, 0)))
 
 
@@ -62,6 +63,7 @@ def test_radial_ideal_aligns_exactly(points):
     np.testing.assert_allclose(np.asarray(pa.ig_gap), 0.0, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_ellipsoid_reference_with_a_spherical_boundary_is_radial(points):
     # sum alpha x^2 - 1 with every alpha = 1/C^2: the ideal boundary with another logit
     xs, ys = points
@@ -119,6 +121,7 @@ def test_quad_net_boundary_normal_matches_exact_normal(quad_net):
     np.testing.assert_allclose(exact.normal[ok], A._unit_rows((z * alphas) @ q.T), atol=1e-12)
 
 
+@pytest.mark.slow
 def test_cap_normal_is_tangent_to_the_sphere():
     xs, ys = sample_batch(jax.random.key(8), 24, DIM)
     u = jnp.zeros(DIM).at[0].set(1.0)
@@ -205,7 +208,7 @@ def _quad_direct_worths(key, samples, W, w, b, bands, replacement="same_sphere")
     return -np.logaddexp(0.0, -signed)
 
 
-@pytest.mark.parametrize("replacement", ["same_sphere", "independent"])
+@pytest.mark.parametrize("replacement", [pytest.param("same_sphere", marks=pytest.mark.slow), "independent"])
 def test_quad_net_band_shapley_against_direct_computation(quad_net, replacement):
     params, W, _, _ = quad_net
     dec = quadratic.alphas_from_weights(W, 0.25, -1.0)
@@ -251,7 +254,14 @@ def test_shapley_symmetry_for_identical_bands_and_null_band():
     lo, hi = res.interval()
     assert lo[2] <= 0.0 <= hi[2] and abs(res.values[2]) < 1e-6
     assert np.all(res.values[:2] > 5 * res.se[:2])
+
+
+@pytest.mark.slow
+def test_null_band_under_same_sphere_replacement():
     # renormalised onto the sphere a band can still be null: a scale-invariant model blind to band 2
+    bands = A.coordinate_bands(6, 3)
+    key = jax.random.key(2)
+    mask = jnp.array([1.0, 1, 1, 1, 0, 0])
     u = jnp.array([1.0, -0.5, 0.3, 0.8, 0.0, 0.0])
     res = A.band_shapley(key, lambda p, x: cap_logit(p, mask * x), {"u": u, "t": jnp.float32(0.1)}, bands,
                          samples=500, replacement="same_sphere")

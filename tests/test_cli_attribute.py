@@ -29,6 +29,7 @@ def quad_run(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_attribute_cli_writes_the_table(quad_run, tmp_path, capsys):
     run_dir = tmp_path / "run"
     shutil.copytree(quad_run, run_dir)
@@ -80,6 +81,7 @@ def test_attribute_cli_writes_the_table(quad_run, tmp_path, capsys):
         assert "--" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_interrupted_attribution_resumes_to_the_same_table(quad_run, tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     shutil.copytree(quad_run, a)
@@ -106,3 +108,19 @@ def test_bad_budgets_name_the_flag():
         with pytest.raises(InputError) as info:
             AttributeConfig(**kwargs)
         assert info.value.field == flag
+
+
+@pytest.mark.slow
+def test_relu_run_uses_coordinate_bands(tmp_path):
+    cfg = config_from_dict({"task": {"dim": 6}, "model": {"arch": "relu", "width": 16, "depth": 2, "batch_norm": True},
+                            "train": {"steps": 100, "batch_size": 32, "learning_rates": [3e-3], "seeds": [0],
+                                      "train_sizes": [0], "checkpoints": 1, "chunk_steps": 100}})
+    run_training(cfg, tmp_path / "relu", progress=False)
+    rows = attribute_run(tmp_path / "relu", AttributeConfig(points=8, ig_steps=4, starts=2, bands=3,
+                                                             shapley_samples=256), progress=False)
+    (r,) = rows
+    assert [r[f"band{j}_name"] for j in range(3)] == ["coords 0-1", "coords 2-3", "coords 4-5"]
+    assert "exact_on_radial" not in r
+    assert r["grad_radial_n"] == 8 and -1 <= r["grad_radial"] <= 1
+    total = sum(r[f"shapley_independent_band{j}"] for j in range(3))
+    assert abs(total - (r["worth_independent_all"] - r["worth_independent_none"])) < 1e-6
