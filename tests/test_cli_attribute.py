@@ -118,7 +118,8 @@ def test_relu_run_uses_coordinate_bands(tmp_path):
     run_training(cfg, tmp_path / "relu", progress=False)
     rows = attribute_run(tmp_path / "relu", AttributeConfig(points=8, ig_steps=4, starts=2, bands=3,
                                                              shapley_samples=256), progress=False)
-    (r,) = rows
+    assert len(rows) == len(load_run(tmp_path / "relu").checkpoint_steps)
+    r = rows[-1]
     assert [r[f"band{j}_name"] for j in range(3)] == ["coords 0-1", "coords 2-3", "coords 4-5"]
     assert "exact_on_radial" not in r
     assert r["grad_radial_n"] == 8 and -1 <= r["grad_radial"] <= 1
