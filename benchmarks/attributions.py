@@ -133,7 +133,7 @@ def main(argv=None) -> int:
             single = jax.jit(lambda p, x, y, fn=fn: fn(logit_fn, p, x, y))
             jax.block_until_ready(batched(params, xs, ys))
             peak = max(peak, measure_matmul_peak(peak_n, repeats=3)["gflops"])
-            t = timed(batched, params, xs, ys)
+            t = timed(batched, params, xs, ys, repeats=3)
             jax.block_until_ready(single(params, xs[0], ys[0]))
             tb = timed(lambda: [single(params, xs[k], ys[k]) for k in range(base_points)])
             rate, base = points / t, base_points / tb
@@ -153,7 +153,7 @@ def main(argv=None) -> int:
         run = lambda k: attr.shapley_worths(logit_fn, params, k, bands.basis, masks)[0]  # noqa: E731
         run(keys)
         peak = max(peak, measure_matmul_peak(peak_n, repeats=3)["gflops"])
-        t = timed(run, keys)
+        t = timed(run, keys, repeats=3)
         prog = attr._shapley_program(logit_fn, DIM, 1.3, "same_sphere")
         basis, m = jnp.asarray(bands.basis, jnp.float32), jnp.asarray(masks)
         jax.block_until_ready(prog(params, keys[:1], basis, m))

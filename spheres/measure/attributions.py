@@ -438,8 +438,10 @@ def coordinate_bands(dim: int, n_bands: int) -> Bands:
 
 
 def eigen_bands(alphas: ArrayLike, rotation: ArrayLike, n_bands: int) -> Bands:
-    """The quadratic network's eigen-directions grouped by ``alpha``: band 0 holds the ``~d/M``
-    largest alphas, band ``M-1`` the smallest (ties keep the order of ``rotation``'s columns).
+    """The quadratic network's eigen-directions grouped by ``alpha``: the basis holds the directions
+    in order of decreasing ``alpha`` (ties keep ``rotation``'s order) and band ``j`` the ``j``-th block
+    of ``~d/M`` of them (band 0: the largest alphas), so ``band_of`` is that of :func:`coordinate_bands`
+    and nets with different eigen-directions share their coalition masks.
 
     Args:
       alphas: ``(d,)``; rotation: ``(d, d)`` (from :func:`spheres.maths.quadratic.alphas_from_weights`).
@@ -449,10 +451,11 @@ def eigen_bands(alphas: ArrayLike, rotation: ArrayLike, n_bands: int) -> Bands:
     dim = alphas.size
     _check_bands(n_bands, dim)
     order = np.argsort(-alphas, kind="stable")
-    band_of = np.empty(dim, np.int32)
-    band_of[order] = (np.arange(dim) * n_bands) // dim
-    names = tuple(f"alpha {alphas[band_of == j].min():.3g}-{alphas[band_of == j].max():.3g}" for j in range(n_bands))
-    return Bands(np.asarray(rotation, np.float64), band_of, int(n_bands), names)
+    band_of = ((np.arange(dim) * n_bands) // dim).astype(np.int32)
+    sorted_alphas = alphas[order]
+    names = tuple(f"alpha {sorted_alphas[band_of == j].min():.3g}-{sorted_alphas[band_of == j].max():.3g}"
+                  for j in range(n_bands))
+    return Bands(np.asarray(rotation, np.float64)[:, order], band_of, int(n_bands), names)
 
 
 def coalition_masks(band_of: ArrayLike, n_bands: int) -> np.ndarray:
