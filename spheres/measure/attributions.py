@@ -43,6 +43,11 @@ The measurements, with ``f`` the logit and ``u(v) = v / ||v||``:
   renormalisation, so the hybrid carries label information only through the coalition's
   coordinates and any classifier's error on it is at least the Bayes error of a classifier that
   sees only those ``k`` coordinates (:func:`spheres.maths.theory.bayes_error_k_coordinates`).
+  Measured (tests/test_attributions.py, and a trained quad net at d = 10): under ``same_sphere``
+  every coalition is worth nearly the same and every band's value is within a few SE of 0 (a few
+  1e-4 nats), because the renormalised hybrid keeps the norm, which is all the label depends on,
+  and is nearly uniform on the sphere; ``independent`` resolves the bands (0.14-0.33 nats each, SE
+  0.02-0.03, band of largest alphas first).
   All ``2^M`` worths are estimated on the same ``n`` pairs (common random numbers). The Shapley
   value ``phi_j = sum_{S not containing j} |S|! (M - |S| - 1)! / M! (v(S + j) - v(S))`` is linear in
   the worths, so each pair has its own Shapley vector, efficiency
