@@ -32,6 +32,7 @@ COMMANDS = {
     "measure": "measure",
     "quadratic": "quadratic",
     "reproduce": "reproduce",
+    "attribute": "attribute",
 }
 
 
