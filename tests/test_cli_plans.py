@@ -73,6 +73,7 @@ def test_format_seconds_and_plan_line():
     assert "nothing to do" in done.line()
 
 
+@pytest.mark.slow
 def test_plan_estimate_is_the_measured_step_time(tmp_path):
     """The warm-up's estimate predicts the real run within a factor of 5 (plus 2 s): loose, because
     the test machine may be shared and its load change between the warm-up and the run."""

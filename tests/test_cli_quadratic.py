@@ -271,12 +271,13 @@ def test_run_errors(quad_run, capsys, extra, needle):
 
 
 def test_run_must_be_a_quad_net_and_step_needs_run(tmp_path, capsys):
-    from spheres.nets.config import config_from_dict
-    from spheres.nets.runs import run_training
+    from spheres.nets.config import config_from_dict, dump_config
 
-    relu = tmp_path / "relu"
-    run_training(config_from_dict({"task": {"dim": 3}, "model": {"arch": "relu", "width": 4, "depth": 1},
-                                   "train": {"steps": 2, "batch_size": 4, "checkpoints": 1}}), relu, progress=False)
+    relu = tmp_path / "relu"  # a run that has not saved anything yet: its config is enough
+    relu.mkdir()
+    (relu / "config.toml").write_text(dump_config(config_from_dict(
+        {"task": {"dim": 3}, "model": {"arch": "relu", "width": 4, "depth": 1},
+         "train": {"steps": 2, "batch_size": 4, "checkpoints": 1}})))
     assert main(["quadratic", "--run", str(relu)]) == 2
     assert "needs a quadratic network" in capsys.readouterr().err
     path = tmp_path / "a.txt"
