@@ -25,6 +25,9 @@ An experiment is one module under :mod:`spheres.experiments` that defines ``EXPE
     the names of experiments whose results it reads (``ctx.inputs[name]`` is their folder).
     Experiments depend on each other only through declared inputs.
 
+``rank`` orders the experiments when a config does not list them (smaller first; inputs always run
+before the experiments that read them).
+
 ``check(cfg, configs)`` optionally validates against the other experiments' configs before
 anything runs (``slices`` needs its model to be one of ``tradeoff``'s).
 
@@ -81,6 +84,7 @@ class Experiment:
     figures: tuple[tuple[str, str], ...]
     inputs: tuple[str, ...] = ()
     check: Callable[[Any, dict[str, Any]], None] | None = None
+    rank: int = 100
 
     def figure_paths(self, ctx: Context) -> list[Path]:
         return [ctx.out / f for f, _ in self.figures]

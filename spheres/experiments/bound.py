@@ -89,7 +89,7 @@ def report(summary: dict[str, Any], ctx: Context) -> Report:
 
 
 EXPERIMENT = Experiment(
-    name="bound",
+    name="bound", rank=0,
     description="The exact isoperimetric bound (no training): the largest mean distance to the nearest error that "
                 "any classifier with a given error rate can have, reached when the errors form a spherical cap.",
     config=BoundConfig, run=run, draw=draw, report=report,

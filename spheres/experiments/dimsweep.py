@@ -197,7 +197,7 @@ def report(s: dict[str, Any], ctx: Context) -> Report:
 
 
 EXPERIMENT = Experiment(
-    name="dimsweep",
+    name="dimsweep", rank=30,
     description="The tradeoff measurements across dimensions: does d(E) shrink like 1/sqrt(d) at a fixed error rate?",
     config=DimSweepConfig, run=run, draw=draw, report=report,
     tables=(RESULTS, FIT),

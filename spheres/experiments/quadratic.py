@@ -134,7 +134,7 @@ def report(q: dict[str, Any], ctx: Context) -> Report:
 
 
 EXPERIMENT = Experiment(
-    name="quadratic",
+    name="quadratic", rank=10,
     description="The quadratic network trained on a fixed set, analysed exactly through its alphas.",
     config=QuadraticExperimentConfig, run=run, draw=draw, report=report,
     tables=(ALPHAS, SUMMARY),

@@ -71,7 +71,7 @@ def default_order() -> list[str]:
                 visit(dep)
             order.append(name)
 
-    for name in experiments:
+    for name in sorted(experiments, key=lambda n: (experiments[n].rank, n)):
         visit(name)
     return order
 

@@ -120,7 +120,7 @@ def report(summary: dict[str, Any], ctx: Context) -> Report:
 
 
 EXPERIMENT = Experiment(
-    name="slices",
+    name="slices", rank=40,
     description="Two-dimensional slices through a trained net's decision boundary.",
     config=SlicesConfig, run=run, draw=draw, report=report, check=check, inputs=(SOURCE,),
     tables=(NPZ,),

@@ -133,7 +133,7 @@ def report(s: dict[str, Any], ctx: Context) -> Report:
 
 
 EXPERIMENT = Experiment(
-    name="tradeoff",
+    name="tradeoff", rank=20,
     description="Fig. 4 of the paper: nets trained on several training-set sizes, every checkpoint placed by its "
                 "error rate and its distance to the nearest error, against the exact cap bound.",
     config=TradeoffConfig, run=run, draw=draw, report=report,
