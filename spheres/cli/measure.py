@@ -50,7 +50,8 @@ def _positive_int(text: str) -> int:
 #: ``spheres measure --help`` does not import JAX (tests/test_cli_plans.py checks that they agree)
 METHODS = ("auto", "monte_carlo", "splitting")
 DEFAULTS = dict(mc_samples=100_000, attack_points=100, method="auto", min_errors=10, splitting_particles=500,
-                splitting_repeats=8, splitting_max_levels=200, seed=0)
+                splitting_repeats=8, splitting_max_levels=200, attack_restarts=2, restart_budget=4,
+                restart_jitter=0.1, seed=0)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -72,6 +73,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--splitting-max-levels", type=_positive_int, default=d.splitting_max_levels,
                         help=f"splitting level cap; rates below ~2^-levels are reported out of reach "
                              f"(default {d.splitting_max_levels})")
+    parser.add_argument("--attack-restarts", type=int, default=d.attack_restarts,
+                        help=f"restart rounds for points whose attack found no error (>= 0, default "
+                             f"{d.attack_restarts})")
+    parser.add_argument("--restart-budget", type=_positive_int, default=d.restart_budget,
+                        help=f"factor on the ascent budget of a restart (default {d.restart_budget})")
+    parser.add_argument("--restart-jitter", type=float, default=d.restart_jitter,
+                        help=f"first restart's move, fraction of the radius, in (0, 1] (default {d.restart_jitter})")
     parser.add_argument("--seed", type=int, default=d.seed, help="measurement seed (default 0)")
     parser.add_argument("--step", type=_positive_int, action="append", default=[],
                         help="measure only this checkpoint step (repeatable; default: every saved checkpoint)")
@@ -114,7 +122,9 @@ def run(args: argparse.Namespace) -> int:
     mcfg = pipeline.MeasureConfig(mc_samples=args.mc_samples, attack_points=args.attack_points, method=args.method,
                                   min_errors=args.min_errors, splitting_particles=args.splitting_particles,
                                   splitting_repeats=args.splitting_repeats,
-                                  splitting_max_levels=args.splitting_max_levels, seed=args.seed,
+                                  splitting_max_levels=args.splitting_max_levels,
+                                  attack_restarts=args.attack_restarts, restart_budget=args.restart_budget,
+                                  restart_jitter=args.restart_jitter, seed=args.seed,
                                   steps=tuple(args.step))
     run = load_run(args.run_dir)  # fail fast, before anything is written
     steps = list(mcfg.steps or run.checkpoint_steps)
@@ -161,21 +171,39 @@ def run(args: argparse.Namespace) -> int:
 
     rows = pipeline.measure_run(args.run_dir, mcfg, progress=not (args.no_progress or args.json or args.quiet),
                                 on_step=on_step)
-    if args.json:
-        print(json.dumps(rows, allow_nan=False))
+    from spheres.measure.results import ResultRow
+
+    table = [ResultRow.from_measurement(r) for r in rows]
+    if args.json:  # the typed rows: the experiments' column names, the cap bound beside every measurement
+        print(json.dumps([t.as_dict() for t in table], allow_nan=False))
         return 0
-    last = max(r["step"] for r in rows)
-    print(f"{'member':>6} {'seed':>5} {'lr':>8} {'N':>8}  {'mu inner [95% interval]':>34} {'method':>11}  "
-          f"{'mu outer':>9}  {'d(E) attack':>15} {'fail':>5}" + ("  exact mu inner  exact d(E)" if "exact_mu_inner"
-                                                                     in rows[0] else ""))
-    for r in (r for r in rows if r["step"] == last):
-        line = (f"{r['member']:>6} {r['seed']:>5} {r['learning_rate']:>8.2g} {r['train_size'] or 'online':>8}  "
-                f"{_fmt(r['mu_inner']):>9} [{_fmt(r['mu_inner_lower'])}, {_fmt(r['mu_inner_upper'])}]".ljust(70)
-                + f" {r['mu_inner_method']:>11}  {_fmt(r['mu_outer']):>9}  "
-                f"{_fmt(r['attack_mean_distance'], '.4f')}+-{_fmt(r['attack_mean_distance_se'], '.1g'):<6}"
-                f" {r['attack_failures']:>4}")
-        if "exact_mu_inner" in r:
-            line += f"  {_fmt(r['exact_mu_inner']):>14}  {_fmt(r['exact_mean_distance'], '.4f')}"
-        print(line)
-    print(f"step {last}; {len(rows)} rows (members x checkpoints) in {args.run_dir}/{pipeline.TABLE_FILE}")
+    last = max(t.step for t in table)
+    print(summary_table([t for t in table if t.step == last]))
+    print(f"step {last}; {len(rows)} rows (members x checkpoints) in {args.run_dir}/{pipeline.RESULTS_FILE} "
+          f"(typed, with the bound) and {pipeline.TABLE_FILE} (every measured column)")
     return 0
+
+
+def summary_table(rows) -> str:
+    """One line per member and sphere: mu with its interval, d(E), the cap bound at mu (over mu's interval),
+    the ratio and the verdict."""
+    head = (f"{'member':>6} {'N':>7} {'sphere':>6}  {'mu [95% interval] (method)':<44} {'d(E) +- SE (fail)':<22} "
+            f"{'optimal d(E) [over mu interval]':<30} {'ratio':>6}  bound")
+    lines = [head]
+    for i, t in enumerate(rows):
+        for sphere in ("inner", "outer"):
+            o = "" if sphere == "inner" else "_outer"
+            mu, lo, hi = getattr(t, f"mu{o}"), getattr(t, f"mu{o}_lower"), getattr(t, f"mu{o}_upper")
+            method = getattr(t, f"mu{o}_method")
+            d, se, fail = getattr(t, f"distance{o}"), getattr(t, f"distance{o}_se"), getattr(t, f"distance{o}_failures")
+            opt, olo, ohi = (getattr(t, f"optimal_distance{o}"), getattr(t, f"optimal_distance{o}_low"),
+                             getattr(t, f"optimal_distance{o}_high"))
+            ok = t.consistent_with_bound if sphere == "inner" else t.consistent_outer
+            error_set = t.error_set if sphere == "inner" else t.error_set_outer
+            rate = f"{_fmt(mu)} [{_fmt(lo)}, {_fmt(hi)}] ({method})"
+            dist = error_set if error_set != "errors" else f"{_fmt(d, '.4f')} +- {_fmt(se, '.1g')} ({fail})"
+            verdict = {None: "not checked", 1: "consistent", 0: "ABOVE (a bug)"}[ok]
+            lines.append(f"{t.member if hasattr(t, 'member') else i:>6} {t.train_size or 'online':>7} {sphere:>6}  "
+                         f"{rate:<44} {dist:<22} {_fmt(opt, '.4f') + ' [' + _fmt(olo, '.4f') + ', ' + _fmt(ohi, '.4f') + ']':<30} "
+                         f"{_fmt(getattr(t, f'ratio{o}'), '.3f'):>6}  {verdict}")
+    return "\n".join(lines)

@@ -54,6 +54,7 @@ from spheres.core.errors import InputError
 from spheres.core.io import write_csv_atomic, write_json_atomic
 from spheres.maths import quadratic
 from spheres.measure import attacks, montecarlo, splitting
+from spheres.measure.results import ResultRow, write_rows
 from spheres.measure.config import METHODS, SPHERES, MeasureConfig, sphere_label
 from spheres.nets.config import ExperimentConfig
 from spheres.nets.models import make_logit_fn, quadratic_weights
@@ -66,6 +67,9 @@ __all__ = ["METHODS", "MEASURE_DIR", "SETTINGS_FILE", "TABLE_FILE", "MeasureConf
 MEASURE_DIR = "measure"
 SETTINGS_FILE = "settings.json"
 TABLE_FILE = "measurements.csv"
+#: the same rows as typed result rows (:mod:`spheres.measure.results`): the columns of the experiments'
+#: tables, with the cap bound at the measured error rates
+RESULTS_FILE = "results.csv"
 #: the table while checkpoints are still being measured (renamed to TABLE_FILE when done)
 PARTIAL_TABLE_FILE = "measurements.partial.csv"
 
@@ -328,4 +332,5 @@ def measure_run(run_dir: str | Path, mcfg: MeasureConfig = MeasureConfig(), prog
             on_step(step)
     bar.close()
     os.replace(run.path / PARTIAL_TABLE_FILE, run.path / TABLE_FILE)  # atomic: the table is complete
+    write_rows(run.path / RESULTS_FILE, [ResultRow.from_measurement(r) for r in rows])
     return rows

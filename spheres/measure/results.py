@@ -16,7 +16,14 @@ tables, the figures and ``figures/README.md``:
     for the quadratic net: the exact d(E) on the same points and the paper's CLT estimate;
 ``optimal_distance``, ``ratio``, ``consistent_with_bound``
     the cap bound at mu, ``distance / optimal_distance`` and the verdict of
-    :func:`spheres.maths.theory.bound_check` (1, 0, or empty when there is nothing to check).
+    :func:`spheres.maths.theory.bound_check` (1, 0, or empty when there is nothing to check, or when
+    the attack failed on some points: a mean with failures enters no bound check);
+    ``optimal_distance_low``/``_high`` are the bound at the ends of mu's interval.
+``*_outer``
+    the same for the outer sphere (distances on the sphere of radius ``outer_radius``; bound
+    ``outer_radius * d_cap``); ``distance_upper`` is the strict upper bound (failures counted at
+    the diameter); ``error_set`` says "no errors found" where nothing saw an error;
+    ``selected`` marks the rows a finding speaks about (see the experiment's rule).
 
 Every column is a field: a new measurement adds a field here (and its source in
 :meth:`ResultRow.from_measurement`), and nothing downstream filters columns by name.
@@ -126,6 +133,10 @@ class ResultRow:
     consistent_outer: int | None = None
     clt_mu_outer: float | None = None
     exact_distance_outer: float | None = None
+    optimal_distance_low: float | None = None
+    optimal_distance_high: float | None = None
+    optimal_distance_outer_low: float | None = None
+    optimal_distance_outer_high: float | None = None
     selected: int | None = None
 
     @classmethod
@@ -145,6 +156,10 @@ class ResultRow:
             return None if c.optimal_distance is None or s["se"] is None else s["se"] / c.optimal_distance
 
         ci, co = checks["inner_opt"], checks["outer_opt"]
+        # the bound over mu's interval: d_cap decreases in mu, so the upper end of mu gives the low end
+        span = {name: (theory.bound_check(s["upper"], None, None, None, m["dim"], radius=r).optimal_distance,
+                       theory.bound_check(s["lower"], None, None, None, m["dim"], radius=r).optimal_distance)
+                for name, s, r in (("inner", inner, 1.0), ("outer", outer, radius))}
         return cls(
             model=m["model"], dim=m["dim"], seed=m["seed"], learning_rate=m["learning_rate"],
             train_size=m["train_size"], step=m["step"], loss=m["loss"], accuracy=m["accuracy"],
@@ -164,7 +179,9 @@ class ResultRow:
             distance_outer_failures=outer["failures"], distance_outer_upper=outer["upper_bound"],
             optimal_distance_outer=co.optimal_distance, ratio_outer=co.ratio, ratio_outer_se=ratio_se(outer, co),
             consistent_outer=None if checks["outer"].consistent is None else int(checks["outer"].consistent),
-            clt_mu_outer=m.get("clt_mu_outer"), exact_distance_outer=m.get("exact_mean_distance_outer"), **extra)
+            clt_mu_outer=m.get("clt_mu_outer"), exact_distance_outer=m.get("exact_mean_distance_outer"),
+            optimal_distance_low=span["inner"][0], optimal_distance_high=span["inner"][1],
+            optimal_distance_outer_low=span["outer"][0], optimal_distance_outer_high=span["outer"][1], **extra)
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
