@@ -5,44 +5,37 @@ quantitative claim in the prose is asserted in the next cell against the exact v
 tolerance derived from the sample size. This test converts each file to a notebook (jupytext),
 executes it in a fresh kernel (nbclient) and fails on any error or failed assertion. It runs them
 with ``SPHERES_TUTORIAL_SIZE=small``: the same code with smaller samples and shorter training, so
-the ten files together fit the default suite's budget. Figures go to a temporary folder
+the ten files together fit the default suite's budget. The execution itself is
+``tutorials/render.py``'s, the one ``make tutorials`` uses. Figures go to a temporary folder
 (``SPHERES_TUTORIAL_OUT``), never over the committed thumbnails.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
-import jupytext
 import pytest
-from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
 TUTORIALS = ROOT / "tutorials"
-LESSONS = sorted(TUTORIALS.glob("0[1-9]_*.py"))
-SOLUTIONS = sorted((TUTORIALS / "solutions").glob("0[1-9]_*.py"))
-TIMEOUT_S = 300  # per cell
+_spec = importlib.util.spec_from_file_location("tutorials_render", TUTORIALS / "render.py")
+render = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(render)
+LESSONS = render.lessons()
+SOLUTIONS = render.solutions()
 
 
 def _kernel_env(monkeypatch: pytest.MonkeyPatch, out: Path) -> None:
     monkeypatch.setenv("SPHERES_TUTORIAL_SIZE", "small")
     monkeypatch.setenv("SPHERES_TUTORIAL_OUT", str(out))
-    # this checkout's package, also in subprocesses the notebooks start (the CLI)
+    # this checkout's package in the kernel
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
     # the kernel is a separate process: it gets one CPU device and the inline backend, as a reader would
     monkeypatch.delenv("XLA_FLAGS", raising=False)
     monkeypatch.delenv("MPLBACKEND", raising=False)
     monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")
-
-
-def run_notebook(path: Path) -> "object":
-    """Execute the jupytext file ``path`` in a fresh kernel (cwd: its folder); return the executed notebook."""
-    nb = jupytext.read(path)
-    client = NotebookClient(nb, timeout=TIMEOUT_S, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent)}})
-    client.execute()
-    return nb
 
 
 def test_five_tutorials_each_with_executed_solutions():
@@ -58,7 +51,7 @@ def test_five_tutorials_each_with_executed_solutions():
 @pytest.mark.parametrize("path", LESSONS + SOLUTIONS, ids=lambda p: p.relative_to(TUTORIALS).as_posix())
 def test_tutorial_executes_and_its_claims_hold(path, tmp_path, monkeypatch):
     _kernel_env(monkeypatch, tmp_path)
-    nb = run_notebook(path)
+    nb = render.execute(path)
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
     if path.parent == TUTORIALS:  # each lesson saves the thumbnail of its key figure
