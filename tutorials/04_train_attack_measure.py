@@ -186,12 +186,13 @@ with slide_style():
 #
 # The plane through the origin spanned by an inner-sphere point $x$ and the direction to its nearest
 # error: `slices.decision_slice` evaluates the logit on a grid, `plotting.slices.draw_slices` draws it
-# with the two spheres' circles. A random plane beside it: there the boundary looks like a perfect
-# circle between the spheres, because the errors fill a tiny fraction of the sphere; in the adversarial
-# plane the boundary dips to the unit circle at the error.
+# with the two spheres' circles. We take a start point whose nearest error is at the median distance.
+# In the adversarial plane the boundary crosses the unit circle a short arc away from the start point;
+# in a random plane through the same point it mostly stays between the two circles, because the errors
+# fill only a small fraction of the sphere.
 
 # %%
-i = int(np.argmin(attack_dist))  # the start point with the closest error
+i = int(np.argsort(attack_dist)[len(attack_dist) // 2])  # a start point with a typical (median) distance
 x0, y0 = xs[i], result.point[i]
 random_dir = geometry.sample_sphere(jax.random.key(13), D)
 panels = {"adversarial plane": (x0, y0 - x0), "random plane": (x0, random_dir)}

@@ -48,7 +48,7 @@ OUT = Path(os.environ.get("SPHERES_TUTORIAL_OUT", "thumbnails"))
 OUT.mkdir(parents=True, exist_ok=True)
 DIMS = (20, 40, 80) if SMALL else (20, 40, 80, 160, 320)
 SEEDS = (0, 1) if SMALL else (0, 1, 2)
-N_POINTS = 60 if SMALL else 200  # points per exact d(E)
+N_POINTS = 60 if SMALL else 120  # points per exact d(E)
 STEPS = 1000
 
 # %% [markdown]
