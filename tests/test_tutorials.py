@@ -6,14 +6,16 @@ tolerance derived from the sample size. This test converts each file to a notebo
 executes it in a fresh kernel (nbclient) and fails on any error or failed assertion. It runs them
 with ``SPHERES_TUTORIAL_SIZE=small``: the same code with smaller samples and shorter training, so
 the ten files together fit the default suite's budget. The execution itself is
-``tutorials/render.py``'s, the one ``make tutorials`` uses. Figures go to a temporary folder
-(``SPHERES_TUTORIAL_OUT``), never over the committed thumbnails.
+``tutorials/render.py``'s, the one ``make tutorials`` uses; two kernels run at a time. Figures go
+to a temporary folder (``SPHERES_TUTORIAL_OUT``), never over the committed thumbnails.
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -25,9 +27,12 @@ render = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(render)
 LESSONS = render.lessons()
 SOLUTIONS = render.solutions()
+WORKERS = max(1, min(2, os.cpu_count() or 1))
+HEAVY_FIRST = ("05_", "04_", "03_")  # started first, so the two kernels finish together
 
 
 def _kernel_env(monkeypatch: pytest.MonkeyPatch, out: Path) -> None:
+    """The environment the kernels inherit."""
     monkeypatch.setenv("SPHERES_TUTORIAL_SIZE", "small")
     monkeypatch.setenv("SPHERES_TUTORIAL_OUT", str(out))
     # this checkout's package in the kernel
@@ -48,11 +53,39 @@ def test_five_tutorials_each_with_executed_solutions():
         assert text.count("\nassert ") + text.count("    assert ") >= 5, f"{path.name}: too few checked claims"
 
 
+@pytest.fixture(scope="module")
+def executed(request, tmp_path_factory):
+    """Execute the selected tutorials, two kernels at a time; map each path to its error (or None).
+
+    Each kernel is a separate process and mostly single-threaded (compilation, scipy), so two at a time
+    keep both cores of a 2-core machine busy: the ten files take about half their serial time.
+    """
+    selected = [item.callspec.params["path"] for item in request.session.items
+                if item.module is request.module and "path" in getattr(getattr(item, "callspec", None), "params", {})]
+    selected.sort(key=lambda p: (p.name[:3] not in HEAVY_FIRST, p.parent.name == "solutions"))
+    out = tmp_path_factory.mktemp("tutorials")
+    mp = pytest.MonkeyPatch()
+    _kernel_env(mp, out)
+
+    def run(path: Path):
+        try:
+            asyncio.run(render.execute_async(path))  # a fresh event loop per notebook, closed after
+        except Exception as err:  # reported by the test of that path
+            return err
+        return None
+
+    try:
+        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+            results = dict(zip(selected, pool.map(run, selected)))
+    finally:
+        mp.undo()
+    return out, results
+
+
 @pytest.mark.parametrize("path", LESSONS + SOLUTIONS, ids=lambda p: p.relative_to(TUTORIALS).as_posix())
-def test_tutorial_executes_and_its_claims_hold(path, tmp_path, monkeypatch):
-    _kernel_env(monkeypatch, tmp_path)
-    nb = render.execute(path)
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.get("output_type") == "error"]
-    assert not errors
+def test_tutorial_executes_and_its_claims_hold(path, executed):
+    out, results = executed
+    err = results[path]
+    assert err is None, f"{path.relative_to(ROOT)} failed:\n{err}"
     if path.parent == TUTORIALS:  # each lesson saves the thumbnail of its key figure
-        assert (tmp_path / f"{path.stem}.png").stat().st_size > 10_000
+        assert (out / f"{path.stem}.png").stat().st_size > 10_000

@@ -46,7 +46,7 @@ from spheres.plotting.dimsweep import draw_dimsweep
 SMALL = os.environ.get("SPHERES_TUTORIAL_SIZE", "full") == "small"
 OUT = Path(os.environ.get("SPHERES_TUTORIAL_OUT", "thumbnails"))
 OUT.mkdir(parents=True, exist_ok=True)
-DIMS = (20, 40, 80) if SMALL else (20, 40, 80, 160, 320)
+DIMS = (20, 80) if SMALL else (20, 40, 80, 160, 320)
 SEEDS = (0, 1) if SMALL else (0, 1, 2)
 N_POINTS = 60 if SMALL else 120  # points per exact d(E)
 STEPS = 1000

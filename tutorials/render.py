@@ -39,6 +39,23 @@ def solutions() -> list[Path]:
     return sorted((HERE / "solutions").glob("0[1-9]_*.py"))
 
 
+def _client(path: Path) -> NotebookClient:
+    path = Path(path).resolve()
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if str(ROOT) not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), *paths])
+    os.environ.setdefault("JUPYTER_PLATFORM_DIRS", "1")
+    return NotebookClient(jupytext.read(path), timeout=TIMEOUT_S, kernel_name="python3",
+                          resources={"metadata": {"path": str(path.parent)}})
+
+
+async def execute_async(path: Path) -> nbformat.NotebookNode:
+    """:func:`execute` as a coroutine (to run several notebooks at once, one event loop each)."""
+    client = _client(path)
+    await client.async_execute()
+    return client.nb
+
+
 def execute(path: Path) -> nbformat.NotebookNode:
     """Convert the jupytext file ``path`` to a notebook and run it in a fresh ``python3`` kernel.
 
@@ -48,16 +65,9 @@ def execute(path: Path) -> nbformat.NotebookNode:
     Raises:
       nbclient.exceptions.CellExecutionError: a cell raised (including a failed ``assert``).
     """
-    path = Path(path).resolve()
-    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    if str(ROOT) not in paths:
-        os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), *paths])
-    os.environ.setdefault("JUPYTER_PLATFORM_DIRS", "1")
-    nb = jupytext.read(path)
-    client = NotebookClient(nb, timeout=TIMEOUT_S, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent)}})
+    client = _client(path)
     client.execute()
-    return nb
+    return client.nb
 
 
 def render(path: Path, out_dir: Path) -> tuple[Path, float]:
