@@ -74,10 +74,21 @@ def executed(request, tmp_path_factory):
             return err
         return None
 
-    try:
-        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-            results = dict(zip(selected, pool.map(run, selected)))
-    finally:
+    class Results(dict):
+        def __missing__(self, path):  # a path not run in advance (under pytest-xdist): run it now
+            with pytest.MonkeyPatch.context() as late:
+                _kernel_env(late, out)
+                self[path] = run(path)
+            return self[path]
+
+    results = Results()
+    if not os.environ.get("PYTEST_XDIST_WORKER"):  # xdist spreads the tests over workers itself
+        try:
+            with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+                results.update(zip(selected, pool.map(run, selected)))
+        finally:
+            mp.undo()
+    else:
         mp.undo()
     return out, results
 
