@@ -1,12 +1,13 @@
 # Two commands do all set-up on a fresh machine:
 #   make demo   creates .venv if missing, installs, runs the main job
 #   make test   same environment, whole test suite
+#   make tutorials  same environment, executes the tutorials and renders them to build/tutorials/
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-all bench reproduce clean
+.PHONY: demo test test-all bench reproduce tutorials clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +32,10 @@ bench: $(STAMP)
 # the paper's budgets (1M steps per net; sized for a GPU): resumable, re-run to continue
 reproduce: $(STAMP)
 	$(BIN)/spheres reproduce --out results/full
+
+# executes every tutorial and solution (full size) and writes build/tutorials/*.html; refreshes tutorials/thumbnails/
+tutorials: $(STAMP)
+	$(BIN)/python tutorials/render.py --out build/tutorials
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
