@@ -67,10 +67,11 @@ assert 5.9 < np.degrees(np.arcsin(t)) < 6.0
 # %%
 e1 = jnp.zeros(D).at[0].set(1.0)
 cap_params = {"u": e1, "t": jnp.asarray(t, jnp.float32)}
-mc = montecarlo.error_rates(cap_logit, cap_params, jax.random.key(2), D, samples=N, confidence=0.999)
-print(f"inner error rate {float(mc.inner.estimate):.4%} in [{float(mc.inner.lower):.4%}, {float(mc.inner.upper):.4%}] "
-      f"(99.9%, {int(mc.inner.count)} errors in {int(mc.inner.n)} samples)")
-assert mc.inner.lower <= 1e-2 <= mc.inner.upper and int(mc.inner.n) == N
+mc = montecarlo.measure(jax.random.key(2), cap_logit, cap_params,
+                        montecarlo.MonteCarloConfig(dim=D, samples=N, confidence=0.999))
+print(f"inner error rate {float(mc.inner.value):.4%} in [{float(mc.inner.lower):.4%}, {float(mc.inner.upper):.4%}] "
+      f"(99.9%, {int(mc.inner.count)} errors in {int(mc.inner.samples)} samples)")
+assert mc.inner.lower <= 1e-2 <= mc.inner.upper and int(mc.inner.samples) == N
 
 # %% [markdown]
 # ## The $\varepsilon$-expansion: a 1% error set is close to most of the sphere

@@ -142,8 +142,8 @@ assert 5.5 < exact.inner / clt.inner < 6.5 and 1.5e4 < clt.outer / exact.outer <
 # rare-event estimation), and its interval's upper end is all it can say.
 
 # %%
-mc = montecarlo.error_rates(ellipsoid_logit, {"alphas": jnp.asarray(alphas, jnp.float32)}, jax.random.key(7), D,
-                            samples=N_MC, confidence=0.999)
+mc = montecarlo.measure(jax.random.key(7), ellipsoid_logit, {"alphas": jnp.asarray(alphas, jnp.float32)},
+                        montecarlo.MonteCarloConfig(dim=D, samples=N_MC, confidence=0.999))
 print(f"Monte Carlo, {N_MC} samples per sphere: inner {int(mc.inner.count)} errors, "
       f"[{float(mc.inner.lower):.3g}, {float(mc.inner.upper):.3g}]; outer {int(mc.outer.count)} errors, "
       f"upper end {float(mc.outer.upper):.2g}")

@@ -42,7 +42,6 @@ from spheres.nets import train as training
 from spheres.nets.config import ExperimentConfig, ModelConfig, TaskConfig, TrainConfig
 from spheres.plotting._common import OKABE_ITO, save_png, slide_style
 from spheres.plotting.slices import draw_slices
-from spheres.plotting.tradeoff import above_bound
 
 SMALL = os.environ.get("SPHERES_TUTORIAL_SIZE", "full") == "small"
 OUT = Path(os.environ.get("SPHERES_TUTORIAL_OUT", "thumbnails"))
@@ -87,7 +86,7 @@ assert float(metrics["accuracy"][-1]) > 0.95
 # %% [markdown]
 # ## Its error rate, with an interval
 #
-# `montecarlo.error_rates` draws uniform points on both spheres in compiled chunks, counts errors as
+# `montecarlo.measure` draws uniform points on both spheres in compiled chunks, counts errors as
 # integers and reports each rate with its exact Clopper-Pearson interval and sample count. Because the
 # net is quadratic, we also know the exact rates (`quadratic.error_rates` on its alphas): the exact
 # inner rate must lie inside the 99.9% interval.
@@ -96,12 +95,13 @@ assert float(metrics["accuracy"][-1]) > 0.95
 W, w, b = models.quadratic_weights(variables)
 dec = quadratic.alphas_from_weights(W, w, b, dim=D)
 exact = quadratic.error_rates(dec.alphas, 1.3, dec.orientation)
-mc = montecarlo.error_rates(trainer.logit_fn, variables, jax.random.key(11), D, samples=N_MC, confidence=0.999)
-mu, mu_lo, mu_hi = float(mc.inner.estimate), float(mc.inner.lower), float(mc.inner.upper)
+mc = montecarlo.measure(jax.random.key(11), trainer.logit_fn, variables,
+                        montecarlo.MonteCarloConfig(dim=D, samples=N_MC, confidence=0.999))
+mu, mu_lo, mu_hi = float(mc.inner.value), float(mc.inner.lower), float(mc.inner.upper)
 print(f"orientation {dec.orientation.value}; {quadratic.count_outside(dec.alphas)} of {D} alphas outside the band")
-print(f"inner: Monte Carlo {mu:.4g} in [{mu_lo:.4g}, {mu_hi:.4g}] ({int(mc.inner.count)} errors / {int(mc.inner.n)}); "
+print(f"inner: Monte Carlo {mu:.4g} in [{mu_lo:.4g}, {mu_hi:.4g}] ({int(mc.inner.count)} errors / {int(mc.inner.samples)}); "
       f"exact {exact.inner:.4g}")
-print(f"outer: Monte Carlo {float(mc.outer.estimate):.4g} in [{float(mc.outer.lower):.4g}, {float(mc.outer.upper):.4g}]; "
+print(f"outer: Monte Carlo {float(mc.outer.value):.4g} in [{float(mc.outer.lower):.4g}, {float(mc.outer.upper):.4g}]; "
       f"exact {exact.outer:.4g}")
 
 # %%
@@ -129,7 +129,7 @@ exact_dist, _ = quadratic.nearest_errors(dec.alphas, z / np.linalg.norm(z, axis=
                                          dec.orientation)
 found = np.asarray(result.found)
 attack_dist = np.asarray(result.distance, np.float64)
-print(f"attack: d(E) = {summary.mean:.4f} +- {summary.se:.4f} over {summary.points} points, {summary.failures} failures")
+print(f"attack: d(E) = {summary.value:.4f} +- {summary.se:.4f} over {summary.points} points, {summary.failures} failures")
 print(f"exact:  d(E) = {exact_dist.mean():.4f}; attack / exact per point: median "
       f"{np.median(attack_dist[exact_dist > 0] / exact_dist[exact_dist > 0]):.4f}, "
       f"worst {np.max(attack_dist[exact_dist > 0] / exact_dist[exact_dist > 0]):.4f}")
@@ -142,7 +142,7 @@ print(f"exact:  d(E) = {exact_dist.mean():.4f}; attack / exact per point: median
 # %%
 assert summary.failures == 0 and np.all(found)
 assert np.all(attack_dist >= exact_dist - 1e-4)
-assert abs(summary.mean / exact_dist.mean() - 1) < 0.03
+assert abs(summary.value / exact_dist.mean() - 1) < 0.03
 
 # %% [markdown]
 # ## The point, placed under the bound
@@ -155,11 +155,11 @@ assert abs(summary.mean / exact_dist.mean() - 1) < 0.03
 
 # %%
 d_cap = float(theory.mean_distance_to_cap(mu, D))
-flag = bool(above_bound(np.array([mu_lo]), np.array([summary.mean]), np.array([summary.se]), D)[0])
-print(f"d(E) = {summary.mean:.4f}; bound at mu: {d_cap:.4f}; fraction of the optimum {summary.mean / d_cap:.3f}; "
+flag = not theory.bound_check(mu, mu_lo, summary.value, summary.se, D).consistent
+print(f"d(E) = {summary.value:.4f}; bound at mu: {d_cap:.4f}; fraction of the optimum {summary.value / d_cap:.3f}; "
       f"above the bound: {flag}")
 assert not flag
-assert summary.mean - 2 * summary.se <= float(theory.mean_distance_to_cap(mu_lo, D))
+assert summary.value - 2 * summary.se <= float(theory.mean_distance_to_cap(mu_lo, D))
 
 # %%
 mu_grid = np.logspace(-7, np.log10(0.5), 200)
@@ -169,13 +169,13 @@ with slide_style():
             label=f"exact cap bound, d = {D}")
     ax.plot(mu_grid, theory.asymptotic_distance(mu_grid, D), color="0.4", lw=1.2, ls="--",
             label=r"$\Phi^{-1}(1-\mu)/\sqrt{d}$")
-    ax.errorbar([mu], [summary.mean], xerr=[[mu - mu_lo], [mu_hi - mu]], yerr=[[2 * summary.se], [2 * summary.se]],
+    ax.errorbar([mu], [summary.value], xerr=[[mu - mu_lo], [mu_hi - mu]], yerr=[[2 * summary.se], [2 * summary.se]],
                 fmt="o", ms=12, color=OKABE_ITO[1], mfc="none", mew=2, capsize=3,
                 label="trained quad net: Monte Carlo $\\mu$ (99.9%), attack $d(E)$ ($\\pm$2 SE)")
     ax.plot([exact.inner], [exact_dist.mean()], marker="x", ms=10, mew=2, ls="none", color=OKABE_ITO[0], zorder=5,
             label="same net, exact $\\mu$ and exact $d(E)$")
     ax.set(xscale="log", xlabel=r"inner-sphere error rate $\mu(E)$", ylabel=r"mean distance to the nearest error $d(E)$",
-           title=f"A trained net sits under the isoperimetric bound ({summary.mean / d_cap:.0%} of the optimum)",
+           title=f"A trained net sits under the isoperimetric bound ({summary.value / d_cap:.0%} of the optimum)",
            ylim=(0, 1.05 * float(theory.mean_distance_to_cap(1e-7, D))))
     ax.legend(loc="upper right")
     save_png(fig, OUT / "04_train_attack_measure.png")
