@@ -90,7 +90,7 @@ def test_the_docstring_shows_the_same_example():
 
 def test_example_first_lines_are_exact():
     """The maths half of the README example, checked against closed forms (the rest trains: slow test)."""
-    assert round(float(spheres.theory.mean_distance_to_cap(1e-2, 500)), 5) == 0.10418  # PAPER.md section 3
+    assert round(float(spheres.theory.mean_distance_to_cap(1e-2, 500)), 5) == 0.10418  # docs/science.md section 3
     rates = spheres.quadratic.error_rates(np.linspace(0.55, 1.05, 500), 1.3)
     assert 0 < rates.outer < rates.inner < 1e-100
 

@@ -28,7 +28,7 @@ def test_json_keys_and_values(capsys):
     s = _json(capsys, "--dim", "500", "--error-rate", "1e-2")
     assert REQUIRED_KEYS <= set(s) and "expanded_measure" not in s
     assert s["dim"] == 500 and s["error_rate"] == 1e-2
-    assert round(s["threshold"], 5) == 0.10391 and round(s["mean_distance"], 5) == 0.10418  # PAPER.md s.3
+    assert round(s["threshold"], 5) == 0.10391 and round(s["mean_distance"], 5) == 0.10418  # docs/science.md s.3
     assert s["mean_distance"] == T.mean_distance_to_cap(1e-2, 500, "chord")
     assert s["mean_distance_geodesic"] == T.mean_distance_to_cap(1e-2, 500, "geodesic")
     assert s["mean_distance_asymptotic"] == T.asymptotic_distance(1e-2, 500)
@@ -146,7 +146,7 @@ def test_installed_console_script():
     ok = subprocess.run([str(exe), "bound", "--dim", "500", "--error-rate", "0.1", "--json"],
                         capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0, ok.stderr
-    assert round(json.loads(ok.stdout)["mean_distance"], 5) == 0.05948  # PAPER.md s.3
+    assert round(json.loads(ok.stdout)["mean_distance"], 5) == 0.05948  # docs/science.md s.3
     bad = subprocess.run([str(exe), "bound", "--dim", "500", "--error-rate", "1.5"],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr

@@ -24,7 +24,7 @@ def test_sample_sphere_norm_is_radius(seed, dim, radius):
 
 @pytest.mark.parametrize("dim", [3, 10, 500])
 def test_first_coordinate_follows_beta_law(dim):
-    """(x_1 + 1)/2 ~ Beta((d-1)/2, (d-1)/2) for x uniform on the unit sphere (PAPER.md s.3)."""
+    """(x_1 + 1)/2 ~ Beta((d-1)/2, (d-1)/2) for x uniform on the unit sphere (docs/science.md s.3)."""
     keys = jax.random.split(jax.random.key(1), 20_000)
     x1 = np.asarray(jax.vmap(lambda k: geo.sample_sphere(k, dim))(keys)[:, 0], np.float64)
     a = (dim - 1) / 2

@@ -103,7 +103,7 @@ def test_intervals_cover_exact_quadratic_error_rates():
 
 
 def test_ellipsoid_inner_rate_single_positive_alpha_is_beta_tail():
-    """alphas = (a, 0, ..., 0): inner error iff a x_1^2 > 1, x_1^2 ~ Beta(1/2, (d-1)/2) (PAPER.md s.3)."""
+    """alphas = (a, 0, ..., 0): inner error iff a x_1^2 > 1, x_1^2 ~ Beta(1/2, (d-1)/2) (docs/science.md s.3)."""
     dim, a = 10, 9.0
     exact = float(special.betainc(0.5, (dim - 1) / 2, 1.0) - special.betainc(0.5, (dim - 1) / 2, 1.0 / a))
     p = {"alphas": jnp.zeros(dim).at[0].set(a)}

@@ -255,7 +255,7 @@ def _one_positive(dim, a):
                                    (500, 1.1), (500, 1.01), (2000, 1.1)])
 def test_one_positive_weight_is_a_beta_tail(dim, a):
     """alphas = (a, 0, ..., 0): inner error = P(x_1^2 > 1/a) with x_1^2 ~ Beta(1/2, (d-1)/2)
-    (PAPER.md s.3), i.e. I_{1 - 1/a}((d-1)/2, 1/2). Reference in mpmath at 30 digits, so the
+    (docs/science.md s.3), i.e. I_{1 - 1/a}((d-1)/2, 1/2). Reference in mpmath at 30 digits, so the
     check reaches 1e-50 ... 1e-1000, far past float64's 1e-308."""
     import mpmath
 
@@ -437,7 +437,7 @@ def test_clt_is_accurate_for_many_comparable_weights():
 
 
 def test_clt_misses_in_the_tails():
-    """Where the CLT is off (PAPER.md s.5): a positively skewed inner sum (few large alphas above
+    """Where the CLT is off (docs/science.md s.5): a positively skewed inner sum (few large alphas above
     1) makes it too low; a negatively skewed outer sum makes it far too high. Exact values are
     F tails (test above)."""
     alphas = np.concatenate([np.full(150, 1.4), np.full(350, 0.7)])

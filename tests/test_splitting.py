@@ -3,7 +3,7 @@
 Exact answers (float64):
 
 * cap classifier: the error set is the cap ``{x_1 >= t}``, ``P = P((x_1 + 1)/2 >= (t + 1)/2)`` with
-  ``(x_1 + 1)/2 ~ Beta((d-1)/2, (d-1)/2)`` (PAPER.md section 3);
+  ``(x_1 + 1)/2 ~ Beta((d-1)/2, (d-1)/2)`` (docs/science.md section 3);
 * two-value ellipsoid spectra (``alpha = a`` on ``k`` coordinates, ``b`` on the other ``d - k``):
   with ``S = x_1^2 + ... + x_k^2 ~ Beta(k/2, (d-k)/2)`` on the unit sphere, the score is
   ``a S + b (1 - S) - 1`` (inner) or ``1 - R^2 (b + (a - b) S)`` (outer, radius R), so for

@@ -115,7 +115,7 @@ def test_bayes_error_k_coordinates_matches_monte_carlo():
 # ----------------------------------------------------------------------------- closed forms
 
 def test_paper_sample_values_at_d500():
-    """PAPER.md section 3: d = 500, chord."""
+    """docs/science.md section 3: d = 500, chord."""
     got = T.mean_distance_to_cap([0.5, 0.1, 1e-2], 500)
     np.testing.assert_allclose(np.round(got, 5), [0.01786, 0.05948, 0.10418])
     assert round(float(T.cap_threshold(1e-2, 500)), 5) == 0.10391

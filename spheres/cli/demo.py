@@ -38,7 +38,7 @@ def demo_table() -> str:
         for j, rate in enumerate(DEMO_RATES):
             lines.append(f"{dim:>6} {rate:>8.0e} {t[i, j]:>12.6f} {exact[i, j]:>11.6f} {geo[i, j]:>9.6f} "
                          f"{asym[i, j]:>11.6f} {asym[i, j] / exact[i, j]:>11.4f}")
-    lines.append("asymptotic = Phi^-1(1 - mu)/sqrt(d) (Gilmer et al. 2018); exact = PAPER.md section 3.")
+    lines.append("asymptotic = Phi^-1(1 - mu)/sqrt(d) (Gilmer et al. 2018); exact = docs/science.md section 3.")
     return "\n".join(lines)
 
 

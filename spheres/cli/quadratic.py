@@ -1,7 +1,7 @@
 """``spheres quadratic``: exact analysis of an ellipsoid classifier given its alphas, or of a trained quad net.
 
 The classifier is "outer iff ``sum_i alpha_i z_i^2 > 1``" (the quadratic network in its
-principal axes, PAPER.md section 5; ``--orientation outer_if_less`` flips the inequality, the
+principal axes, docs/science.md section 5; ``--orientation outer_if_less`` flips the inequality, the
 ``w < 0 < b`` case). No training: it prints the exact inner and outer error rates (and their
 log10, which stay finite far below float64's 1e-308), the paper's CLT estimate beside them, the
 number of alphas outside ``[1/R^2, 1]``, and the exact ``d(E)`` on the inner sphere over
@@ -274,7 +274,7 @@ def bound_columns(mu: float, distance: float | None, se: float | None, dim: int)
     mean distance ``distance +- se`` in dimension ``dim``.
 
     Keys (the reproduce tables' names): ``optimal_distance`` = d_cap(mu, d), the largest mean
-    chord distance to the nearest error of any error set of measure mu (PAPER.md section 3; None
+    chord distance to the nearest error of any error set of measure mu (docs/science.md section 3; None
     unless 0 < mu < 1); ``ratio`` = distance / optimal_distance; ``consistent_with_bound`` = 1 if
     ``distance - 2 se <= optimal_distance`` else 0 (None without a distance).
     """

@@ -1,6 +1,6 @@
 """Fits and summaries drawn from measured results (float64 numpy; JAX only for keyed resampling).
 
-The 1/sqrt(d) law (PAPER.md section 3): for a cap of measure mu in dimension d,
+The 1/sqrt(d) law (docs/science.md section 3): for a cap of measure mu in dimension d,
 ``d(cap) ~ (c Phi(c) + phi(c)) / sqrt(d)`` with ``c = Phi^{-1}(1 - mu)``. If trained
 networks follow the law, ``d(E) sqrt(d) / (c Phi(c) + phi(c))`` does not depend on d, and
 the exponent ``beta`` in ``d(E) = A (c Phi(c) + phi(c)) d^beta`` is -1/2.

@@ -16,7 +16,7 @@ Two reference classifiers with exact answers, used to grade every method:
   spherical cap ``{x_1 >= t}`` (after a rotation), whose measure and mean distance are known
   exactly (``spheres.maths.theory``).
 * :func:`ellipsoid_logit` -- "outer iff sum_i alpha_i x_i^2 > 1": the quadratic network in
-  its rotated basis (PAPER.md section 5; exact error rates and nearest errors in
+  its rotated basis (docs/science.md section 5; exact error rates and nearest errors in
   ``spheres.maths.quadratic``).
 
 >>> import jax.numpy as jnp
@@ -69,7 +69,7 @@ def ellipsoid_logit(params: dict, x: ArrayLike) -> jax.Array:
     """Quadratic (ellipsoid) classifier ``logit = sum_i alpha_i x_i^2 - 1``, ``params = {"alphas": (d,)}``.
 
     This is the quadratic network ``w sum_j (W x)_j^2 + b`` (``w > 0 > b``) after the rotation
-    ``z = V^T x`` and division by ``-b`` (PAPER.md section 5).
+    ``z = V^T x`` and division by ``-b`` (docs/science.md section 5).
     """
     x = jnp.asarray(x)
     return jnp.sum(params["alphas"] * x * x) - 1.0

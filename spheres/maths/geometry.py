@@ -4,7 +4,7 @@ Every function acts on ONE example (a vector of shape ``(d,)``); batch with ``ja
 the call site. Every norm that can be zero is guarded so that values AND gradients stay
 finite there (the "double where" trick, as in jax-md's ``space``).
 
-Uniform sampling follows PAPER.md section 1: ``g ~ N(0, I_d)``, ``x = r g / ||g||``.
+Uniform sampling follows docs/science.md section 1: ``g ~ N(0, I_d)``, ``x = r g / ||g||``.
 
 The two-sphere task: inner sphere radius 1 (label 0), outer sphere radius ``R`` (label 1,
 default 1.3), each with probability 1/2. A finite training set of N points is never stored:

@@ -1,4 +1,4 @@
-"""The quadratic network, solved exactly (PAPER.md section 5).
+"""The quadratic network, solved exactly (docs/science.md section 5).
 
 The network ``f(x) = w * sum_j (W x)_j^2 + b`` (``W`` of shape ``(h, d)``, scalars ``w, b``;
 "outer" iff ``f > 0``) is, after the rotation ``z = V^T x`` from the SVD ``W = U S V^T``, an
@@ -138,7 +138,7 @@ class ExactDistance(NamedTuple):
 
 
 def alphas_from_weights(W, w: float, b: float, dim: int | None = None) -> QuadraticDecomposition:
-    """Principal axes of ``f(x) = w * sum_j (W x)_j^2 + b`` (PAPER.md section 5).
+    """Principal axes of ``f(x) = w * sum_j (W x)_j^2 + b`` (docs/science.md section 5).
 
     ``W = U S V^T`` (full SVD), ``z = V^T x``: ``f = w sum_i s_i^2 z_i^2 + b``. The sign case of
     ``(w, b)`` gives the orientation (module table); ``alpha_i = |w| s_i^2 / |b|`` for ``b != 0``
@@ -188,7 +188,7 @@ def count_outside(alphas, radius: float = OUTER_RADIUS) -> int:
     """Number of ``alpha_i`` outside ``[1/R^2, 1]`` (the ellipsoid is perfect iff this is 0).
 
     For "outer iff sum alpha_i z_i^2 > 1" the classifier is right on both spheres iff every
-    ``alpha_i`` lies in ``[1/R^2, 1]`` (PAPER.md section 5).
+    ``alpha_i`` lies in ``[1/R^2, 1]`` (docs/science.md section 5).
     """
     alphas = np.asarray(alphas, dtype=np.float64)
     return int(np.count_nonzero((alphas < 1.0 / radius**2) | (alphas > 1.0)))
@@ -357,7 +357,7 @@ def error_rates(alphas, radius: float = OUTER_RADIUS, orientation: Orientation |
     Inner: ``P(sum_i k_i(1) g_i^2 > 0)`` (called outer); outer: ``P(sum_i k_i(R) g_i^2 <= 0)``
     (called inner), ``k`` from :func:`sphere_coefficients`. For "outer iff sum alpha z^2 > 1"
     these are ``P(sum (alpha_i - 1) g_i^2 > 0)`` and ``P(sum (R^2 alpha_i - 1) g_i^2 < 0)``
-    (PAPER.md section 5).
+    (docs/science.md section 5).
 
     Args:
       alphas: shape ``(d,)``.
@@ -376,7 +376,7 @@ def clt_error_rates(alphas, radius: float = OUTER_RADIUS, orientation: Orientati
 
     ``P(sum_i l_i g_i^2 > 0) ~ Phi(sum_i l_i / sqrt(2 sum_i l_i^2))`` (mean over standard
     deviation of the sum): inner ``Phi(sum(alpha_i - 1) / sqrt(2 sum(alpha_i - 1)^2))``, outer
-    ``Phi(-sum(R^2 alpha_i - 1) / sqrt(2 sum(R^2 alpha_i - 1)^2))`` (PAPER.md section 5). The same
+    ``Phi(-sum(R^2 alpha_i - 1) / sqrt(2 sum(R^2 alpha_i - 1)^2))`` (docs/science.md section 5). The same
     formula is applied to the sphere coefficients of ``outer_if_less``; for the classifiers that
     are constant on the spheres (``always_*``, and ``outer_if_nonzero`` up to a null set), whose
     rates are exactly 0 or 1, the exact values are returned.
@@ -568,7 +568,7 @@ def mean_nearest_error_distance(alphas, key_or_points, radius: float = 1.0, n_po
     """Exact ``d(E)`` estimated over points: mean nearest-error distance with its standard error.
 
     ``d(E)`` is the mean over ``x`` uniform on the sphere of the distance to the nearest error
-    (0 for misclassified points), PAPER.md section 2. Uniform on the sphere is rotation-invariant,
+    (0 for misclassified points), docs/science.md section 2. Uniform on the sphere is rotation-invariant,
     so the points are drawn directly in the rotated basis. Each point's distance is exact; the
     only uncertainty is the sampling of points (standard error = sample std / sqrt(n)).
 

@@ -4,7 +4,7 @@ Everything here is deterministic float64 numpy/scipy (no Monte Carlo), vectorise
 broadcastable arrays of the dimension ``dim`` and the error rate ``mu``. Scalars in give numpy
 scalars out.
 
-The maths (PAPER.md section 3; the distance formulas are *derived* for this project):
+The maths (docs/science.md section 3; the distance formulas are *derived* for this project):
 
 * For ``x`` uniform on the unit sphere of R^d, the first coordinate ``x_1 = sin(beta)`` has
   density ``(1 - s^2)^((d-3)/2) / B((d-1)/2, 1/2)`` on ``[-1, 1]``; the *latitude*
@@ -402,7 +402,7 @@ def cap_threshold(mu: ArrayLike | None = None, dim: ArrayLike = None, *, log_mu:
     Returns:
       ``t`` in ``(-1, 1)`` (float64; 1.0 when the cap is narrower than float64 resolves).
 
-    >>> round(float(cap_threshold(1e-2, 500)), 5)   # PAPER.md s.3
+    >>> round(float(cap_threshold(1e-2, 500)), 5)   # docs/science.md s.3
     0.10391
     """
     lm, m, d = _rate_args(mu, log_mu, dim)
@@ -423,7 +423,7 @@ def mean_distance_to_cap(mu: ArrayLike | None = None, dim: ArrayLike = None, met
 
     ``d(cap) = integral_{beta < alpha} dist(alpha - beta) cos(beta)^(d-2) / B((d-1)/2, 1/2) dbeta``
     with ``sin(alpha) = t(mu)`` and ``dist(v) = 2 sin(v/2)`` (chord) or ``v`` (geodesic)
-    (PAPER.md section 3). By Levy's isoperimetric inequality no error set of measure ``mu`` has a
+    (docs/science.md section 3). By Levy's isoperimetric inequality no error set of measure ``mu`` has a
     larger mean distance. Scale by the sphere radius for other spheres.
 
     Args:
@@ -433,7 +433,7 @@ def mean_distance_to_cap(mu: ArrayLike | None = None, dim: ArrayLike = None, met
     Returns:
       float64, broadcast shape.
 
-    >>> round(float(mean_distance_to_cap(1e-2, 500)), 5)   # PAPER.md s.3
+    >>> round(float(mean_distance_to_cap(1e-2, 500)), 5)   # docs/science.md s.3
     0.10418
     """
     metric = _as_metric(metric)
@@ -473,7 +473,7 @@ def expanded_measure(mu: ArrayLike | None, eps: ArrayLike, dim: ArrayLike, *,
 
     The expansion ``{x : chord distance to the cap <= eps}`` is the cap of latitude
     ``alpha - 2 arcsin(eps/2)`` (all of the sphere once that passes ``-pi/2``):
-    ``P(x_1 >= cos(arccos t + 2 arcsin(eps/2)))`` (PAPER.md s.3). By Levy's inequality EVERY set of
+    ``P(x_1 >= cos(arccos t + 2 arcsin(eps/2)))`` (docs/science.md s.3). By Levy's inequality EVERY set of
     measure ``mu`` has an eps-expansion at least this large.
 
     Args:

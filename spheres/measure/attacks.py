@@ -1,10 +1,10 @@
 """Nearest-error search (attacks) for any classifier, on the sphere or in the ambient space.
 
 For a correctly classified point ``x`` (label 0 on the inner sphere, 1 on the outer one) the
-attack looks for a misclassified point ``y`` as close to ``x`` as it can (PAPER.md section 6):
+attack looks for a misclassified point ``y`` as close to ``x`` as it can (docs/science.md section 6):
 
 * **on-manifold**: ``y`` on the sphere of radius ``r = ||x||`` (the distance that defines
-  ``d(E)``, PAPER.md section 2), reported as the CHORD distance ``||y - x||``;
+  ``d(E)``, docs/science.md section 2), reported as the CHORD distance ``||y - x||``;
 * **off-manifold**: ``y`` anywhere in ``R^d``.
 
 Every reported point is a misclassified point, re-checked at the end (and, on-manifold, on the

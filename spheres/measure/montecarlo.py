@@ -1,6 +1,6 @@
 """Monte Carlo error rates of any classifier on the inner and outer spheres.
 
-The inner-sphere error rate ``mu(E)`` (PAPER.md section 2) is the probability that a point ``x``
+The inner-sphere error rate ``mu(E)`` (docs/science.md section 2) is the probability that a point ``x``
 uniform on the sphere of radius 1 is called "outer" (``logit > 0``); the outer-sphere rate is the
 probability that a point uniform on the sphere of radius ``R`` is called "inner" (``logit <= 0``).
 Both are estimated from fresh uniform samples (``x = r g / ||g||``, ``g ~ N(0, I_d)``) and reported

@@ -1,4 +1,4 @@
-"""Measure a trained run: mu(E) and d(E) for every model and checkpoint (PAPER.md sections 2, 5, 6).
+"""Measure a trained run: mu(E) and d(E) for every model and checkpoint (docs/science.md sections 2, 5 and 6).
 
 For every checkpoint step of a run directory (``spheres.nets.runs``) and every ensemble member:
 

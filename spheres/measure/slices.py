@@ -1,4 +1,4 @@
-"""Two-dimensional slices through a classifier's decision boundary (PAPER.md section 7).
+"""Two-dimensional slices through a classifier's decision boundary (docs/science.md section 8).
 
 A slice is the plane through the origin spanned by two directions ``a`` and ``b``
 (orthonormalised by Gram-Schmidt). The classifier's logit is evaluated on a square grid of

@@ -468,7 +468,7 @@ def measure(key: jax.Array, logit_fn: LogitFn, params: Any, config: SplittingCon
 
 
 def ellipsoid_params(alphas: ArrayLike, config: SplittingConfig) -> dict[str, jax.Array]:
-    """Parameters of the ellipsoid classifier "outer iff sum_i alpha_i x_i^2 > 1" (PAPER.md s.5) for
+    """Parameters of the ellipsoid classifier "outer iff sum_i alpha_i x_i^2 > 1" (docs/science.md s.5) for
     :func:`spheres.maths.classifiers.ellipsoid_logit`, checked against ``config.dim``.
 
     Args:

@@ -146,7 +146,7 @@ class ModelConfig:
         return (plain + "-nobn" if plain in PAPER_MODELS else plain) + suffix
 
 
-#: The paper's three architectures (PAPER.md section 4).
+#: The paper's three architectures (docs/science.md section 4).
 PAPER_MODELS: dict[str, ModelConfig] = {
     "quad-w1000": ModelConfig("quad", 1000, 1, False),
     "relu-w1000-d2": ModelConfig("relu", 1000, 2, True),

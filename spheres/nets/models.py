@@ -1,6 +1,6 @@
 """The paper's classifiers as Flax NNX modules, used through pure functions of plain variables.
 
-Two architectures (PAPER.md section 4), each with ONE logit (``logit > 0`` predicts the outer
+Two architectures (docs/science.md section 4), each with ONE logit (``logit > 0`` predicts the outer
 sphere, the contract of :mod:`spheres.maths.classifiers`):
 
 - :class:`ReluMLP`: ``depth`` hidden layers ``h <- relu(W_l h + b_l)`` of ``width`` units, then
@@ -10,9 +10,9 @@ sphere, the contract of :mod:`spheres.maths.classifiers`):
 - :class:`QuadNet`: ``f(x) = w * sum_j (W x)_j^2 + b`` with ``W`` of shape ``(h, d)`` and scalars
   ``w``, ``b`` (no hidden bias). ``quad-w1000`` is the paper's. Its decision boundary is the
   quadric ``x^T (w W^T W) x + b = 0``, which is why :func:`quadratic_weights` exports
-  ``(W, w, b)`` for the exact analysis of PAPER.md section 5.
+  ``(W, w, b)`` for the exact analysis of docs/science.md section 5.
 
-Initialisation follows the library defaults (PAPER.md: "not stated"): dense kernels LeCun
+Initialisation follows the library defaults (docs/science.md: "not stated"): dense kernels LeCun
 normal (variance 1 / fan-in), biases zero, batch norm scale 1, shift 0, momentum 0.99,
 epsilon 1e-5. The quadratic net's readout starts at ``w = 1 / h``, ``b = 0``: the initial logit is
 the MEAN squared hidden unit, about ``||x||^2 / d``, near 0, an undecided classifier (with

@@ -5,7 +5,7 @@ part of an experiment (dimension, radius, architecture, batch size, steps, check
 returns pure functions of the SWEPT part, a :class:`Hyper` of traced scalars (learning rate and
 training-set size). Seeds enter as keys. Nothing in the loop touches the host.
 
-One optimisation step (PAPER.md section 4):
+One optimisation step (docs/science.md section 4):
 
 1. draw a batch of ``B`` labelled points: online (``train_size = 0``) ``B`` fresh points of the
    two-sphere task; otherwise ``B`` indices uniform in ``[0, N)`` (with replacement) whose points

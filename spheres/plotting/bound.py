@@ -1,4 +1,4 @@
-"""Figures of the exact isoperimetric bound (PAPER.md sections 3 and 7).
+"""Figures of the exact isoperimetric bound (docs/science.md sections 3 and 8).
 
 * ``bound_vs_dim.png``: the exact optimal ``d(E)`` (mean chord distance to the nearest error for
   the worst-case error set, a cap) against the dimension ``d``, log-log, for a few error rates,

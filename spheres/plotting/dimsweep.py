@@ -3,7 +3,7 @@
 Two figures from one saved results table (one row per model x dimension x seed x checkpoint):
 
 * **collapse**: ``y = d(E) sqrt(d)`` against ``x = c = Phi^{-1}(1 - mu(E))``. For a spherical cap,
-  ``d(cap) sqrt(d) -> c Phi(c) + phi(c)`` as ``d -> infinity`` (PAPER.md section 3), one curve for
+  ``d(cap) sqrt(d) -> c Phi(c) + phi(c)`` as ``d -> infinity`` (docs/science.md section 3), one curve for
   every dimension; thin coloured curves are the exact finite-d caps (:func:`spheres.maths.theory.mean_distance_to_cap`),
   which approach it. If trained nets obey the same law, their points from all dimensions fall on one
   curve too. The fitted slope of ``log(d(E) / d_cap)`` against ``log d`` per family (from ``fit.json``;

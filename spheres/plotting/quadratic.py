@@ -1,4 +1,4 @@
-"""The quadratic net solved exactly: histogram of its coefficients alpha_i (PAPER.md sections 5 and 7).
+"""The quadratic net solved exactly: histogram of its coefficients alpha_i (docs/science.md sections 5 and 8).
 
 After a rotation, the trained quadratic net says "outer iff sum_i alpha_i z_i^2 > 1". It is perfect on
 both spheres iff every alpha_i lies in ``[1/R^2, 1]``; the paper's observation is that most alpha_i

@@ -1,4 +1,4 @@
-"""2-D slices through a trained net's decision boundary (PAPER.md section 7; data from :mod:`spheres.measure.slices`).
+"""2-D slices through a trained net's decision boundary (docs/science.md section 8; data from :mod:`spheres.measure.slices`).
 
 Each panel is a plane through the origin of R^d. The two spheres cut it in circles of radius 1
 (inner class) and R (outer class); the max-margin boundary, the sphere of radius (1 + R)/2, in a

@@ -5,7 +5,7 @@ inner-sphere error rate ``mu(E)`` (x, log scale, with its interval) and the mean
 from an inner-sphere point to the nearest error the on-manifold attack found (y, +-2 standard
 errors). The black curve is the largest d(E) any error set of measure mu can have (a spherical cap,
 Levy's isoperimetric inequality; exact Beta-integral form, :func:`spheres.maths.theory.mean_distance_to_cap`);
-the dashed curve is the paper's asymptotic estimate ``Phi^{-1}(1 - mu)/sqrt(d)`` (PAPER.md sections 3, 7).
+the dashed curve is the paper's asymptotic estimate ``Phi^{-1}(1 - mu)/sqrt(d)`` (docs/science.md sections 3 and 8).
 
 Conventions (each one also stated on the figure):
 * a row whose ``mu`` or ``distance`` is empty (not measurable) is left off and counted;
