@@ -138,8 +138,8 @@ assert 5.5 < exact.inner / clt.inner < 6.5 and 1.5e4 < clt.outer / exact.outer <
 # Monte Carlo on the ellipsoid classifier (`classifiers.ellipsoid_logit`, the net in its rotated basis)
 # agrees with the exact inner rate and rules out the paper's estimate: the exact value lies inside the
 # 99.9% Clopper-Pearson interval, the CLT value far below it. On the outer sphere Monte Carlo sees
-# nothing, as it must: $10^{-10}$ is out of its reach (tutorial 4 and `docs/science.md` section 7 on
-# rare-event estimation), and its interval's upper end is all it can say.
+# nothing, as it must: $10^{-10}$ is out of its reach (rates that small need the rare-event estimator,
+# `docs/science.md` section 7.2), and its interval's upper end is all it can say.
 
 # %%
 mc = montecarlo.measure(jax.random.key(7), ellipsoid_logit, {"alphas": jnp.asarray(alphas, jnp.float32)},
