@@ -6,6 +6,8 @@ fsyncs it, then renames it over the target (``os.replace`` is atomic on POSIX).
 
 from __future__ import annotations
 
+import csv
+import io as _io
 import json
 import os
 import tempfile
@@ -48,9 +50,6 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
 def csv_text(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:
     """Rows of scalars as CSV text (header first). Floats use ``repr`` so they round-trip exactly;
     ``None`` becomes an empty field. Columns default to the union of keys in first-seen order."""
-    import csv
-    import io as _io
-
     if columns is None:
         columns = []
         for row in rows:
@@ -72,8 +71,6 @@ def write_csv_atomic(path: str | os.PathLike, rows: list[dict[str, Any]], column
 def read_csv(path: str | os.PathLike) -> list[dict[str, Any]]:
     """Read a CSV written by :func:`write_csv_atomic`: ints, floats and strings are restored
     (an empty field becomes ``None``). Never evaluates anything read."""
-    import csv
-
     def parse(text: str) -> Any:
         if text == "":
             return None

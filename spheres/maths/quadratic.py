@@ -58,10 +58,12 @@ import enum
 import math
 from typing import NamedTuple
 
+import jax
 import numpy as np
 from scipy import integrate, optimize, special
 
 from spheres.core.constants import OUTER_RADIUS
+from spheres.maths.geometry import sample_sphere
 
 __all__ = [
     "Orientation", "QuadraticDecomposition", "ExactRates", "ExactDistance",
@@ -554,10 +556,6 @@ def nearest_errors(alphas, points, radius: float = 1.0, orientation: Orientation
 
 def _uniform_points(key, n_points: int, dim: int, radius: float) -> np.ndarray:
     """``n_points`` uniform points on the sphere of ``radius`` (float64, exactly on the sphere)."""
-    import jax
-
-    from spheres.maths.geometry import sample_sphere
-
     keys = jax.random.split(key, n_points)
     x = np.asarray(jax.jit(jax.vmap(lambda k: sample_sphere(k, dim)))(keys), dtype=np.float64)
     return radius * x / np.linalg.norm(x, axis=1, keepdims=True)

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import jax
+from jax.experimental import multihost_utils
 import numpy as np
 from flax import serialization
 
@@ -87,8 +88,6 @@ def to_host(x: Any) -> Any:
         x = jax.random.key_data(x)
     if isinstance(x, jax.Array):
         if not x.is_fully_addressable:
-            from jax.experimental import multihost_utils
-
             x = multihost_utils.process_allgather(x, tiled=True)
         return np.asarray(x)
     return x

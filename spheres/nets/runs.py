@@ -37,6 +37,7 @@ import functools
 import logging
 import math
 import os
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -44,8 +45,10 @@ from typing import Any
 
 import jax
 import numpy as np
+from tqdm.auto import tqdm
 
 from spheres.nets import rundir
+from spheres.nets import train as engine
 from spheres.nets.config import ExperimentConfig, TrainConfig, dump_config
 from spheres.nets.rundir import Run, check_run_dir, describe, load_run  # re-exported (module docstring)
 from spheres.core.io import write_bytes_atomic, write_text_atomic
@@ -85,8 +88,6 @@ def _leading(tree: Any, n: int) -> Any:
 def _trainer(cfg: ExperimentConfig):
     """One trainer (so one set of compiled programs) per config and process: a run resumed or
     planned in the same process does not compile again."""
-    from spheres.nets import train as engine
-
     return engine.make_trainer(cfg)
 
 
@@ -172,8 +173,6 @@ def plan_training(cfg: ExperimentConfig, out_dir: str | os.PathLike, warmup: boo
     Raises:
       InputError: as :func:`spheres.nets.rundir.check_run_dir`.
     """
-    from spheres.nets import train as engine
-
     done = check_run_dir(cfg, out_dir)
     steps = cfg.train.steps
     n = cfg.train.ensemble_size
@@ -231,12 +230,6 @@ def run_training(cfg: ExperimentConfig, out_dir: str | os.PathLike, progress: bo
       InputError (before anything is written) if ``out_dir`` holds something else or a run of
       a different config; InputError if its saved state is corrupt.
     """
-    import sys
-
-    from tqdm.auto import tqdm
-
-    from spheres.nets import train as engine
-
     out = Path(out_dir)
     saved_step = check_run_dir(cfg, out)
     steps = cfg.train.steps

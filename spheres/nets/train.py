@@ -57,6 +57,7 @@ handling. ``tests/test_train.py`` checks that 2 processes x 2 devices give the 1
 from __future__ import annotations
 
 import collections
+import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple
 
@@ -154,8 +155,6 @@ def initialize_distributed(environ=None) -> bool:
     Returns:
       True if a cluster was joined.
     """
-    import os
-
     env = os.environ if environ is None else environ
     address = env.get("JAX_COORDINATOR_ADDRESS")
     if not address:

@@ -13,6 +13,8 @@ colour blindness; sequential data use viridis (perceptually uniform, colour-blin
 from __future__ import annotations
 
 import io
+import re
+import textwrap
 import json
 import os
 from contextlib import contextmanager
@@ -184,8 +186,5 @@ def sci_plain(x: float | None, digits: int = 2) -> str:
 
 def wrap(text: str, width: int = 110) -> str:
     """``textwrap.fill`` that never breaks inside a ``$...$`` mathtext span (a split span would not parse)."""
-    import re
-    import textwrap
-
     protected = re.sub(r"\$[^$]*\$", lambda m: m.group(0).replace(" ", "\x00"), text)
     return textwrap.fill(protected, width).replace("\x00", " ")
