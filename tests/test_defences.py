@@ -183,7 +183,8 @@ def test_gradient_penalty_gradient_matches_finite_differences():
 
         quad_params = {"k": kernel, "w": jnp.float64(0.7), "b": jnp.float64(-0.5)}
         for fn, params in ((quad_penalty, quad_params), (relu_penalty, relu_vars["params"])):
-            grad = jax.grad(fn)(params)
+            fn = jax.jit(fn)
+            grad = jax.jit(jax.grad(fn))(params)
             v = jax.tree.map(lambda a: jax.random.normal(jax.random.fold_in(key, a.size), a.shape, jnp.float64),
                              params)
             h = 1e-6
@@ -463,6 +464,28 @@ DEFENDED = config_from_dict({
               "rs_epsilons": [0.05], "l1_weights": [1e-5], "mask_keep_rates": [0.8]}})
 
 
+def test_member_is_bitwise_the_single_run_with_every_new_field():
+    """Fast version of the ensemble contract: every defence and a schedule on, members differing in
+    every swept value, 3 steps; ensemble (map) member i == the single run with key i, bit for bit."""
+    table = _table(DEFENDED)
+    table["model"]["width"] = 8
+    table["train"].update(adv_steps=2, seeds=[0], adv_epsilons=[0.05, 0.1], rs_weights=[0.0, 0.5],
+                          mask_keep_rates=[0.7], grad_penalties=[0.01])
+    cfg = config_from_dict(table)
+    assert cfg.train.ensemble_size == 4
+    trainer = train.make_trainer(cfg, eval_size=8, ensemble_loop="map")
+    keys, hypers = train.member_keys(cfg), train.member_hypers(cfg)
+    states = trainer.ensemble_advance(trainer.ensemble_init(keys, hypers), hypers, 3)
+    init, advance = jax.jit(trainer.init), jax.jit(trainer.advance)
+    for i in (1, 2):
+        hyper = _member(hypers, i)
+        alone = advance(init(keys[i], hyper), hyper, 3)
+        for a, b in zip(_leaves(alone), _leaves(_member(states, i))):
+            np.testing.assert_array_equal(a, b)
+    k0 = np.asarray(states.variables["params"]["dense0"]["kernel"])
+    assert not np.array_equal(k0[0], k0[1])  # the swept values do change the run
+
+
 def _fresh_error(logit_fn, variables, key):
     x, y = geometry.sample_batch(key, FRESH, D, 1.3)
     logits = jax.jit(jax.vmap(logit_fn, (None, 0)))(variables, x)
@@ -477,6 +500,7 @@ def defended_run():
     return trainer, keys, hypers, final, metrics
 
 
+@pytest.mark.slow
 def test_defended_ensemble_member_is_bitwise_the_single_run(defended_run):
     trainer, keys, hypers, final, metrics = defended_run
     s_final, s_metrics, _ = jax.jit(trainer.train)(keys[1], _member(hypers, 1))
@@ -485,6 +509,7 @@ def test_defended_ensemble_member_is_bitwise_the_single_run(defended_run):
     np.testing.assert_array_equal(s_metrics["loss"], metrics["loss"][1])
 
 
+@pytest.mark.slow
 def test_defended_ensemble_learns_and_rs_raises_the_stable_fraction(defended_run):
     trainer, _, hypers, final, _ = defended_run
     xs, _ = geometry.sample_batch(jax.random.key(77), 500, D, 1.3)
@@ -512,14 +537,14 @@ def test_the_trainer_s_exact_adversarial_points_are_worst_cases():
     cap than the exact one (loss at least the clean loss and at least a PGD point's)."""
     trainer = train.make_trainer(QUAD_EXACT, eval_size=50)
     hyper = _member(train.member_hypers(QUAD_EXACT), 1)
-    state = trainer.init(train.member_keys(QUAD_EXACT)[1], hyper)
-    x, y = trainer.draw_batch(jax.random.key(1), state.data_key, jnp.int32(0))
+    state = jax.jit(trainer.init)(train.member_keys(QUAD_EXACT)[1], hyper)
+    x, y = jax.jit(trainer.draw_batch)(jax.random.key(1), state.data_key, jnp.int32(0))
     x_adv = jax.jit(trainer.adversarial_points)(state.variables, x, y, hyper)
     logit = jax.vmap(trainer.logit_fn, (None, 0))
     ce = (lambda p: optax.sigmoid_binary_cross_entropy(logit(state.variables, p), y.astype(jnp.float32)))
     np.testing.assert_allclose(np.linalg.norm(x_adv, axis=1), np.linalg.norm(x, axis=1), rtol=1e-5)
     assert np.max(np.linalg.norm(np.asarray(x_adv - x), axis=1)) <= 0.1 * (1 + 1e-4)
-    pgd = defences.pgd_attack(ce, x, 0.1, 20)
+    pgd = jax.jit(lambda p: defences.pgd_attack(ce, p, 0.1, 20))(x)
     assert np.all(np.asarray(ce(x_adv)) >= np.asarray(pgd.loss_adv) - 1e-5)
     assert np.mean(np.asarray(ce(x_adv)) > np.asarray(ce(x)) + 1e-4) > 0.9
 

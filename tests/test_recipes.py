@@ -78,6 +78,16 @@ def test_the_step_scales_the_traced_peak_rate_by_the_schedule():
     assert trainer.traces["advance"] == 1
 
 
+def test_batch_size_500_draws_500_points():
+    cfg = config_from_dict({"task": {"dim": 10}, "model": {"name": "relu", "width": 8, "depth": 1},
+                            "train": {"steps": 10, "batch_size": 500}})
+    trainer = train.make_trainer(cfg, eval_size=8)
+    x, y = jax.jit(trainer.draw_batch)(jax.random.key(1), jax.random.key(2), jnp.int32(0))
+    assert x.shape == (500, 10) and y.shape == (500,)
+    assert 200 < int(jnp.sum(y)) < 300  # fair labels (binomial(500, 1/2): +-5 sd)
+
+
+@pytest.mark.slow
 def test_batch_size_500_trains():
     cfg = config_from_dict({"task": {"dim": 10}, "model": {"name": "relu", "width": 32, "depth": 1},
                             "train": {"steps": 300, "batch_size": 500, "learning_rates": [1e-2], "checkpoints": 2,

@@ -24,6 +24,9 @@ the gradient is Xiao et al.'s; for stable ones it is zero (theirs pushes them fu
 a small effect as tanh saturates). **L1 sparsity**: ``sum |W|`` over every dense kernel (not
 biases, batch-norm parameters or the quad net).
 
+The bounds are those of the network behind any squeezing front end, centred at the raw point
+(the squeezer maps a ball to a finite set of points, which interval bounds do not describe).
+
 In training, batch norm normalises with the statistics of the CLEAN batch (as the forward pass
 does), so the bounds are those of the very function being trained; at evaluation it uses the
 running averages (:func:`batch_norm_affines`).
