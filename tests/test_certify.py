@@ -329,7 +329,7 @@ def test_ensemble_members_equal_single_models(cases):
 def test_fraction_certified():
     r = np.array([0.0, 0.1, 0.2, 0.3])
     est = certify.fraction_certified(r, 0.15)
-    assert int(est.count) == 2 and int(est.n) == 4 and est.method == "certified"
+    assert int(est.count) == 2 and int(est.samples) == 4 and est.method == "certified"
     assert est.lower < 0.5 < est.upper
     both = certify.fraction_certified(np.stack([r, r + 1]), 0.15)
     assert both.count.tolist() == [2, 4]

@@ -61,7 +61,7 @@ def files(run_dir: Path) -> dict[str, bytes]:
     (("outer_radius = 1.3", "outer_radius = 0.5"), "task.outer_radius", "> 1"),
     (("learning_rates = [0.01]", "learning_rates = [-0.01]"), "train.learning_rates", "> 0"),
     (("dim = 3", "dim = 3\ndims = 4"), "task.dims", "allowed keys: dim, outer_radius"),
-    (("width = 4", "width = 4\nwidht = 5"), "model.widht", "allowed keys: arch, batch_norm, depth, name, width"),
+    (("width = 4", "width = 4\nwidht = 5"), "model.widht", "allowed keys: arch, batch_norm, depth, name, random_masks, squeeze_bits, squeeze_range, width"),
     (("[train]", "[training]"), "training", "allowed tables: task, model, train"),
     (("[task]", "[task"), "--config", "malformed TOML"),
     (("steps = 40", "steps = 40\nsteps = 41"), "--config", "malformed TOML"),

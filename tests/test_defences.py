@@ -254,11 +254,11 @@ def test_squeezing_detector_counts_and_intervals():
         clean[:300])
     score = jax.jit(jax.vmap(lambda x: defences.squeeze_score(logit_fn, 200.0, x, 1)))
     rep = defences.detection_report(score(adv), score(clean), threshold=1.0)
-    assert rep.detection.count == 300 and rep.detection.n == 300
+    assert rep.detection.count == 300 and rep.detection.samples == 300
     x0 = np.asarray(clean, np.float64)[:, 0]
     sig = (lambda t: 1 / (1 + np.exp(-t)))
     expected = int(np.sum(2 * np.abs(sig(200 * (x0 - 0.5)) - sig(200 * (np.sign(x0) / 4 - 0.5))) > 1.0))
-    assert rep.false_alarm.count == expected and rep.false_alarm.n == 4000
+    assert rep.false_alarm.count == expected and rep.false_alarm.samples == 4000
     lo, hi = clopper_pearson(expected, 4000)
     assert rep.false_alarm.lower == pytest.approx(lo) and rep.false_alarm.upper == pytest.approx(hi)
     assert 20 < expected < 200  # about 2% of the sphere lies at x_0 > 0.5 in d = 16

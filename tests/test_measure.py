@@ -142,9 +142,15 @@ def test_cli_json_and_errors(quad_run, tmp_path, capsys):
     assert cli.main(["measure", str(run_dir), "--mc-samples", "1000", "--attack-points", "3", "--method",
                      "monte_carlo", "--step", "300", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert len(rows) == 2 and {"mu_inner", "mu_inner_lower", "mu_inner_upper", "mu_inner_samples",
-                               "attack_mean_distance", "attack_mean_distance_se", "attack_points",
-                               "attack_failures", "exact_mu_inner", "clt_mu_inner"} <= set(rows[0])
+    # the typed rows: the experiments' column names, with the cap bound beside the measurement
+    assert len(rows) == 2 and {"mu", "mu_lower", "mu_upper", "mu_method", "distance", "distance_se",
+                               "distance_points", "distance_failures", "optimal_distance", "ratio",
+                               "consistent_with_bound", "mu_outer", "distance_outer", "clt_mu"} <= set(rows[0])
+    from spheres.maths import theory
+    for r in rows:  # quad nets: exact rates; the bound is the exact cap value at them
+        assert r["mu_method"] == "exact" and r["mu_lower"] == r["mu"] == r["mu_upper"]
+        if 0 < r["mu"] < 1:
+            assert r["optimal_distance"] == pytest.approx(float(theory.mean_distance_to_cap(r["mu"], 8)), rel=1e-12)
 
     for argv, needle in [
         (["measure", str(tmp_path / "missing")], "no such run directory"),

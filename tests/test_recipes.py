@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from spheres.core.errors import InputError
-from spheres.nets import train
+from spheres.nets import rundir, train
 from spheres.nets.config import TrainConfig, config_from_dict
 
 DATA = Path(__file__).parent / "data"
@@ -28,7 +28,7 @@ def test_default_recipe_reproduces_the_reference_run_bitwise(name, loop):
     trainer = train.make_trainer(cfg, eval_size=32, ensemble_loop=loop)
     final, metrics, _ = trainer.ensemble_train(train.member_keys(cfg), train.member_hypers(cfg))
     got = {f"{name}/{loop}/{jax.tree_util.keystr(p)}": np.asarray(v)
-           for p, v in jax.tree.leaves_with_path(train.to_host((final.variables, final.opt_state, metrics)))}
+           for p, v in jax.tree.leaves_with_path(rundir.to_host((final.variables, final.opt_state, metrics)))}
     want = sorted(k for k in ref.files if k.startswith(f"{name}/{loop}/"))
     assert sorted(got) == want
     for k in want:

@@ -124,11 +124,11 @@ def test_interrupted_sweep_resumes_to_the_same_table(smoke_run, tmp_path, monkey
     calls = {"n": 0}
     original = measure.measure_step
 
-    def flaky(run, step, mcfg):
+    def flaky(run, step, mcfg, *rest):
         calls["n"] += 1
         if calls["n"] == 3:
             raise KeyboardInterrupt
-        return original(run, step, mcfg)
+        return original(run, step, mcfg, *rest)
 
     monkeypatch.setattr(measure, "measure_step", flaky)
     with pytest.raises(KeyboardInterrupt):

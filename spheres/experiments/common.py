@@ -115,7 +115,8 @@ def _sphere_stats(rows: list[ResultRow], sphere: str, n_se: float = 2.0) -> dict
         "ratio_median_upper": None if med is None else med.upper,
         "ratio_points": 0 if med is None else med.n,
         "ratio_min": min(ratios) if ratios else None, "ratio_max": max(ratios) if ratios else None,
-        "with_attack_failures": sum(1 for r in rows if (g(r, "distance_failures") or 0) > 0),
+        "with_attack_failures": sum(1 for r in rows if (g(r, "distance_failures") or 0) > 0
+                                    and g(r, "error_set") == "errors"),
         "no_errors_found": sum(1 for r in rows if g(r, "error_set") != "errors"),
         "smallest_mu": None if smallest is None else g(smallest, "mu"),
         "smallest_mu_lower": None if smallest is None else g(smallest, "mu_lower"),

@@ -7,7 +7,7 @@ import os
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
 import jax, jax.numpy as jnp, numpy as np
 jax.config.update("jax_numpy_rank_promotion", "raise")
-from spheres.nets import train
+from spheres.nets import rundir, train
 from spheres.nets.config import config_from_dict
 
 CFGS = {
@@ -27,7 +27,7 @@ def main():
             trainer = train.make_trainer(cfg, eval_size=32, ensemble_loop=loop)
             keys, hypers = train.member_keys(cfg), train.member_hypers(cfg)
             final, metrics, variables = trainer.ensemble_train(keys, hypers)
-            leaves = jax.tree.leaves_with_path(train.to_host((final.variables, final.opt_state, metrics)))
+            leaves = jax.tree.leaves_with_path(rundir.to_host((final.variables, final.opt_state, metrics)))
             for path, leaf in leaves:
                 out[f"{name}/{loop}/{jax.tree_util.keystr(path)}"] = np.asarray(leaf)
     np.savez("tests/data/train_reference.npz", **out)
