@@ -38,7 +38,11 @@ Design (one compiled program, bounded memory, integer counts):
 * Adaptive mode: instead of a sample count, ask for a target relative precision (Clopper-Pearson
   half-width over the estimate, see :func:`spheres.maths.stats.relative_precision`); rounds continue until
   every (model, sphere) reached it or the sample budget is spent. A progress callback runs between
-  rounds.
+  rounds. Caution: stopping when the interval looks narrow enough makes the sample size depend on
+  the data, so the fixed-n Clopper-Pearson interval reported at the stop no longer has its exact
+  coverage (an optional-stopping effect; the stop checks the interval once per round of
+  ``chunk_size * chunks_per_call`` samples, which keeps the loss small but not zero). Use a fixed
+  ``samples`` where exact coverage is the point; the project's tables do.
 
 The compiled round depends only on ``(logit_fn, dim, chunk_size, chunks_per_call, dtype)``;
 ``params``, keys, radii and the round index are traced, so :meth:`MonteCarlo.with_config` changes
