@@ -218,3 +218,26 @@ def read_rows(path: str | Path, cls: type[Row] = ResultRow) -> list[Row]:
             raise InputError(str(path), f"missing column {missing[0]!r} (expected {', '.join(names)})")
         out.append(cls(**{c: raw[c] for c in names}))
     return out
+
+
+@dataclass(frozen=True)
+class DefenceRow(ResultRow):
+    """A :class:`ResultRow` of the ``defences`` experiment: the defence, its strength and the certified
+    lower end of the bracket ``[certified, distance]`` of the inner sphere's d(E).
+
+    ``certified``, ``certified_se``, ``certified_points``: mean certified radius over the attacked
+    points (CROWN; the closed form for quad nets; empty for squeezed nets), its SE and count;
+    ``certify_seconds_per_point``: compiled wall time per point; ``stable_fraction(_se)``: mean
+    fraction of provably stable hidden ReLUs on the RS ball around those points.
+    """
+
+    defence: str = ""
+    strength: float | None = None
+    run: str = ""
+    certified: float | None = None
+    certified_se: float | None = None
+    certified_points: int | None = None
+    certified_method: str = ""
+    certify_seconds_per_point: float | None = None
+    stable_fraction: float | None = None
+    stable_fraction_se: float | None = None
