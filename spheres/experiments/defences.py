@@ -14,7 +14,6 @@ the bracket ``[certified, attack]`` of ``d(E)``.
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ import numpy as np
 
 from spheres.core.config import check_float, check_int
 from spheres.core.errors import InputError
-from spheres.core.io import write_json_atomic
+
 from spheres.experiments import common
 from spheres.experiments.base import Context, Experiment, Report
 from spheres.maths import stats

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+from matplotlib import colormaps
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from spheres.measure.results import DefenceRow, read_rows  # noqa: E402
+from spheres.measure.results import DefenceRow, read_rows
+from spheres.plotting._common import save_png
 
 MARKERS = "osD^v<>ph*"
 
@@ -19,14 +17,15 @@ def draw_defences(table: Path, out: Path, threshold: float) -> list[Path]:
     """Inner mu(E) against d(E) from the saved table: attack markers, certified bracket bottoms,
     the cap bound at each point's mu (dashed), faded where either sphere's error exceeds ``threshold``."""
     rows = [r for r in read_rows(table, DefenceRow) if r.mu is not None and r.mu > 0 and r.distance is not None]
-    fig, ax = plt.subplots(figsize=(7.5, 5))
+    fig = Figure(figsize=(7.5, 5))
+    ax = fig.add_subplot()
     bound = sorted((r.mu, r.optimal_distance) for r in rows if r.optimal_distance is not None)
     if bound:
         ax.plot(*zip(*bound), "k--", lw=1, label="cap bound d_cap(mu)")
     names = list(dict.fromkeys(r.defence for r in rows))
     strengths = [r.strength for r in rows if r.strength is not None]
     lo, hi = (min(strengths), max(strengths)) if strengths else (0.0, 1.0)
-    cmap = plt.get_cmap("viridis")
+    cmap = colormaps["viridis"]
     for k, name in enumerate(names):
         sub = [r for r in rows if r.defence == name]
         for r in sub:
@@ -45,7 +44,4 @@ def draw_defences(table: Path, out: Path, threshold: float) -> list[Path]:
     ax.set_title(f"Defences against the cap bound (colour: strength {lo:g}..{hi:g} per defence's own scale)")
     ax.legend(fontsize=7, loc="lower left")
     fig.tight_layout()
-    out = Path(out)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return [out]
+    return [save_png(fig, Path(out))]

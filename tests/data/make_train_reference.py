@@ -5,7 +5,7 @@ defences were added (commit 2258534); tests/test_recipes.py checks that the defa
 reproduces these numbers bit for bit. Importing it runs nothing."""
 import os
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
-import jax, jax.numpy as jnp, numpy as np
+import jax, numpy as np
 jax.config.update("jax_numpy_rank_promotion", "raise")
 from spheres.nets import rundir, train
 from spheres.nets.config import config_from_dict
