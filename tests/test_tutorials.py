@@ -61,7 +61,7 @@ def executed(request, tmp_path_factory):
     keep both cores of a 2-core machine busy: the ten files take about half their serial time.
     """
     selected = [item.callspec.params["path"] for item in request.session.items
-                if item.module is request.module and "path" in getattr(getattr(item, "callspec", None), "params", {})]
+                if getattr(item, "module", None) is request.module and "path" in getattr(getattr(item, "callspec", None), "params", {})]
     selected.sort(key=lambda p: (p.name[:3] not in HEAVY_FIRST, p.parent.name == "solutions"))
     out = tmp_path_factory.mktemp("tutorials")
     mp = pytest.MonkeyPatch()
