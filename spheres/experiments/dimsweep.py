@@ -96,11 +96,14 @@ def _law(key, rows: list[SweepRow]) -> dict[str, Any]:
             "n": fit.n, "dims": list(fit.dims)}
 
 
-def _matched(rows: list[SweepRow], rate: float) -> dict[str, Any]:
-    """Each run's d(E) interpolated to the inner error rate ``rate``, divided by the bound there; slope in log d."""
+def _matched(rows: list[SweepRow], rate: float, max_error: float) -> dict[str, Any]:
+    """Each run's d(E) interpolated to the inner error rate ``rate``, divided by the bound there; slope in log d.
+
+    The inner rate is matched by construction, so the rule here asks the OTHER sphere to be good:
+    checkpoints whose outer error rate is at most ``max_error`` and whose d(E) is complete."""
     runs: dict[tuple, list[SweepRow]] = {}
     for r in rows:
-        if r.selected and r.distance_failures == 0:
+        if r.mu_outer is not None and r.mu_outer <= max_error and r.distance_failures == 0:
             runs.setdefault((r.dim, r.seed, r.train_size, r.learning_rate), []).append(r)
     points = []
     for (dim, *_), rs in sorted(runs.items()):
@@ -127,7 +130,7 @@ def _fits(cfg: DimSweepConfig, rows: list[SweepRow]) -> dict[str, Any]:
     fams = {}
     for k, m in zip(keys, cfg.models):
         sel = [r for r in rows if r.family == m]
-        fams[m] = {"law": _law(k, sel), "matched": [_matched(sel, rate) for rate in cfg.matched_rates]}
+        fams[m] = {"law": _law(k, sel), "matched": [_matched(sel, rate, cfg.select_max_error) for rate in cfg.matched_rates]}
     a, b = (fams[m]["law"] for m in cfg.models[:2]) if len(cfg.models) >= 2 else (None, None)
     disagree = None
     if a and b and a.get("slope") is not None and b.get("slope") is not None:
@@ -166,7 +169,7 @@ def report(s: dict[str, Any], ctx: Context) -> Report:
     lines = common.bound_lines(s) + [
         f"The exact law, per family ({fit['rule']}): slope of log(d(E) / d_cap(mu(E), d)) against log d (0 under the "
         "law; SE includes mu's interval), and the same with every run interpolated to a matched inner error rate "
-        "(with the raw exponent of d(E) in d beside the bound's own over the same dimensions; -1/2 only as d grows):",
+        "between two checkpoints whose outer error is at most the threshold and whose d(E) is complete (with the raw exponent of d(E) in d beside the bound's own over the same dimensions; -1/2 only as d grows):",
         "", "| family | error rates | slope | SE | z | points | dimensions | raw exponent | bound's exponent |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for fam, f in fit["families"].items():

@@ -16,12 +16,16 @@ from __future__ import annotations
 
 import importlib
 import importlib.resources
+import os
+import platform
 import pkgutil
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import jax
 
 import spheres.experiments as _package
 from spheres.core.config import load_section, read_toml
@@ -161,7 +165,12 @@ def figures_readme(report: dict[str, Any], out: Path, config_path: str, command:
     lines = ["# Figures", "",
              f"Made by `{command}` (config `{config_path}`). The files here are copied from the run's results "
              "directory; every number below is read from the saved tables, not typed in. Re-running the command "
-             "regenerates all of it.", ""]
+             "regenerates all of it.", "",
+             f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, {platform.python_implementation()} "
+             f"{platform.python_version()}, jax {jax.__version__} on {jax.default_backend()}. Time of this "
+             "invocation per experiment (a resumed run counts only what it recomputed): "
+             + ", ".join(f"{n} {r['seconds']:.0f} s" for n, r in report.items())
+             + f"; total {sum(r['seconds'] for r in report.values()) / 60:.1f} min.", ""]
     findings = [f for p in parts.values() for f in p.findings]
     if findings:
         lines += ["## What this run shows (computed from the tables below)", ""] + [f"- {f}" for f in findings] + [""]
