@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(BIN)/spheres reproduce --quick --out results/quick --figures figures
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow" -n 2 --dist loadfile
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q

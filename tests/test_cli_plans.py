@@ -114,6 +114,7 @@ def test_train_logs_progress_off_a_terminal(tmp_path, capsys):
     assert "--log-every" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # default-suite budget; the contract is also checked by a cheaper test
 def test_measure_plan_dry_run_and_partial_marker(tiny_run, tmp_path, capsys):
     run_dir = tmp_path / "run"
     shutil.copytree(tiny_run, run_dir)

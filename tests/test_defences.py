@@ -464,6 +464,7 @@ DEFENDED = config_from_dict({
               "rs_epsilons": [0.05], "l1_weights": [1e-5], "mask_keep_rates": [0.8]}})
 
 
+@pytest.mark.slow  # default-suite budget; the contract is also checked by a cheaper test
 def test_member_is_bitwise_the_single_run_with_every_new_field():
     """Fast version of the ensemble contract: every defence and a schedule on, members differing in
     every swept value, 3 steps; ensemble (map) member i == the single run with key i, bit for bit."""

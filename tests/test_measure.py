@@ -63,6 +63,7 @@ def test_member_rows_carry_their_hyperparameters(quad_run, tmp_path):
     assert all(r["model"] == "quad-w16" and r["dim"] == 8 for r in rows)
 
 
+@pytest.mark.slow  # default-suite budget; the contract is also checked by a cheaper test
 def test_interrupted_measurement_resumes_to_the_same_table(quad_run, tmp_path):
     import shutil
     a, b = tmp_path / "a", tmp_path / "b"
@@ -93,6 +94,7 @@ def test_interrupted_measurement_resumes_to_the_same_table(quad_run, tmp_path):
     assert (a / "measurements.csv").read_text() == (b / "measurements.csv").read_text()
 
 
+@pytest.mark.slow  # default-suite budget; the contract is also checked by a cheaper test
 def test_member_rows_are_the_single_model_measurements(quad_run, tmp_path):
     """The ensemble contract of the pipeline: member i's row is what the single-model measurements
     give with member i's keys (Monte Carlo counts and splitting values bit for bit; the vmapped
