@@ -485,3 +485,66 @@ def ellipsoid_params(alphas: ArrayLike, config: SplittingConfig) -> dict[str, ja
 def measure_ellipsoid(key: jax.Array, alphas: ArrayLike, config: SplittingConfig) -> estimates.LogRateEstimate:
     """:func:`measure` of the ellipsoid classifier with coefficients ``alphas`` (shape ``(config.dim,)``)."""
     return measure(key, ellipsoid_logit, ellipsoid_params(alphas, config), config)
+
+
+class Agreement(NamedTuple):
+    """Result of :func:`check_agreement` (float64 host values).
+
+    Fields:
+      q: Cochran's ``Q = sum_k w_k (y_k - ybar)^2``, ``y_k`` the natural-log estimates,
+        ``w_k = 1 / se_k^2``, ``ybar = sum w_k y_k / sum w_k``.
+      dof: ``K - 1`` degrees of freedom.
+      p_value: ``P(chi2_{K-1} >= Q)``.
+      flagged: ``p_value < alpha``: the estimates disagree beyond their stated spread.
+      n_estimates: ``K``.
+    """
+
+    q: float
+    dof: int
+    p_value: float
+    flagged: bool
+    n_estimates: int
+
+
+def check_agreement(estimates_: list[estimates.LogRateEstimate], alpha: float = 0.01) -> Agreement:
+    """Flag independent splitting estimates of ONE rate that disagree beyond their intervals.
+
+    An error pocket that no particle of a run reaches (poor mixing between disconnected parts of the
+    error set) biases that run's estimate without widening its interval; independent estimates from
+    independent keys then scatter more than their standard errors allow. With ``y_k = log p_hat_k``
+    and ``se_k`` the log standard error recovered from each interval
+    (``(log upper - log lower) / (2 z)``, ``z`` the normal quantile of the estimate's confidence),
+    Cochran's ``Q = sum_k (y_k - ybar)^2 / se_k^2`` is approximately ``chi2_{K-1}`` when all estimate
+    the same value without bias (Cochran 1954, "The combination of estimates from different
+    experiments"). The flag ``P(chi2_{K-1} >= Q) < alpha`` has false-alarm rate about ``alpha``
+    (more when ``se_k`` is itself noisy: a Student-t interval from few runs; ``alpha`` is then a
+    nominal rate). It detects only pockets that SOME runs reach and others miss; a pocket no run
+    ever reaches is invisible to every splitting-only check.
+
+    Args:
+      estimates_: ``K >= 2`` scalar :class:`~spheres.maths.stats.LogRateEstimate` with status "ok".
+      alpha: false-alarm level in ``(0, 1)``.
+    Returns:
+      an :class:`Agreement`.
+    """
+    if not 0 < alpha < 1:
+        raise InputError("alpha", f"must lie in (0, 1), got {alpha}")
+    if len(estimates_) < 2:
+        raise InputError("estimates", f"need at least 2 estimates, got {len(estimates_)}")
+    ln10 = math.log(10.0)
+    y, se = [], []
+    for k, est in enumerate(estimates_):
+        if est.status != estimates.OK or not np.isfinite(est.log10_value):
+            raise InputError("estimates", f"estimate {k} has status {est.status!r}; only 'ok' estimates compare")
+        z = stats.norm.ppf(0.5 + est.confidence / 2)
+        s = (est.log10_upper - est.log10_lower) * ln10 / (2 * z)
+        if not s > 0:
+            raise InputError("estimates", f"estimate {k} has a zero-width interval")
+        y.append(est.log10_value * ln10)
+        se.append(s)
+    y, w = np.asarray(y), 1.0 / np.square(se)
+    ybar = np.sum(w * y) / np.sum(w)
+    q = float(np.sum(w * (y - ybar) ** 2))
+    dof = len(y) - 1
+    p = float(stats.chi2.sf(q, dof))
+    return Agreement(q=q, dof=dof, p_value=p, flagged=p < alpha, n_estimates=len(y))
