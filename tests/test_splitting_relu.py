@@ -14,7 +14,6 @@ about 0.3% per comparison for unbiased estimators). With about 400 Monte Carlo e
 exact-spectrum bias test in tests/test_splitting_bias.py.
 """
 
-import dataclasses
 import math
 
 import jax
