@@ -46,7 +46,7 @@ from spheres.core.io import write_csv_atomic, write_json_atomic
 from spheres.maths import quadratic, theory
 from spheres.maths.geometry import sample_batch
 from spheres.measure import attributions as attr
-from spheres.measure.attacks import MATMUL_PRECISION, AttackConfig
+from spheres.measure.attacks import MATMUL_PRECISION, AttackSchedule
 from spheres.nets.config import ModelConfig, check_int
 from spheres.nets.models import make_logit_fn, quadratic_weights
 from spheres.nets.runs import Run, load_run
@@ -102,7 +102,7 @@ def _logit_fn(model_cfg: ModelConfig, dim: int) -> Callable:
 
 
 @functools.lru_cache(maxsize=16)
-def _point_program(logit_fn, ig_steps: int, starts: int, start_angle: float, config: AttackConfig):
+def _point_program(logit_fn, ig_steps: int, starts: int, start_angle: float, config: AttackSchedule):
     """Jitted ``(variables (M, ...), keys (n,), xs (n, d), ys (n,)) -> per-member per-point values``."""
 
     def one(params, key, x, y):
@@ -163,7 +163,7 @@ def _bands(run: Run, variables: Any, n_bands: int) -> tuple[np.ndarray, np.ndarr
 
 
 def attribute_step(run: Run, step: int, acfg: AttributeConfig,
-                   attack: AttackConfig = AttackConfig()) -> list[dict[str, Any]]:
+                   attack: AttackSchedule = AttackSchedule()) -> list[dict[str, Any]]:
     """All attribution measurements of one checkpoint: one row (dict of scalars) per member."""
     cfg = run.config
     dim, radius = cfg.task.dim, cfg.task.outer_radius
@@ -172,7 +172,7 @@ def attribute_step(run: Run, step: int, acfg: AttributeConfig,
     key = jax.random.fold_in(jax.random.key(acfg.seed), step)
     k_points, k_spread, k_shapley = jax.random.split(key, 3)
     xs, ys = sample_batch(k_points, acfg.points, dim, radius)
-    prog = _point_program(logit_fn, acfg.ig_steps, acfg.starts, float(acfg.start_angle), attack.validate())
+    prog = _point_program(logit_fn, acfg.ig_steps, acfg.starts, float(acfg.start_angle), attack)
     scalars, on_points, on_normals = prog(variables, jax.random.split(k_spread, acfg.points), xs, ys)
     scalars = {k: np.asarray(v) for k, v in scalars.items()}
     on_points, on_normals = np.asarray(on_points, np.float64), np.asarray(on_normals, np.float64)

@@ -74,7 +74,7 @@ from spheres.maths import quadratic, stats
 from spheres.maths.classifiers import LogitFn
 from spheres.maths.geometry import (angle_between, normalize, project_to_sphere, rotate_toward, safe_norm,
                                     sample_labeled, sample_sphere)
-from spheres.measure.attacks import AttackConfig, nearest_error
+from spheres.measure.attacks import AttackSchedule, nearest_error
 
 REPLACEMENTS = ("same_sphere", "independent")
 MAX_BANDS = 10
@@ -133,7 +133,7 @@ class BoundaryNormal(NamedTuple):
 
 
 def boundary_normal(logit_fn: LogitFn, params: Any, x: ArrayLike, label: ArrayLike,
-                    config: AttackConfig = AttackConfig(), on_manifold: bool = True,
+                    config: AttackSchedule = AttackSchedule(), on_manifold: bool = True,
                     grad_x: ArrayLike | None = None) -> BoundaryNormal:
     """The boundary normal at the nearest error of ONE point ``x`` (shape ``(d,)``) of class ``label``.
 
@@ -141,7 +141,7 @@ def boundary_normal(logit_fn: LogitFn, params: Any, x: ArrayLike, label: ArrayLi
       logit_fn, params: one classifier.
       x: the point, shape ``(d,)``.
       label: int scalar, 0 (inner) or 1 (outer).
-      config: attack schedule (:class:`spheres.measure.attacks.AttackConfig`).
+      config: attack schedule (:class:`spheres.measure.attacks.AttackSchedule`).
       on_manifold: nearest error on the sphere through ``x`` (True) or anywhere (False).
       grad_x: ``grad f(x)`` if already computed (shape ``(d,)``).
     Returns:
@@ -185,7 +185,7 @@ class BoundarySpread(NamedTuple):
 
 
 def boundary_spread(key: jax.Array, logit_fn: LogitFn, params: Any, x: ArrayLike, label: ArrayLike,
-                    n_starts: int = 4, start_angle: float = 0.05, config: AttackConfig = AttackConfig(),
+                    n_starts: int = 4, start_angle: float = 0.05, config: AttackSchedule = AttackSchedule(),
                     on_manifold: bool = False) -> BoundarySpread:
     """Smoothness of the boundary near ONE point: normals at the nearest errors of ``n_starts`` starts.
 
@@ -304,7 +304,7 @@ class PointAttributions(NamedTuple):
 
 
 def point_attributions(logit_fn: LogitFn, params: Any, x: ArrayLike, label: ArrayLike,
-                       config: AttackConfig = AttackConfig(), ig_steps: int = 32,
+                       config: AttackSchedule = AttackSchedule(), ig_steps: int = 32,
                        baseline: ArrayLike = 0.0) -> PointAttributions:
     """Gradient alignment, boundary normals (on and off the sphere), IG, BSM and BIG of ONE point.
 
