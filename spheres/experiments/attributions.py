@@ -46,6 +46,9 @@ from spheres.plotting._common import load_json
 from spheres.plotting.attributions import draw_band_comparison, draw_robustness_alignment
 
 RESULTS = "attributions_results.csv"
+#: the quad net's exact-boundary columns the findings quote (``*_n``: points with an on-sphere error, exact)
+EXACT_COLUMNS = ("exact_on_distance_n", "on_normal_exact_cos", "on_normal_exact_cos_se", "on_normal_exact_cos_n",
+                 "exact_on_grad_alignment", "exact_on_grad_alignment_se")
 RULE_FILE = "selection.json"
 #: the alignment measures the findings speak about: (column, what it is)
 MEASURES = (("off_grad_alignment", "cos(grad f(x), n(x')) of the gradient with the boundary normal at the nearest "
@@ -216,12 +219,8 @@ def summarise(rows: list[dict[str, Any]], main_dim: int, rule: str) -> dict[str,
                  "spread": difference(std, rob, "spread_normal_spread"),
                  **{col: difference(std, rob, col) for col, _ in MEASURES},
                  "bands_standard": bands_of(std), "bands_robust": bands_of(rob)}
-        if _f(rob, "on_normal_exact_cos") is not None:
-            entry["exact"] = {tag: {c: _f(r, c) for c in ("on_normal_exact_cos", "on_normal_exact_cos_se",
-                                                        "on_normal_exact_cos_n", "exact_on_grad_alignment",
-                                                        "exact_on_grad_alignment_se", "on_grad_alignment",
-                                                        "on_grad_alignment_se")}
-                              for tag, r in (("standard", std), ("robust", rob))}
+        if std.get("exact_on_distance_n") is not None:
+            entry["exact"] = {tag: {c: _f(r, c) for c in EXACT_COLUMNS} for tag, r in (("standard", std), ("robust", rob))}
         pairs.append(entry)
     corr = {
         "robustness": rank_correlation([_f(r, "off_distance") for r in sel], [_f(r, "off_grad_alignment") for r in sel]),
@@ -247,6 +246,10 @@ def draw(ctx: Context) -> list[Path]:
             draw_band_comparison(ctx.out / RESULTS, ctx.out / "attributions_bands.png", dim=int(rule["main_dim"]))]
 
 
+def _fmt(x: float | None, spec: str) -> str:
+    return "-" if x is None else format(x, spec)
+
+
 def _pm(d: dict[str, Any], key: str, digits: int = 3) -> str:
     return f"{d[key]:.{digits}f} +- {d[key + '_se']:.{digits}f}"
 
@@ -255,11 +258,13 @@ def report(s: dict[str, Any], ctx: Context) -> Report:
     sci = common.sci
     findings: list[str] = []
     n_pairs = len(s["pairs"])
-    head = (f"attributions: over the {s['rule']} ({s['selected']} of {s['nets']} nets pass; {n_pairs} standard/robust "
-            f"pairs of the same model, dimension and seed)")
+    findings.append(f"attributions: the findings below speak about the {s['rule']}: {s['selected']} of {s['nets']} "
+                    f"nets pass, forming {n_pairs} pairs (standard eps = 0 against the largest eps, same model, "
+                    "dimension and seed); every number is a mean +- SE over the points counted beside it.")
+    head = "attributions"
     if not n_pairs:
-        findings.append(f"{head}: no pair passes the rule; no claim is made.")
-        return Report(tuple(findings), ())
+        return Report((f"attributions: no standard/robust pair passes the rule ({s['rule']}; {s['selected']} of "
+                       f"{s['nets']} nets pass); no claim is made.",), ())
     tally: dict[str, dict[str, int]] = {col: {"rises": 0, "falls": 0, "within 2 SE": 0} for col, _ in MEASURES}
     for p in s["pairs"]:
         net = f"{p['model']} at d = {p['dim']} (seed {p['seed']}, step {p['step']}, {p['points']} points per net)"
@@ -292,12 +297,16 @@ def report(s: dict[str, Any], ctx: Context) -> Report:
         if "exact" in p:
             for tag in ("standard", "robust"):
                 e = p["exact"][tag]
+                reach = int(e["exact_on_distance_n"] or 0)
+                text = (f"{head}, {net}, {tag} quad net: {reach} of {p['points']} points have an on-sphere error "
+                        "(exact)")
                 if e["on_normal_exact_cos"] is not None:
-                    findings.append(
-                        f"{head}, {net}, {tag} quad net: the attack's boundary normal matches the exact ellipsoid "
-                        f"normal with cosine {e['on_normal_exact_cos']:.4f} +- {e['on_normal_exact_cos_se']:.1e} "
-                        f"({int(e['on_normal_exact_cos_n'] or 0)} points); the gradient's alignment with the exact "
-                        f"normal is {e['exact_on_grad_alignment']:.3f} +- {e['exact_on_grad_alignment_se']:.3f}.")
+                    text += (f"; where the attack found it, its boundary normal matches the exact ellipsoid normal "
+                             f"with cosine {_fmt(e['on_normal_exact_cos'], '.4f')} +- "
+                             f"{_fmt(e['on_normal_exact_cos_se'], '.1e')} ({int(e['on_normal_exact_cos_n'] or 0)} "
+                             f"points), and the gradient's alignment with the exact normal is "
+                             f"{_fmt(e['exact_on_grad_alignment'], '.3f')} +- {_fmt(e['exact_on_grad_alignment_se'], '.3f')}")
+                findings.append(text + ".")
     for key, what in (("budget", "the adversarial budget"), ("robustness", "the measured distance to the nearest "
                                                                             "error"),
                       ("roughness", "the spread of nearby boundary normals")):

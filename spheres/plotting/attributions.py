@@ -160,15 +160,17 @@ def draw_robustness_alignment(table_csv: str | os.PathLike, out_png: str | os.Pa
                     order = np.argsort(eps[sel])
                     ax.errorbar(x[sel][order], y[sel][order], yerr=yerr[sel][order],
                                 xerr=None if xerr is None else xerr[sel][order], color=OKABE_ITO[k],
-                                marker=markers[j % len(markers)], ms=6, lw=1.0, elinewidth=0.8, capsize=2,
-                                label=label if j == 0 else None)
+                                marker=markers[j % len(markers)], ms=6, lw=1.0 if xcol == "adv_eps" else 0,
+                                elinewidth=0.8, capsize=2)
             ax.axhline(1.0, color="black", lw=0.8, ls="--")
             ax.set_xlabel(xlabel)
         axes[0].set_ylabel("cosine (1 = the exact ideal)")
-        axes[0].legend(loc="lower left", fontsize=9)
-        handles = [axes[2].plot([], [], ls="", marker=markers[j % len(markers)], color="gray", label=fam)[0]
-                   for j, fam in enumerate(fams)]
-        axes[2].legend(handles=handles, loc="lower left", fontsize=9, title="nets (marker)")
+        handles = [axes[0].plot([], [], color=OKABE_ITO[k], lw=3, label=label)[0]
+                   for k, (_, label) in enumerate(ALIGNMENTS)]
+        handles += [axes[0].plot([], [], ls="", marker=markers[j % len(markers)], color="gray", label=fam)[0]
+                    for j, fam in enumerate(fams)]
+        fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=10,
+                   title="colour: measure; marker: nets")
         fig.suptitle("Does robustness align attributions with the true boundary normal? "
                      "(last checkpoint of the selected nets; error bars 95%)")
         return save_png(fig, out_png)
@@ -200,11 +202,15 @@ def draw_band_comparison(table_csv: str | os.PathLike, out_png: str | os.PathLik
                 se = np.array([numeric([r], f"shapley_{replacement}_band{j}_se", table_csv)[0] for j in range(n_bands)])
                 ax.bar(xs + (i - (len(mr) - 1) / 2) * width, vals, width, yerr=Z95 * se, capsize=2,
                        color=OKABE_ITO[i % len(OKABE_ITO)], label=f"eps = {float(r['adv_eps']):g}")
-            names = [f"{mr[0].get(f'band{j}_name') or f'band {j}'}\n"
-                     f"({int(numeric(mr[:1], f'band{j}_size', table_csv)[0])} dirs)" for j in range(n_bands)]
+            sizes = [int(numeric(mr[:1], f"band{j}_size", table_csv)[0]) for j in range(n_bands)]
+            eigen = str(mr[0].get("band0_name", "")).startswith("alpha")
+            first = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+            names = [(f"band {j}\nranks {f + 1}-{f + k}" if eigen else
+                      f"{mr[0].get(f'band{j}_name') or f'band {j}'}\n({k} dirs)") for j, (f, k) in enumerate(zip(first, sizes))]
             ax.axhline(0.0, color="black", lw=0.8)
             ax.set_xticks(xs, names, fontsize=9)
-            ax.set_title(f"{model}, d = {int(dim)}")
+            ax.set_title(f"{model}, d = {int(dim)}" + ("\n(each net's own eigen-directions, ranked by alpha, largest first)"
+                                                        if eigen else ""), fontsize=11)
             ax.legend(loc="best", fontsize=9)
         axes[0].set_ylabel("Shapley value (nats of log-likelihood)")
         fig.suptitle(f"Which direction bands carry the predictive power ({replacement.replace('_', ' ')} "
