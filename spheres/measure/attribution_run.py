@@ -172,7 +172,7 @@ def attribute_step(run: Run, step: int, acfg: AttributeConfig,
     key = jax.random.fold_in(jax.random.key(acfg.seed), step)
     k_points, k_spread, k_shapley = jax.random.split(key, 3)
     xs, ys = sample_batch(k_points, acfg.points, dim, radius)
-    prog = _point_program(logit_fn, acfg.ig_steps, acfg.starts, float(acfg.start_angle), attack.validate())
+    prog = _point_program(logit_fn, acfg.ig_steps, acfg.starts, float(acfg.start_angle), attack)
     scalars, on_points, on_normals = prog(variables, jax.random.split(k_spread, acfg.points), xs, ys)
     scalars = {k: np.asarray(v) for k, v in scalars.items()}
     on_points, on_normals = np.asarray(on_points, np.float64), np.asarray(on_normals, np.float64)

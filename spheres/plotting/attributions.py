@@ -121,3 +121,98 @@ def draw_bands(table_csv: str | os.PathLike, out_png: str | os.PathLike, replace
         if len(rows) <= 8:
             ax.legend(loc="best")
         return save_png(fig, out_png)
+
+
+def _selected(table_csv: str | os.PathLike, cols: tuple[str, ...]) -> list[dict]:
+    rows = load_table(table_csv, cols + ("selected",))
+    rows = [r for r, s in zip(rows, numeric(rows, "selected", table_csv)) if s == 1]
+    if not rows:
+        raise InputError(f"{table_csv}: column 'selected'", "no selected row to draw")
+    return rows
+
+
+def draw_robustness_alignment(table_csv: str | os.PathLike, out_png: str | os.PathLike) -> Path:
+    """Alignment of each measure against the adversarial budget, robustness and roughness, selected nets only.
+
+    One colour per measure (:data:`ALIGNMENTS`), one marker per (model, dimension); points of one
+    net family are joined in budget order. Reads an experiment table with ``adv_eps``, ``model``,
+    ``dim`` and ``selected`` columns beside the columns of ``attributions.csv``.
+    """
+    cols = ("model", "dim", "adv_eps") + tuple(c for a, _ in ALIGNMENTS for c in (a, f"{a}_se")) + (
+        "off_distance", "off_distance_se", "spread_normal_spread", "spread_normal_spread_se")
+    rows = _selected(table_csv, cols)
+    family = [f"{m} d={int(d)}" for m, d in zip(text(rows, "model"), numeric(rows, "dim", table_csv))]
+    eps = numeric(rows, "adv_eps", table_csv)
+    markers = ("o", "s", "^", "D", "v", "P", "X", "<", ">")
+    fams = list(dict.fromkeys(family))
+    x_axes = (("adv_eps", "adversarial budget eps (chord)", False),) + _X_AXES[1:]
+    with slide_style():
+        fig = Figure(figsize=(15, 4.8), layout="constrained")
+        axes = fig.subplots(1, 3, sharey=True)
+        for ax, (xcol, xlabel, with_xerr) in zip(axes, x_axes):
+            x = numeric(rows, xcol, table_csv)
+            xerr = Z95 * numeric(rows, f"{xcol}_se", table_csv) if with_xerr else None
+            for k, (col, label) in enumerate(ALIGNMENTS):
+                y = numeric(rows, col, table_csv)
+                yerr = Z95 * numeric(rows, f"{col}_se", table_csv)
+                for j, fam in enumerate(fams):
+                    sel = np.array([f == fam for f in family])
+                    order = np.argsort(eps[sel])
+                    ax.errorbar(x[sel][order], y[sel][order], yerr=yerr[sel][order],
+                                xerr=None if xerr is None else xerr[sel][order], color=OKABE_ITO[k],
+                                marker=markers[j % len(markers)], ms=6, lw=1.0 if xcol == "adv_eps" else 0,
+                                elinewidth=0.8, capsize=2)
+            ax.axhline(1.0, color="black", lw=0.8, ls="--")
+            ax.set_xlabel(xlabel)
+        axes[0].set_ylabel("cosine (1 = the exact ideal)")
+        handles = [axes[0].plot([], [], color=OKABE_ITO[k], lw=3, label=label)[0]
+                   for k, (_, label) in enumerate(ALIGNMENTS)]
+        handles += [axes[0].plot([], [], ls="", marker=markers[j % len(markers)], color="gray", label=fam)[0]
+                    for j, fam in enumerate(fams)]
+        fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=10,
+                   title="colour: measure; marker: nets")
+        fig.suptitle("Does robustness align attributions with the true boundary normal? "
+                     "(last checkpoint of the selected nets; error bars 95%)")
+        return save_png(fig, out_png)
+
+
+def draw_band_comparison(table_csv: str | os.PathLike, out_png: str | os.PathLike, dim: int,
+                         replacement: str = "independent") -> Path:
+    """Band Shapley values with 95% intervals: one panel per model at ``dim``, one bar per budget eps.
+
+    Selected rows only (the last checkpoint of every net that passes the experiment's rule).
+    """
+    if replacement not in ("independent", "same_sphere"):
+        raise InputError("replacement", f"must be 'independent' or 'same_sphere', got {replacement!r}")
+    rows = _selected(table_csv, ("model", "dim", "adv_eps", "bands"))
+    rows = [r for r, d in zip(rows, numeric(rows, "dim", table_csv)) if int(d) == int(dim)]
+    if not rows:
+        raise InputError("dim", f"no selected row at d = {dim} in {table_csv}")
+    models = list(dict.fromkeys(text(rows, "model")))
+    with slide_style():
+        fig = Figure(figsize=(max(7.0, 5.5 * len(models)), 4.8), layout="constrained")
+        axes = np.atleast_1d(fig.subplots(1, len(models), squeeze=False)[0])
+        for ax, model in zip(axes, models):
+            mr = sorted([r for r in rows if r["model"] == model], key=lambda r: float(r["adv_eps"]))
+            n_bands = int(numeric(mr, "bands", table_csv)[0])
+            width = 0.8 / len(mr)
+            xs = np.arange(n_bands)
+            for i, r in enumerate(mr):
+                vals = np.array([numeric([r], f"shapley_{replacement}_band{j}", table_csv)[0] for j in range(n_bands)])
+                se = np.array([numeric([r], f"shapley_{replacement}_band{j}_se", table_csv)[0] for j in range(n_bands)])
+                ax.bar(xs + (i - (len(mr) - 1) / 2) * width, vals, width, yerr=Z95 * se, capsize=2,
+                       color=OKABE_ITO[i % len(OKABE_ITO)], label=f"eps = {float(r['adv_eps']):g}")
+            sizes = [int(numeric(mr[:1], f"band{j}_size", table_csv)[0]) for j in range(n_bands)]
+            eigen = str(mr[0].get("band0_name", "")).startswith("alpha")
+            first = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+            names = [(f"band {j}\nranks {f + 1}-{f + k}" if eigen else
+                      f"{mr[0].get(f'band{j}_name') or f'band {j}'}\n({k} dirs)") for j, (f, k) in enumerate(zip(first, sizes))]
+            ax.axhline(0.0, color="black", lw=0.8)
+            ax.set_xticks(xs, names, fontsize=9)
+            ax.set_title(f"{model}, d = {int(dim)}" + ("\n(each net's own eigen-directions, ranked by alpha, largest first)"
+                                                        if eigen else ""), fontsize=11)
+            ax.legend(loc="best", fontsize=9)
+        axes[0].set_ylabel("Shapley value (nats of log-likelihood)")
+        fig.suptitle(f"Which direction bands carry the predictive power ({replacement.replace('_', ' ')} "
+                     "replacement; last checkpoint; 95% intervals)")
+        return save_png(fig, out_png)
