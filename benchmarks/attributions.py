@@ -47,7 +47,7 @@ from _peak import measure_matmul_peak  # noqa: E402  (the shared peak yardstick 
 
 from spheres.maths.geometry import sample_batch, sample_sphere
 from spheres.measure import attributions as attr
-from spheres.measure.attacks import AttackConfig
+from spheres.measure.attacks import AttackSchedule
 from spheres.nets.config import PAPER_MODELS
 from spheres.nets.models import count_matmul_flops, init_variables, make_logit_fn
 
@@ -107,7 +107,7 @@ def main(argv=None) -> int:
     peak = measure_matmul_peak(peak_n, repeats=3 if args.quick else 10)["gflops"]
     emit({"bench": "matmul_peak", "n": peak_n, "gflops": round(peak, 1), "python": platform.python_version(),
           "jax": jax.__version__})
-    config = AttackConfig()
+    config = AttackSchedule()
     points = (64 if not args.quick else 16) * (8 if gpu else 1)
     pairs = (1024 if not args.quick else 256) * (16 if gpu else 1)
     base_points, base_pairs = (4, 32) if args.quick else (8, 128)
