@@ -281,13 +281,7 @@ def attribute_run(run_dir: str | Path, acfg: AttributeConfig = AttributeConfig()
     from tqdm.auto import tqdm
 
     run = load_run(run_dir)
-    if not run.checkpoint_steps:
-        raise InputError(str(run_dir), "the run has no saved checkpoint yet; train it first")
-    steps = acfg.steps or run.checkpoint_steps
-    for s in steps:
-        if s not in run.checkpoint_steps:
-            raise InputError("--step", f"no checkpoint at step {s}; saved steps: "
-                             f"{', '.join(map(str, run.checkpoint_steps))}")
+    steps = run.select_steps(acfg.steps)
     if acfg.bands > run.config.task.dim:
         raise InputError("--bands", f"must be at most the dimension {run.config.task.dim}, got {acfg.bands}")
     root = run.path / ATTRIBUTE_DIR

@@ -310,13 +310,7 @@ def measure_run(run_dir: str | Path, mcfg: MeasureConfig = MeasureConfig(), prog
         earlier partial measurement.
     """
     run = load_run(run_dir)
-    if not run.checkpoint_steps:
-        raise InputError(str(run_dir), "the run has no saved checkpoint yet; train it first")
-    steps = mcfg.steps or run.checkpoint_steps
-    for s in steps:
-        if s not in run.checkpoint_steps:
-            raise InputError("--step", f"no checkpoint at step {s}; saved steps: "
-                             f"{', '.join(map(str, run.checkpoint_steps))}")
+    steps = run.select_steps(mcfg.steps)
     root = run.path / MEASURE_DIR
     _check_settings(root, mcfg)
     store = CellStore(root)

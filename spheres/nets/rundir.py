@@ -393,6 +393,20 @@ class Run:
         """Whether training ran to ``config.train.steps``."""
         return self.step == self.config.train.steps
 
+    def select_steps(self, steps: tuple[int, ...] = ()) -> tuple[int, ...]:
+        """The checkpoint steps a measurement of this run covers: ``steps``, or every saved one if empty.
+
+        Raises:
+          InputError: the run has no checkpoint yet, or a step has no saved checkpoint (``--step``).
+        """
+        if not self.checkpoint_steps:
+            raise InputError(str(self.path), "the run has no saved checkpoint yet; train it first")
+        for s in steps:
+            if s not in self.checkpoint_steps:
+                raise InputError("--step", f"no checkpoint at step {s}; saved steps: "
+                                 f"{', '.join(map(str, self.checkpoint_steps))}")
+        return tuple(steps) or self.checkpoint_steps
+
     def load_variables(self, step: int) -> dict[str, Any]:
         """The ensemble's model variables at checkpoint ``step``.
 
