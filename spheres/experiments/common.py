@@ -15,7 +15,7 @@ from spheres.core.io import write_json_atomic
 from spheres.maths import analysis
 from spheres.measure.pipeline import MeasureConfig, measure_run
 from spheres.measure.results import ResultRow
-from spheres.nets.config import ExperimentConfig, TaskConfig, TrainConfig, parse_model_name
+from spheres.nets.config import SCHEDULES, ExperimentConfig, TaskConfig, TrainConfig, parse_model_name
 from spheres.nets.runs import run_training
 
 
@@ -47,12 +47,31 @@ def check_learning_rates(pairs: tuple[tuple[str, float], ...], models: tuple[str
         check_float(f"{field}.{model}", lr, 0.0, lo_open=True)
 
 
+def check_schedules(pairs: tuple[tuple[str, str], ...], models: tuple[str, ...],
+                    field: str = "model_schedules") -> None:
+    """The per-model schedule table: ``((model, schedule), ...)`` with every model listed in ``models``."""
+    if not isinstance(pairs, tuple) or any(not isinstance(p, tuple) or len(p) != 2 for p in pairs):
+        raise InputError(field, "must be a table of model name = schedule name")
+    for model, schedule in pairs:
+        if model not in models:
+            raise InputError(f"{field}.{model}", f"not one of models {list(models)}")
+        if schedule not in SCHEDULES:
+            raise InputError(f"{field}.{model}", f"unknown schedule {schedule!r}; allowed: {', '.join(SCHEDULES)}")
+
+
 def run_config(task: TaskConfig, model: str, train: TrainConfig,
-               learning_rates: tuple[tuple[str, float], ...] = (), rate_key: str | None = None) -> ExperimentConfig:
-    """The training run of one model: ``train`` with the model's own learning rate if the table has one."""
+               learning_rates: tuple[tuple[str, float], ...] = (), rate_key: str | None = None,
+               schedules: tuple[tuple[str, str], ...] = ()) -> ExperimentConfig:
+    """The training run of one model: ``train`` with the model's own learning rate and schedule where the
+    tables have them (a model switched to ``"constant"`` drops the warm-up; ``rate_key`` is the name the
+    tables use, e.g. a ``{dim}`` template)."""
     lr = dict(learning_rates).get(rate_key or model)
     if lr is not None:
         train = dataclasses.replace(train, learning_rates=(lr,))
+    schedule = dict(schedules).get(rate_key or model)
+    if schedule is not None and schedule != train.schedule:
+        train = dataclasses.replace(train, schedule=schedule,
+                                    warmup_steps=0 if schedule == "constant" else train.warmup_steps)
     return ExperimentConfig(task=task, model=parse_model_name(model), train=train)
 
 

@@ -45,6 +45,7 @@ class DimSweepConfig:
       train: the recipe and the ensemble grid at every dimension.
       measure: the measurement budgets.
       model_learning_rates: ``{template = lr}`` overriding ``train.learning_rates``.
+      model_schedules: ``{template = schedule}`` overriding ``train.schedule`` ("constant" drops the warm-up).
       select_max_error: the fits and findings use checkpoints whose error rate is at most this on both spheres.
       matched_rates: inner error rates at which every run is interpolated and fitted.
       fit_seed: seed of the resampling of mu within its interval.
@@ -56,6 +57,7 @@ class DimSweepConfig:
     train: TrainConfig = field(default_factory=lambda: TrainConfig(seeds=(0, 1, 2), checkpoints=12))
     measure: MeasureConfig = field(default_factory=MeasureConfig)
     model_learning_rates: tuple[tuple[str, float], ...] = ()
+    model_schedules: tuple[tuple[str, str], ...] = ()
     select_max_error: float = 0.01
     matched_rates: tuple[float, ...] = (1e-2, 1e-4)
     fit_seed: int = 0
@@ -75,6 +77,7 @@ class DimSweepConfig:
             raise InputError("dims", "dimensions must be distinct")
         common.check_models(self.models)
         common.check_learning_rates(self.model_learning_rates, self.models)
+        common.check_schedules(self.model_schedules, self.models)
         check_float("select_max_error", self.select_max_error, 0.0, hi=1.0)
         if not isinstance(self.matched_rates, tuple):
             raise InputError("matched_rates", "must be a list of error rates in (0, 1/2)")
@@ -146,7 +149,8 @@ def run(cfg: DimSweepConfig, ctx: Context) -> dict[str, Any]:
         task = TaskConfig(dim=dim, outer_radius=cfg.outer_radius)
         for template in cfg.models:
             model = template.format(dim=dim)
-            exp = common.run_config(task, model, cfg.train, cfg.model_learning_rates, rate_key=template)
+            exp = common.run_config(task, model, cfg.train, cfg.model_learning_rates, rate_key=template,
+                                    schedules=cfg.model_schedules)
             common.log(f"[dimsweep] d = {dim}, {model}: {exp.train.ensemble_size} networks, {exp.train.steps} steps")
             rows += common.train_and_measure(exp, ctx.out / "runs" / f"d{dim}-{model}", cfg.measure, ctx.progress,
                                              row_type=SweepRow, family=template)

@@ -205,7 +205,17 @@ def measure_step(run: Run, step: int, mcfg: MeasureConfig,
     for sphere, rates in zip(SPHERES, mc):
         if mcfg.method == "monte_carlo":
             continue
-        need = np.arange(n_members) if mcfg.method == "splitting" else np.flatnonzero(rates.count < mcfg.min_errors)
+        if mcfg.method == "splitting":
+            need = np.arange(n_members)
+        else:
+            other = mc.outer if sphere == "inner" else mc.inner
+            few = np.asarray(rates.count) < mcfg.min_errors
+            worth = np.asarray(other.value) <= mcfg.splitting_max_other_error
+            for i in np.flatnonzero(few & ~worth):
+                rows[i][f"mu_{sphere}_status"] = (
+                    f"splitting skipped: Monte Carlo error rate {float(other.value[i]):.3g} on the other sphere "
+                    f"exceeds splitting_max_other_error = {mcfg.splitting_max_other_error:g}; Monte Carlo values kept")
+            need = np.flatnonzero(few & worth)
         if need.size == 0:
             continue
         keys = _member_keys(jax.random.fold_in(k_split, sphere_label(sphere)), n_members)[need]
