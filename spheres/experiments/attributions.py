@@ -231,12 +231,15 @@ def summarise(rows: list[dict[str, Any]], main_dim: int, rule: str) -> dict[str,
                  "off_distance": difference(std, rob, "off_distance"),
                  "on_errors": {tag: (int(r["on_valid_count"]), int(r["on_initially_wrong_count"]))
                                for tag, r in (("standard", std), ("robust", rob))},
+                 "outer_radius": _f(rob, "outer_radius"),
                  "distance_cap": (float(rob["outer_radius"]) - 1) / 2 if rob.get("outer_radius") else None,
                  "boundary_vs_plain": {tag: column_difference(r, "ig_ideal", "big_ideal")
                                        for tag, r in (("standard", std), ("robust", rob))},
                  "spread": difference(std, rob, "spread_normal_spread"),
                  **{col: difference(std, rob, col) for col, _ in MEASURES},
-                 "bands_standard": bands_of(std), "bands_robust": bands_of(rob)}
+                 "bands_standard": bands_of(std), "bands_robust": bands_of(rob),
+                 "shapley_pairs": {tag: r.get("shapley_independent_n") for tag, r in (("standard", std),
+                                                                                     ("robust", rob))}}
         if std.get("exact_on_distance_n") is not None:
             entry["exact"] = {tag: {c: _f(r, c) for c in EXACT_COLUMNS} for tag, r in (("standard", std), ("robust", rob))}
         pairs.append(entry)
@@ -285,16 +288,20 @@ def _pm(d: dict[str, Any], key: str, digits: int | None = None) -> str:
     return f"{d[key]:.{digits}f} +- {se:.{digits}f}"
 
 
-def _band_line(head: str, net: str, tag: str, bands: list[dict[str, Any]]) -> tuple[str, bool]:
+def _band_line(head: str, net: str, tag: str, bands: list[dict[str, Any]], pairs: Any,
+               radius: float | None) -> tuple[str, bool]:
     """One net's band Shapley values; whether its top band is resolved (95% interval above every other)."""
     top = max(bands, key=lambda b: b["value"])
     rest = [b for b in bands if b is not top]
     apart = all(top["lower"] > b["upper"] for b in rest)
     text = (f"{head}, {net}, {tag} net: the band carrying the most predictive power (Shapley value, independent "
             f"replacement) is band {top['band']} ({top['name']}, {top['size']} directions) with "
-            f"{top['value']:.3f} nats [95% {top['lower']:.3f}, {top['upper']:.3f}]; its interval "
+            f"{top['value']:.3f} nats [95% {top['lower']:.3f}, {top['upper']:.3f}] over {pairs} pairs; its interval "
             + ("lies above every other band's." if apart else "overlaps another band's (not resolved).")
             + " Bands: " + "; ".join(f"{b['name']} {b['value']:.3f} +- {b['se']:.3f}" for b in bands) + ".")
+    if radius is not None and all(b["name"].startswith("alpha") for b in bands):
+        text += (f" (A quad net has errors on the spheres only if some alpha lies outside [1/R^2, 1] = "
+                 f"[{1 / radius**2:.3f}, 1]: those eigen-directions are its non-robust ones.)")
     if all(b["name"].startswith("coords") for b in bands) and len({b["size"] for b in bands}) == 1:
         lo, hi = min(bands, key=lambda b: b["value"]), top
         gap, se = hi["value"] - lo["value"], math.hypot(hi["se"], lo["se"])
@@ -361,7 +368,7 @@ def report(s: dict[str, Any], ctx: Context) -> Report:
                             "radial ideal's attribution on the same path, BIG from the nearest error, IG from the "
                             "origin): " + "; ".join(parts) + ".")
         for tag in ("standard", "robust"):
-            text, apart = _band_line(head, net, tag, p[f"bands_{tag}"])
+            text, apart = _band_line(head, net, tag, p[f"bands_{tag}"], p["shapley_pairs"][tag], p["outer_radius"])
             findings.append(text)
             band_nets += 1
             resolved += int(apart)
