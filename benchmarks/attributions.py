@@ -9,7 +9,7 @@ Prints JSON rows (one object per line), each with ``"bench"`` naming what was ti
 * ``bsm_big``: points/s of :func:`~spheres.measure.attributions.point_attributions` (the above plus
   IG from the origin, BSM and BIG, ``ig_steps`` nodes each);
 * ``shapley``: worth evaluations/s (one evaluation = one hybrid point classified) of
-  :func:`~spheres.measure.attributions.shapley_worths` with ``2^M`` coalitions per pair.
+  :func:`~spheres.measure.attributions.make_shapley_worths` with ``2^M`` coalitions per pair.
 
 for a quad net and a batch-norm ReLU net of the paper's widths at d = 500 (initial weights with the
 output bias centred so that the boundary crosses the spheres, as in ``measure_throughput.py``).
@@ -150,11 +150,12 @@ def main(argv=None) -> int:
             bands = attr.coordinate_bands(DIM, BANDS)
         masks = attr.coalition_masks(bands.band_of, BANDS)
         keys = jax.random.split(jax.random.key(2), pairs)
-        run = lambda k: attr.shapley_worths(logit_fn, params, k, bands.basis, masks)[0]  # noqa: E731
+        worths = attr.make_shapley_worths(logit_fn, DIM, 1.3, ("same_sphere",))
+        run = lambda k: worths.worths(params, k, bands.basis, masks)["same_sphere"][0]  # noqa: E731
         run(keys)
         peak = max(peak, measure_matmul_peak(peak_n, repeats=3)["gflops"])
         t = timed(run, keys, repeats=3)
-        prog = attr._shapley_program(logit_fn, DIM, 1.3, "same_sphere")
+        prog = worths.pairs
         basis, m = jnp.asarray(bands.basis, jnp.float32), jnp.asarray(masks)
         jax.block_until_ready(prog(params, keys[:1], basis, m))
         tb = timed(lambda: [prog(params, keys[k:k + 1], basis, m) for k in range(base_pairs)])

@@ -230,14 +230,85 @@ def test_quad_net_band_shapley_against_direct_computation(quad_net, replacement)
         assert np.max(np.abs(res.values)) < 0.05 * abs(res.worth[-1])
 
 
+def _independent_quad_shapley(alphas, sizes, replacement, n, seed):
+    """Band Shapley values of ``f = sum_i alpha_i z_i^2 - 1`` from an independent large sample.
+
+    Works in the eigen-coordinates ``z`` directly (a uniform point on a sphere is uniform in any
+    rotated basis, so no rotation, mask or network is involved), with its own numpy generator, the
+    worth of every coalition from its definition and the Shapley value from the permutation
+    definition (the average over all M! orders of the band's marginal worth). Returns
+    ``(values (M,), se (M,), worths (2^M,), worth_se (2^M,))``.
+    """
+    rng = np.random.default_rng(seed)
+    order = np.argsort(-np.asarray(alphas))
+    a = np.asarray(alphas, np.float64)[order]
+    d, m = a.size, len(sizes)
+    band_of = np.repeat(np.arange(m), sizes)
+
+    def on_sphere(radius):
+        g = rng.normal(size=(n, d))
+        return g / np.linalg.norm(g, axis=1, keepdims=True) * np.asarray(radius)[:, None]
+
+    y = rng.integers(0, 2, n)
+    z = on_sphere(np.where(y == 1, 1.3, 1.0))
+    zr = on_sphere(np.linalg.norm(z, axis=1)) if replacement == "same_sphere" else \
+        on_sphere(np.where(rng.integers(0, 2, n) == 1, 1.3, 1.0))
+    worths = np.empty((n, 2**m))
+    for s in range(2**m):
+        keep = ((s >> band_of) & 1).astype(bool)
+        h = np.where(keep, z, zr)
+        if replacement == "same_sphere":
+            h *= np.linalg.norm(z, axis=1, keepdims=True) / np.linalg.norm(h, axis=1, keepdims=True)
+        f = h**2 @ a - 1.0
+        worths[:, s] = -np.logaddexp(0.0, -np.where(y == 1, f, -f))
+    phi = np.zeros((n, m))
+    perms = list(itertools.permutations(range(m)))
+    for perm in perms:
+        before = 0
+        for j in perm:
+            phi[:, j] += worths[:, before | (1 << j)] - worths[:, before]
+            before |= 1 << j
+    phi /= len(perms)
+    sq = math.sqrt(n)
+    return phi.mean(0), phi.std(0, ddof=1) / sq, worths.mean(0), worths.std(0, ddof=1) / sq
+
+
+@pytest.mark.parametrize("replacement", ["independent", pytest.param("same_sphere", marks=pytest.mark.slow)])
+def test_quad_net_band_shapley_against_an_independent_large_sample(quad_net, replacement):
+    # the quad net's eigen-bands (3, 3, 2 directions by decreasing alpha): the pipeline's Shapley values
+    # (JAX, float32, the net's weights, rotation and masks) against a float64 numpy estimate that uses
+    # only the alphas, on independent samples of 10^5 and 4 10^5 pairs
+    params, W, alphas, _ = quad_net
+    dec = quadratic.alphas_from_weights(W, 0.25, -1.0)
+    bands = A.eigen_bands(dec.alphas, dec.rotation, 3)
+    n = 100_000
+    sw = A.make_shapley_worths(quad_logit, DIM, 1.3, (replacement,), chunk=n // 4)
+    worth, _ = sw.worths(params, jax.random.split(jax.random.key(21), n), bands.basis,
+                         A.coalition_masks(bands.band_of, 3))[replacement]
+    res = A.shapley_from_worths(worth)
+    values, se, v_ref, v_se = _independent_quad_shapley(alphas, [3, 3, 2], replacement, 400_000, seed=7)
+    tol_v = 4 * np.hypot(res.worth_se, v_se)
+    np.testing.assert_array_less(np.abs(res.worth - v_ref), tol_v)
+    assert np.all(tol_v < 0.02 * np.abs(v_ref))  # a 2% bias in any worth would fail
+    tol = 4 * np.hypot(res.se, se)
+    np.testing.assert_array_less(np.abs(res.values - values), tol)
+    if replacement == "independent":
+        # every band matters and its value is resolved: a 10% bias in any band's value would fail
+        assert np.all(tol < 0.1 * np.abs(values)), (values, tol)
+        assert values[0] > values[1] > values[2] > 0  # more predictive power in the bands of larger alphas
+    else:
+        # renormalised onto the sphere: every band's value is within a few 1e-3 nats of 0, in both
+        assert np.all(np.abs(values) < 5e-3) and np.all(tol < 2e-3)
+
+
 def test_shapley_symmetry_for_identical_bands_and_null_band():
     # bands {0,1}, {2,3}, {4,5}: bands 0 and 1 carry the same alphas, so they are symmetric players
     bands = A.coordinate_bands(6, 3)
     params = {"alphas": jnp.array([0.6, 1.4, 0.6, 1.4, 0.9, 0.9])}
     key = jax.random.key(2)
     res = A.band_shapley(key, ellipsoid_logit, params, bands, samples=2000, replacement="independent")
-    worths, _ = A.shapley_worths(ellipsoid_logit, params, jax.random.split(key, 2000), np.eye(6),
-                                 A.coalition_masks(bands.band_of, 3), replacement="independent")
+    worths, _ = A.make_shapley_worths(ellipsoid_logit, 6, replacements=("independent",)).worths(
+        params, jax.random.split(key, 2000), np.eye(6), A.coalition_masks(bands.band_of, 3))["independent"]
     per_pair = np.asarray(worths, np.float64) @ A.shapley_matrix(3)
     diff = per_pair[:, 0] - per_pair[:, 1]
     assert abs(diff.mean()) < 3.5 * diff.std(ddof=1) / math.sqrt(diff.size)

@@ -44,3 +44,34 @@ def test_ids_with_odd_characters_map_to_distinct_files(tmp_path):
     store = CellStore(tmp_path)
     assert store.path("a/b c") != store.path("a/b d")
     assert store.path("a/b").parent == tmp_path / "cells"
+
+
+def test_step_cells_resume_and_publish_the_table_only_when_complete(tmp_path):
+    from spheres.core.cells import run_step_cells
+    from spheres.core.io import read_csv
+
+    store, table, partial = CellStore(tmp_path / "m"), tmp_path / "t.csv", tmp_path / "t.partial.csv"
+    calls = []
+
+    def work(step):
+        calls.append(step)
+        return [{"step": step, "member": i, "value": step * 10 + i} for i in range(2)]
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_first(step):
+        raise Stop
+
+    with pytest.raises(Stop):
+        run_step_cells(store, [1, 5, 9], work, table, partial, progress=False, on_step=stop_after_first)
+    assert not table.exists() and [r["step"] for r in read_csv(partial)] == [1, 1]   # partial under its own name
+    rows = run_step_cells(store, [1, 5, 9], work, table, partial, progress=False)
+    assert calls == [1, 5, 9]   # step 1 was loaded from its cell, not recomputed
+    assert not partial.exists() and read_csv(table) == rows and [r["value"] for r in rows] == [10, 11, 50, 51, 90, 91]
+    assert store.done("step=00000005")
+    # without a partial name the table is rewritten under its final name after every step
+    with pytest.raises(Stop):
+        run_step_cells(CellStore(tmp_path / "n"), [1, 5], work, tmp_path / "u.csv", progress=False,
+                       on_step=stop_after_first)
+    assert len(read_csv(tmp_path / "u.csv")) == 2

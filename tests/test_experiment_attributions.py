@@ -98,6 +98,11 @@ def test_difference_and_its_verdict():
     assert X.difference(b, a, "c")["verdict"] == "within 2 SE"
     assert X.difference({**b, "c": 0.8}, a, "c")["verdict"] == "falls"
     assert X.difference(a, {"c": None, "c_se": None}, "c") is None
+    # two columns of one row (BIG against IG): the same arithmetic, the counts of each column
+    row = {"ig": 0.5, "ig_se": 0.03, "ig_n": 10, "big": 0.7, "big_se": 0.04, "big_n": 12}
+    d = X.column_difference(row, "ig", "big")
+    assert d["diff"] == pytest.approx(0.2) and d["diff_se"] == pytest.approx(0.05) and d["verdict"] == "rises"
+    assert (d["from_n"], d["to_n"]) == (10, 12)
 
 
 def test_rank_correlation_against_scipy():

@@ -12,17 +12,24 @@ stopped; at worst the cell that was running is redone.
 {'x': 1}
 >>> store.run("a/b", lambda: {"x": 2})   # finished: loaded, not recomputed
 {'x': 1}
+
+:func:`run_step_cells` is the loop every per-checkpoint measurement of a run shares: one cell per
+checkpoint step, the joined table rewritten atomically after each.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Callable
 
+from tqdm.auto import tqdm
+
 from spheres.core.errors import InputError
-from spheres.core.io import write_json_atomic
+from spheres.core.io import write_csv_atomic, write_json_atomic
 
 _SAFE = re.compile(r"[^A-Za-z0-9._=-]+")
 
@@ -64,3 +71,44 @@ class CellStore:
         result = dict(result)
         result.pop("cell", None)
         return result
+
+
+def step_cell_id(step: int) -> str:
+    """The cell id of checkpoint ``step``: ``"step=00001000"`` (zero-padded, so files sort by step)."""
+    return f"step={int(step):08d}"
+
+
+def run_step_cells(store: CellStore, steps: Iterable[int], work: Callable[[int], list[dict[str, Any]]],
+                   table: str | Path, partial: str | Path | None = None, *, progress: bool = True, desc: str = "",
+                   on_step: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
+    """One resumable cell per checkpoint step, the rows of all joined into one CSV table.
+
+    For each step in order, ``work(step)`` (a list of row dicts, one per model) runs unless the cell
+    :func:`step_cell_id` of ``store`` is finished; then the rows of every step so far are written
+    atomically to ``partial`` (or to ``table`` when ``partial`` is None) and ``on_step(step)`` is
+    called (tests use it to interrupt). With ``partial`` given, the file is renamed to ``table`` (an
+    atomic replace) only after the last step, so a table under that name is always complete.
+
+    Args:
+      store: the run's cells.
+      steps: checkpoint steps, in order.
+      work: ``step -> rows`` (JSON-serialisable dicts).
+      table: the table's final path; partial: its path while steps remain, or None.
+      progress: a progress bar over steps (only on a terminal); desc: its label.
+      on_step: called with each step after its rows are saved.
+    Returns:
+      every row, step by step.
+    """
+    rows: list[dict[str, Any]] = []
+    bar = tqdm(list(steps), unit="checkpoint", desc=desc, disable=None if progress else True, dynamic_ncols=True)
+    try:
+        for step in bar:
+            rows.extend(store.run(step_cell_id(step), lambda: {"rows": work(step)})["rows"])
+            write_csv_atomic(partial if partial is not None else table, rows)
+            if on_step is not None:
+                on_step(step)
+    finally:
+        bar.close()
+    if partial is not None:
+        os.replace(partial, table)  # atomic: the table is complete
+    return rows

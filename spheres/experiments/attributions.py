@@ -16,12 +16,19 @@ last checkpoint of every net whose final training-eval accuracy is at least ``mi
    nearest (off-sphere) error rise with robustness (the adversarial budget, the measured distance
    to the nearest error) and with smoothness (a small spread of nearby normals)? The paired
    difference robust - standard with its SE, and rank correlations across the selected nets.
+   Robustness itself is measured twice: the off-sphere distance (for a net whose boundary crosses
+   each ray once between the spheres its mean over both spheres is at most ``(R - 1)/2`` in
+   expectation, the ideal's value, so it saturates) and the count of points with an on-sphere error.
 2. Does the gradient at the data align with the exact radial ideal, ``cos(grad f(x), x/||x||)``?
+   And are boundary attributions closer to the ideal than plain ones (Wang et al.): BIG against the
+   radial ideal's BIG on the same path, beside IG from the origin against the ideal's IG, per net.
 3. Which direction bands carry the predictive power (band Shapley values, independent
    replacement, 95% intervals) of the standard and the most robust net; for the quad net its
    eigen-bands, with the attack's normal checked against the exact normal.
-4. Where the papers' claims hold on spheres and where they do not (a verdict per net pair: the
-   difference more than 2 SE above zero, below zero, or within 2 SE).
+   Equal coordinate blocks are exchangeable for a rotation-invariant classifier, so for coordinate
+   bands the largest gap between two blocks is tested against 0.
+4. Where the papers' claims hold on spheres and where they do not (a verdict per net pair or net:
+   the difference more than 2 SE above zero, below zero, or within 2 SE), tallied in one finding.
 """
 
 from __future__ import annotations
@@ -168,6 +175,12 @@ def difference(a: dict[str, Any], b: dict[str, Any], col: str) -> dict[str, Any]
             "diff": d, "diff_se": se, "verdict": verdict}
 
 
+def column_difference(r: dict[str, Any], a: str, b: str) -> dict[str, Any] | None:
+    """``r[b] - r[a]`` of two means of one row, as :func:`difference` (SE ``sqrt(se_a^2 + se_b^2)``)."""
+    return difference({a: r.get(a), f"{a}_se": r.get(f"{a}_se"), f"{a}_n": r.get(f"{a}_n")},
+                      {a: r.get(b), f"{a}_se": r.get(f"{b}_se"), f"{a}_n": r.get(f"{b}_n")}, a)
+
+
 def rank_correlation(x: list[float], y: list[float]) -> dict[str, Any] | None:
     """Spearman's rho with the large-sample SE ``1/sqrt(n - 1)`` under no association, and ``n``.
 
@@ -216,9 +229,17 @@ def summarise(rows: list[dict[str, Any]], main_dim: int, rule: str) -> dict[str,
         entry = {"model": model, "dim": dim, "seed": seed, "eps": float(rob["adv_eps"]), "step": int(rob["step"]),
                  "points": int(rob["points"]), "nets": len(rs),
                  "off_distance": difference(std, rob, "off_distance"),
+                 "on_errors": {tag: (int(r["on_valid_count"]), int(r["on_initially_wrong_count"]))
+                               for tag, r in (("standard", std), ("robust", rob))},
+                 "outer_radius": _f(rob, "outer_radius"),
+                 "distance_cap": (float(rob["outer_radius"]) - 1) / 2 if rob.get("outer_radius") else None,
+                 "boundary_vs_plain": {tag: column_difference(r, "ig_ideal", "big_ideal")
+                                       for tag, r in (("standard", std), ("robust", rob))},
                  "spread": difference(std, rob, "spread_normal_spread"),
                  **{col: difference(std, rob, col) for col, _ in MEASURES},
-                 "bands_standard": bands_of(std), "bands_robust": bands_of(rob)}
+                 "bands_standard": bands_of(std), "bands_robust": bands_of(rob),
+                 "shapley_pairs": {tag: r.get("shapley_independent_n") for tag, r in (("standard", std),
+                                                                                     ("robust", rob))}}
         if std.get("exact_on_distance_n") is not None:
             entry["exact"] = {tag: {c: _f(r, c) for c in EXACT_COLUMNS} for tag, r in (("standard", std), ("robust", rob))}
         pairs.append(entry)
@@ -250,8 +271,45 @@ def _fmt(x: float | None, spec: str) -> str:
     return "-" if x is None else format(x, spec)
 
 
-def _pm(d: dict[str, Any], key: str, digits: int = 3) -> str:
-    return f"{d[key]:.{digits}f} +- {d[key + '_se']:.{digits}f}"
+def _digits(se: float | None) -> int:
+    """Decimals that show a standard error to two significant digits (3 to 6).
+
+    >>> _digits(0.037), _digits(0.0004), _digits(None)
+    (3, 5, 3)
+    """
+    if se is None or not math.isfinite(se) or se <= 0:
+        return 3
+    return int(min(6, max(3, 1 - math.floor(math.log10(se)))))
+
+
+def _pm(d: dict[str, Any], key: str, digits: int | None = None) -> str:
+    se = d[key + "_se"]
+    digits = _digits(se) if digits is None else digits
+    return f"{d[key]:.{digits}f} +- {se:.{digits}f}"
+
+
+def _band_line(head: str, net: str, tag: str, bands: list[dict[str, Any]], pairs: Any,
+               radius: float | None) -> tuple[str, bool]:
+    """One net's band Shapley values; whether its top band is resolved (95% interval above every other)."""
+    top = max(bands, key=lambda b: b["value"])
+    rest = [b for b in bands if b is not top]
+    apart = all(top["lower"] > b["upper"] for b in rest)
+    text = (f"{head}, {net}, {tag} net: the band carrying the most predictive power (Shapley value, independent "
+            f"replacement) is band {top['band']} ({top['name']}, {top['size']} directions) with "
+            f"{top['value']:.3f} nats [95% {top['lower']:.3f}, {top['upper']:.3f}] over {pairs} pairs; its interval "
+            + ("lies above every other band's." if apart else "overlaps another band's (not resolved).")
+            + " Bands: " + "; ".join(f"{b['name']} {b['value']:.3f} +- {b['se']:.3f}" for b in bands) + ".")
+    if radius is not None and all(b["name"].startswith("alpha") for b in bands):
+        text += (f" (A quad net has errors on the spheres only if some alpha lies outside [1/R^2, 1] = "
+                 f"[{1 / radius**2:.3f}, 1]: those eigen-directions are its non-robust ones.)")
+    if all(b["name"].startswith("coords") for b in bands) and len({b["size"] for b in bands}) == 1:
+        lo, hi = min(bands, key=lambda b: b["value"]), top
+        gap, se = hi["value"] - lo["value"], math.hypot(hi["se"], lo["se"])
+        text += (f" Equal coordinate blocks are exchangeable for a rotation-invariant classifier (the ideal), so "
+                 f"equal values are its exact answer; the largest gap between two blocks is {gap:.3f} +- {se:.3f} "
+                 + ("(within 2 SE: consistent with equal)." if gap <= 2 * se else "(more than 2 SE: the net "
+                                                                                  "prefers some coordinates)."))
+    return text, apart
 
 
 def report(s: dict[str, Any], ctx: Context) -> Report:
@@ -260,40 +318,60 @@ def report(s: dict[str, Any], ctx: Context) -> Report:
     n_pairs = len(s["pairs"])
     findings.append(f"attributions: the findings below speak about the {s['rule']}: {s['selected']} of {s['nets']} "
                     f"nets pass, forming {n_pairs} pairs (standard eps = 0 against the largest eps, same model, "
-                    "dimension and seed); every number is a mean +- SE over the points counted beside it.")
+                    "dimension and seed); every number is a mean +- SE over the points counted beside it, and a "
+                    "change is called a rise or a fall only when it is more than 2 SE from 0.")
     head = "attributions"
     if not n_pairs:
         return Report((f"attributions: no standard/robust pair passes the rule ({s['rule']}; {s['selected']} of "
                        f"{s['nets']} nets pass); no claim is made.",), ())
-    tally: dict[str, dict[str, int]] = {col: {"rises": 0, "falls": 0, "within 2 SE": 0} for col, _ in MEASURES}
+    tally: dict[str, dict[str, int]] = {col: {"rises": 0, "falls": 0, "within 2 SE": 0}
+                                        for col in ("off_distance", *(c for c, _ in MEASURES))}
+    better = {"rises": 0, "falls": 0, "within 2 SE": 0}
+    resolved, band_nets = 0, 0
     for p in s["pairs"]:
         net = f"{p['model']} at d = {p['dim']} (seed {p['seed']}, step {p['step']}, {p['points']} points per net)"
         w, g, dist = p["off_grad_alignment"], p["grad_radial"], p["off_distance"]
-        if w is not None:
+        if w is not None and dist is not None:
             findings.append(
-                f"{head}, {net}: adversarial training at eps = {p['eps']:g} moves the distance to the nearest error "
-                f"from {_pm(dist, 'from')} to {_pm(dist, 'to')} and the gradient's alignment with the boundary normal "
-                f"(Wang et al.'s claim) from {_pm(w, 'from')} to {_pm(w, 'to')}: a change of {_pm(w, 'diff')} "
-                f"(mean +- SE, counts {w['from_n']} and {w['to_n']} points), which {w['verdict']}.")
+                f"{head}, {net}: adversarial training at eps = {p['eps']:g} changes the distance to the nearest "
+                f"off-sphere error by {_pm(dist, 'diff')} ({_pm(dist, 'from')} -> {_pm(dist, 'to')}, "
+                f"{dist['from_n']} and {dist['to_n']} points; {dist['verdict']}) and the gradient's alignment with "
+                f"the boundary normal there (Wang et al.'s claim) by {_pm(w, 'diff')} ({_pm(w, 'from')} -> "
+                f"{_pm(w, 'to')}, {w['from_n']} and {w['to_n']} points), which {w['verdict']}.")
+        (e_std, w_std), (e_rob, w_rob) = p["on_errors"]["standard"], p["on_errors"]["robust"]
+        text = (f"{head}, {net}: on the sphere through each point (on-manifold robustness) the attack finds an "
+                f"error at {e_std} of {p['points']} points of the standard net ({w_std} more already wrong) and at "
+                f"{e_rob} of {p['points']} of the eps = {p['eps']:g} net ({w_rob} already wrong)")
+        if p["distance_cap"] is not None and dist is not None:
+            text += (f"; off the sphere, for any net whose boundary crosses each ray once between the spheres, the "
+                     f"nearest error is no farther than that crossing, so the mean distance over points of both "
+                     f"spheres is at most (R - 1)/2 = {p['distance_cap']:.3f} in expectation (the ideal's value): "
+                     f"the standard net's {dist['from']:.4f} leaves room for a rise of about "
+                     f"{p['distance_cap'] - dist['from']:.4f} only")
+        findings.append(text + ".")
         if g is not None:
             findings.append(
                 f"{head}, {net}: the gradient at the data aligns with the exact radial ideal with cosine "
-                f"{_pm(g, 'from')} (standard) and {_pm(g, 'to')} (eps = {p['eps']:g}); change {_pm(g, 'diff')}, "
-                f"{g['verdict']}.")
-        for col, _ in MEASURES:
+                f"{_pm(g, 'from')} (standard) and {_pm(g, 'to')} (eps = {p['eps']:g}), {g['from_n']} points each; "
+                f"change {_pm(g, 'diff')}, {g['verdict']}.")
+        for col in tally:
             if p[col] is not None:
                 tally[col][p[col]["verdict"]] += 1
+        parts = []
+        for tag, d in p["boundary_vs_plain"].items():
+            if d is not None:
+                better[d["verdict"]] += 1
+                parts.append(f"{tag}: IG {_pm(d, 'from')} ({d['from_n']} points) -> BIG {_pm(d, 'to')} "
+                             f"({d['to_n']} points), {d['verdict']}")
+        if parts:
+            findings.append(f"{head}, {net}: boundary attributions against plain ones (cosine of each with the "
+                            "radial ideal's attribution on the same path, BIG from the nearest error, IG from the "
+                            "origin): " + "; ".join(parts) + ".")
         for tag in ("standard", "robust"):
-            bands = p[f"bands_{tag}"]
-            top = max(bands, key=lambda b: b["value"])
-            rest = [b for b in bands if b is not top]
-            apart = all(top["lower"] > b["upper"] for b in rest)
-            findings.append(
-                f"{head}, {net}, {tag} net: the band carrying the most predictive power (Shapley value, independent "
-                f"replacement) is band {top['band']} ({top['name']}, {top['size']} directions) with "
-                f"{top['value']:.3f} nats [95% {top['lower']:.3f}, {top['upper']:.3f}]; its interval "
-                + ("lies above every other band's." if apart else "overlaps another band's (not resolved).")
-                + " Bands: " + "; ".join(f"{b['name']} {b['value']:.3f} +- {b['se']:.3f}" for b in bands) + ".")
+            text, apart = _band_line(head, net, tag, p[f"bands_{tag}"], p["shapley_pairs"][tag], p["outer_radius"])
+            findings.append(text)
+            band_nets += 1
+            resolved += int(apart)
         if "exact" in p:
             for tag in ("standard", "robust"):
                 e = p["exact"][tag]
@@ -315,18 +393,23 @@ def report(s: dict[str, Any], ctx: Context) -> Report:
             findings.append(f"attributions: across the {c['n']} selected nets, the rank correlation of {what} with "
                             f"the gradient-normal alignment is {c['rho']:+.2f} (SE under no association "
                             f"{c['se0']:.2f}).")
-    verdict = "; ".join(f"{col}: rises in {t['rises']}, falls in {t['falls']}, within 2 SE in {t['within 2 SE']}"
-                        for col, t in tally.items())
-    findings.append(f"attributions: where the claim 'robust nets have more aligned attributions' holds on the "
-                    f"spheres, over {n_pairs} pairs (robust minus standard, 2 SE rule): {verdict}.")
+    count = (lambda t: f"rises in {t['rises']}, falls in {t['falls']}, within 2 SE in {t['within 2 SE']}")
+    findings.append(f"attributions: where the papers' claims hold on the spheres, over the {n_pairs} pairs (robust "
+                    f"minus standard, 2 SE rule). Robustness itself (distance to the nearest error): "
+                    f"{count(tally['off_distance'])}. Wang et al., robust nets' gradients align better with the "
+                    f"boundary normal: {count(tally['off_grad_alignment'])}; with the exact radial ideal: "
+                    f"{count(tally['grad_radial'])}; BIG with the ideal's BIG: {count(tally['big_ideal'])}. "
+                    f"Wang et al., boundary attributions (BIG) closer to the ideal than IG, over "
+                    f"{sum(better.values())} nets: {count(better)}. Band Shapley values (after Luo et al.): the "
+                    f"top band is resolved from every other at 95% in {resolved} of {band_nets} nets.")
     if s["efficiency_gap_max"] is not None:
         findings.append(f"attributions: Shapley efficiency (sum of band values = v(all) - v(none)) holds on every "
                         f"one of the {s['rows']} rows to {sci(s['efficiency_gap_max'])} nats.")
     lines = ["| model | d | eps | distance to error (std -> robust) | grad vs normal (std -> robust) | "
              "grad vs radial (std -> robust) | BIG vs ideal (std -> robust) |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for p in s["pairs"]:
-        cell = (lambda d: "-" if d is None else f"{d['from']:.3f} -> {d['to']:.3f} ({d['diff']:+.3f} +- "
-                f"{d['diff_se']:.3f})")
+        cell = (lambda d: "-" if d is None else f"{d['from']:.4f} -> {d['to']:.4f} ({d['diff']:+.4f} +- "
+                f"{d['diff_se']:.4f})")
         lines.append(f"| {p['model']} | {p['dim']} | {p['eps']:g} | {cell(p['off_distance'])} | "
                      f"{cell(p['off_grad_alignment'])} | {cell(p['grad_radial'])} | {cell(p['big_ideal'])} |")
     return Report(tuple(findings), tuple(lines + [""]))

@@ -22,32 +22,37 @@ points where an attack found nothing, or that were already misclassified, are co
 
 Randomness: the key of step ``s`` is ``fold_in(key(seed), s)``, split into the points, the spread
 starts and the Shapley pairs; all members of a step see the same draws (paired comparisons).
-Results are saved per checkpoint as cells (``RUN/attributions/cells/``) and the table is rewritten
-atomically after each, so an interrupted measurement resumes where it stopped.
+The per-point measurements of all members are ONE compiled program (vmapped over points, then
+over members) and the Shapley worths of both replacements another, built once per run by
+:func:`make_run_attribution` and used for every checkpoint; compiling them costs far more than
+running them at the budgets of the presets.
+
+Results are saved per checkpoint as cells (``RUN/attributions/cells/``,
+:func:`spheres.core.cells.run_step_cells`) and the table is rewritten atomically after each, so an
+interrupted measurement resumes where it stopped.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from spheres.core.cells import CellStore
+from spheres.core.cells import CellStore, run_step_cells
 from spheres.core.errors import InputError
-from spheres.core.io import write_csv_atomic, write_json_atomic
+from spheres.core.io import write_json_atomic
 from spheres.maths import quadratic, theory
 from spheres.maths.geometry import sample_batch
 from spheres.measure import attributions as attr
 from spheres.measure.attacks import MATMUL_PRECISION, AttackSchedule
-from spheres.nets.config import ModelConfig, check_int
+from spheres.nets.config import ExperimentConfig, check_int
 from spheres.nets.models import make_logit_fn, quadratic_weights
 from spheres.nets.runs import Run, load_run
 
@@ -96,26 +101,46 @@ class AttributeConfig:
         return d
 
 
-@functools.lru_cache(maxsize=None)
-def _logit_fn(model_cfg: ModelConfig, dim: int) -> Callable:
-    return make_logit_fn(model_cfg, dim)
+class RunAttribution(NamedTuple):
+    """The compiled attribution measurements of the models of one run, built once by
+    :func:`make_run_attribution` and used for all its checkpoints.
+
+    Attributes:
+      logit_fn: the run's ``logit_fn(variables, x)`` (:func:`spheres.nets.models.make_logit_fn`).
+      points: ``jit`` of ``(variables (M, ...), keys (n,), xs (n, d), ys (n,)) -> (scalars, on_points,
+        on_normals)``: every per-point measurement (:func:`spheres.measure.attributions.point_attributions`
+        and :func:`~spheres.measure.attributions.boundary_spread`) vmapped over points and then over
+        the models; ``scalars`` maps each field name to ``(M, n)``, the on-sphere nearest errors and
+        their normals are ``(M, n, d)``.
+      shapley: the coalition worths of both replacements in one program
+        (:func:`spheres.measure.attributions.make_shapley_worths`), used through ``worths_models``.
+    """
+
+    logit_fn: Callable
+    points: Callable
+    shapley: attr.ShapleyWorths
 
 
-@functools.lru_cache(maxsize=16)
-def _point_program(logit_fn, ig_steps: int, starts: int, start_angle: float, config: AttackSchedule):
-    """Jitted ``(variables (M, ...), keys (n,), xs (n, d), ys (n,)) -> per-member per-point values``."""
+def make_run_attribution(cfg: ExperimentConfig, acfg: AttributeConfig,
+                         attack: AttackSchedule = AttackSchedule()) -> RunAttribution:
+    """Build the attribution measurements of every model of a run with config ``cfg`` (compiled lazily)."""
+    dim = cfg.task.dim
+    logit_fn = make_logit_fn(cfg.model, dim)
+    ig_steps, starts, start_angle = acfg.ig_steps, acfg.starts, float(acfg.start_angle)
 
     def one(params, key, x, y):
         with jax.default_matmul_precision(MATMUL_PRECISION):
-            pa = attr.point_attributions(logit_fn, params, x, y, config, ig_steps)
-            sp = attr.boundary_spread(key, logit_fn, params, x, y, starts, start_angle, config)
+            pa = attr.point_attributions(logit_fn, params, x, y, attack, ig_steps)
+            sp = attr.boundary_spread(key, logit_fn, params, x, y, starts, start_angle, attack)
         scalars = {name: getattr(pa, name) for name in _POINT_FIELDS}
         for side, bn in (("on", pa.on), ("off", pa.off)):
             scalars.update({f"{side}_{f}": getattr(bn, f) for f in _NORMAL_FIELDS})
         scalars.update({f"spread_{f}": getattr(sp, f) for f in _SPREAD_FIELDS})
         return scalars, pa.on.point, pa.on.normal
 
-    return jax.jit(jax.vmap(jax.vmap(one, in_axes=(None, 0, 0, 0)), in_axes=(0, None, None, None)))
+    points = jax.jit(jax.vmap(jax.vmap(one, in_axes=(None, 0, 0, 0)), in_axes=(0, None, None, None)))
+    return RunAttribution(logit_fn=logit_fn, points=points,
+                          shapley=attr.make_shapley_worths(logit_fn, dim, cfg.task.outer_radius))
 
 
 _POINT_FIELDS = ("grad_radial", "ig_ideal", "ig_grad", "ig_gap", "bsm_ideal", "bsm_grad", "bsm_radial_x",
@@ -163,17 +188,22 @@ def _bands(run: Run, variables: Any, n_bands: int) -> tuple[np.ndarray, np.ndarr
 
 
 def attribute_step(run: Run, step: int, acfg: AttributeConfig,
-                   attack: AttackSchedule = AttackSchedule()) -> list[dict[str, Any]]:
-    """All attribution measurements of one checkpoint: one row (dict of scalars) per member."""
+                   measurement: RunAttribution | None = None) -> list[dict[str, Any]]:
+    """All attribution measurements of one checkpoint: one row (dict of scalars) per member.
+
+    Args:
+      run: the run; step: a saved checkpoint step; acfg: budgets.
+      measurement: the run's compiled measurements (built here when not given; pass the one from
+        :func:`make_run_attribution` to reuse it over checkpoints).
+    """
     cfg = run.config
     dim, radius = cfg.task.dim, cfg.task.outer_radius
+    m = measurement if measurement is not None else make_run_attribution(cfg, acfg)
     variables = jax.tree.map(jnp.asarray, run.load_variables(step))
-    logit_fn = _logit_fn(cfg.model, dim)
     key = jax.random.fold_in(jax.random.key(acfg.seed), step)
     k_points, k_spread, k_shapley = jax.random.split(key, 3)
     xs, ys = sample_batch(k_points, acfg.points, dim, radius)
-    prog = _point_program(logit_fn, acfg.ig_steps, acfg.starts, float(acfg.start_angle), attack)
-    scalars, on_points, on_normals = prog(variables, jax.random.split(k_spread, acfg.points), xs, ys)
+    scalars, on_points, on_normals = m.points(variables, jax.random.split(k_spread, acfg.points), xs, ys)
     scalars = {k: np.asarray(v) for k, v in scalars.items()}
     on_points, on_normals = np.asarray(on_points, np.float64), np.asarray(on_normals, np.float64)
 
@@ -181,16 +211,15 @@ def attribute_step(run: Run, step: int, acfg: AttributeConfig,
     masks = attr.coalition_masks(band_of, acfg.bands)
     sizes = np.bincount(band_of, minlength=acfg.bands)
     shapley_keys = jax.random.split(k_shapley, acfg.shapley_samples)
-    shapley = {}
-    for rep in attr.REPLACEMENTS:
-        worth, wrong = attr.shapley_worths(logit_fn, variables, shapley_keys, bases, masks, radius, rep, ensemble=True)
-        shapley[rep] = [attr.shapley_from_worths(worth[i], wrong[i], sizes, rep) for i in range(len(run.members))]
+    worths = m.shapley.worths_models(variables, shapley_keys, bases, masks)
+    shapley = {rep: [attr.shapley_from_worths(worth[i], wrong[i], sizes, rep) for i in range(len(run.members))]
+               for rep, (worth, wrong) in worths.items()}
     bayes = np.atleast_1d(theory.bayes_error_k_coordinates(sizes, dim, radius).overall)
 
     rows = []
     for i, member in enumerate(run.members):
         metric = next((r for r in run.metrics if r["member"] == i and r["step"] == step), {})
-        row: dict[str, Any] = {**member, "model": cfg.model.name, "dim": dim, "step": step,
+        row: dict[str, Any] = {**member, "model": cfg.model.name, "dim": dim, "outer_radius": radius, "step": step,
                                "loss": metric.get("loss"), "accuracy": metric.get("accuracy"), "points": acfg.points}
         s = {k: v[i] for k, v in scalars.items()}
         for c in _COUNT_FIELDS:
@@ -278,23 +307,14 @@ def attribute_run(run_dir: str | Path, acfg: AttributeConfig = AttributeConfig()
       InputError: missing or corrupt run, unknown checkpoint step, settings that differ from an
         earlier partial measurement.
     """
-    from tqdm.auto import tqdm
-
     run = load_run(run_dir)
     steps = run.select_steps(acfg.steps)
     if acfg.bands > run.config.task.dim:
         raise InputError("--bands", f"must be at most the dimension {run.config.task.dim}, got {acfg.bands}")
     root = run.path / ATTRIBUTE_DIR
     _check_settings(root, acfg)
-    store = CellStore(root)
-    rows: list[dict[str, Any]] = []
-    bar = tqdm(steps, unit="checkpoint", desc=f"attribute {run.config.model.name}",
-               disable=None if progress else True, dynamic_ncols=True)
-    for step in bar:
-        cell = store.run(f"step={step:08d}", lambda: {"rows": attribute_step(run, step, acfg)})
-        rows.extend(cell["rows"])
-        write_csv_atomic(run.path / TABLE_FILE, rows)
-        if on_step is not None:
-            on_step(step)
-    bar.close()
-    return rows
+    measurement = make_run_attribution(run.config, acfg)
+    # the table is rewritten under its final name after every checkpoint (no partial name)
+    return run_step_cells(CellStore(root), steps, lambda step: attribute_step(run, step, acfg, measurement),
+                          run.path / TABLE_FILE, progress=progress, desc=f"attribute {run.config.model.name}",
+                          on_step=on_step)

@@ -62,7 +62,7 @@ counted apart (``initially_wrong``).
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -522,21 +522,26 @@ def coalition_worths(logit_fn: LogitFn, params: Any, x: ArrayLike, label: ArrayL
     return jax.nn.log_sigmoid(signed), signed <= 0
 
 
+def _replacement_point(key: jax.Array, x: jax.Array, dim: int, outer_radius: float, replacement: str) -> jax.Array:
+    """The replacement point of ``x`` (shape ``(d,)``) drawn from ``key`` (see :func:`sample_pair`)."""
+    if replacement == "same_sphere":
+        return sample_sphere(key, dim, safe_norm(x), x.dtype)
+    if replacement == "independent":
+        return sample_labeled(key, dim, outer_radius, x.dtype)[0]
+    raise InputError("replacement", f"unknown replacement {replacement!r}; allowed: {', '.join(REPLACEMENTS)}")
+
+
 def sample_pair(key: jax.Array, dim: int, outer_radius: float = 1.3, replacement: str = "same_sphere",
                 dtype=jnp.float32) -> tuple[jax.Array, jax.Array, jax.Array]:
     """One labelled point of the task and its replacement point: ``(x (d,), label (), x_rep (d,))``.
 
     ``same_sphere``: ``x_rep`` uniform on the sphere of ``x``; ``independent``: an independent example.
+    The first half of ``key`` draws ``x`` and its label, the second ``x_rep``, so the same key gives
+    the same ``x`` under either replacement.
     """
     k1, k2 = jax.random.split(key)
     x, y = sample_labeled(k1, dim, outer_radius, dtype)
-    if replacement == "same_sphere":
-        x_rep = sample_sphere(k2, dim, safe_norm(x), dtype)
-    elif replacement == "independent":
-        x_rep, _ = sample_labeled(k2, dim, outer_radius, dtype)
-    else:
-        raise InputError("replacement", f"unknown replacement {replacement!r}; allowed: {', '.join(REPLACEMENTS)}")
-    return x, y, x_rep
+    return x, y, _replacement_point(k2, x, dim, outer_radius, replacement)
 
 
 class ShapleyResult(NamedTuple):
@@ -597,6 +602,9 @@ def band_shapley(key: jax.Array, logit_fn: LogitFn, params: Any, bands: Bands, s
                  outer_radius: float = 1.3, replacement: str = "same_sphere") -> ShapleyResult:
     """Shapley importance of direction bands for ONE model (see the module docstring).
 
+    Builds a :class:`ShapleyWorths` for this one call; to measure many models or checkpoints, build it
+    once with :func:`make_shapley_worths` and call :meth:`ShapleyWorths.worths` (or ``worths_models``).
+
     Args:
       key: a ``jax.random.key`` (the points and their replacements).
       logit_fn, params: one classifier.
@@ -607,64 +615,102 @@ def band_shapley(key: jax.Array, logit_fn: LogitFn, params: Any, bands: Bands, s
     Returns:
       :class:`ShapleyResult`.
     """
-    if replacement not in REPLACEMENTS:
-        raise InputError("replacement", f"unknown replacement {replacement!r}; allowed: {', '.join(REPLACEMENTS)}")
+    _check_replacements((replacement,))
     if not (isinstance(samples, (int, np.integer)) and samples >= 2):
         raise InputError("samples", f"must be an integer >= 2, got {samples!r}")
     dim = int(bands.band_of.size)
     _check_bands(bands.n_bands, dim)
     masks = coalition_masks(bands.band_of, bands.n_bands)
-    worth, wrong = shapley_worths(logit_fn, params, jax.random.split(key, samples), bands.basis, masks,
-                                  outer_radius, replacement)
+    sw = make_shapley_worths(logit_fn, dim, outer_radius, (replacement,))
+    worth, wrong = sw.worths(params, jax.random.split(key, samples), bands.basis, masks)[replacement]
     return shapley_from_worths(worth, wrong, np.bincount(bands.band_of, minlength=bands.n_bands), replacement)
 
 
+#: pairs per call of a compiled Shapley program (any number of pairs reuses one compilation)
 SHAPLEY_CHUNK = 256
-_PROGRAMS: dict[Any, Any] = {}
 
 
-def shapley_worths(logit_fn: LogitFn, params: Any, keys: jax.Array, basis: ArrayLike, masks: ArrayLike,
-                   outer_radius: float = 1.3, replacement: str = "same_sphere",
-                   ensemble: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Per-pair worths of every coalition, pair ``i`` drawn by :func:`sample_pair` from ``keys[i]``.
+def _check_replacements(replacements: tuple[str, ...]) -> None:
+    for rep in replacements:
+        if rep not in REPLACEMENTS:
+            raise InputError("replacement", f"unknown replacement {rep!r}; allowed: {', '.join(REPLACEMENTS)}")
+    if not replacements or len(set(replacements)) != len(replacements):
+        raise InputError("replacement", f"need distinct replacements from {', '.join(REPLACEMENTS)}, "
+                         f"got {replacements!r}")
 
-    Evaluated in chunks of :data:`SHAPLEY_CHUNK` pairs by one compiled program per classifier
-    (the last chunk padded with repeats of the last key and trimmed), so any number of pairs
-    reuses one compilation.
+
+class ShapleyWorths(NamedTuple):
+    """The compiled coalition worths of one classifier, built by :func:`make_shapley_worths`.
+
+    Pair ``i`` is drawn from ``keys[i]`` as by :func:`sample_pair`: the point ``x`` and its label come
+    from the first half of the key and do not depend on the replacement, so every replacement of
+    ``replacements`` is evaluated on the same points in ONE program (common random numbers across
+    replacements too).
+
+    Attributes:
+      replacements: the replacements evaluated (static).
+      chunk: pairs per call (the last chunk is padded with repeats of the last key and trimmed).
+      pairs: ``jit`` of ``(params, keys (c,), basis (d, d), masks (C, d)) -> {rep: (worths (c, C), wrong (c, C))}``.
+      models: the same ``jit(vmap)``-ped over a leading model axis of ``params`` and ``basis``:
+        ``{rep: (worths (M, c, C), wrong (M, c, C))}``; the keys are shared by the models.
+    """
+
+    replacements: tuple[str, ...]
+    chunk: int
+    pairs: Callable
+    models: Callable
+
+    def worths(self, params: Any, keys: ArrayLike, basis: ArrayLike,
+               masks: ArrayLike) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per-pair worths of one model: ``{rep: (worths (n, C) float32, wrong (n, C) bool)}`` (numpy)."""
+        return self._chunked(self.pairs, 0, params, keys, basis, masks)
+
+    def worths_models(self, params: Any, keys: ArrayLike, bases: ArrayLike,
+                      masks: ArrayLike) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per-pair worths of ``M`` models (leading axis of every leaf of ``params`` and of ``bases``
+        ``(M, d, d)``), on the same pairs: ``{rep: (worths (M, n, C), wrong (M, n, C))}``."""
+        return self._chunked(self.models, 1, params, keys, bases, masks)
+
+    def _chunked(self, program: Callable, axis: int, params: Any, keys: ArrayLike, basis: ArrayLike,
+                 masks: ArrayLike) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        keys = jnp.asarray(keys)
+        n = keys.shape[0]
+        pad = (-n) % self.chunk
+        keys = jnp.concatenate([keys, jnp.broadcast_to(keys[-1:], (pad,) + keys.shape[1:])]) if pad else keys
+        basis, masks = jnp.asarray(basis, jnp.float32), jnp.asarray(masks, jnp.float32)
+        outs = [program(params, keys[i:i + self.chunk], basis, masks) for i in range(0, n + pad, self.chunk)]
+        trim = (lambda a: a[:, :n] if axis else a[:n])
+        return {rep: tuple(trim(np.concatenate([np.asarray(o[rep][k]) for o in outs], axis=axis)) for k in (0, 1))
+                for rep in self.replacements}
+
+
+def make_shapley_worths(logit_fn: LogitFn, dim: int, outer_radius: float = 1.3,
+                        replacements: tuple[str, ...] = REPLACEMENTS, chunk: int = SHAPLEY_CHUNK) -> ShapleyWorths:
+    """Compile the per-pair worths of every coalition of ``logit_fn`` (see :class:`ShapleyWorths`).
 
     Args:
-      keys: ``(n,)`` keys; basis: ``(d, d)``; masks: ``(C, d)``.
-      ensemble: every leaf of ``params`` (and ``basis``) has a leading model axis ``M``.
+      logit_fn: one classifier's ``logit_fn(params, x)``.
+      dim: the input dimension ``d``; outer_radius: ``R`` of the task.
+      replacements: which replacements to evaluate (each of :data:`REPLACEMENTS` at most once).
+      chunk: pairs per compiled call (``>= 1``).
     Returns:
-      ``(worths, wrong)``: numpy ``(n, C)`` float32 and bool (``(M, n, C)`` for ensembles).
+      :class:`ShapleyWorths` (compiled on first call).
     """
-    keys = jnp.asarray(keys)
-    n = keys.shape[0]
-    dim = int(np.shape(masks)[-1])
-    prog = _shapley_program(logit_fn, dim, float(outer_radius), replacement, bool(ensemble))
-    pad = (-n) % SHAPLEY_CHUNK
-    keys = jnp.concatenate([keys, jnp.broadcast_to(keys[-1:], (pad,) + keys.shape[1:])]) if pad else keys
-    basis, masks = jnp.asarray(basis, jnp.float32), jnp.asarray(masks, jnp.float32)
-    outs = [prog(params, keys[i:i + SHAPLEY_CHUNK], basis, masks) for i in range(0, n + pad, SHAPLEY_CHUNK)]
-    axis = 1 if ensemble else 0
-    worth = np.concatenate([np.asarray(o[0]) for o in outs], axis=axis)
-    wrong = np.concatenate([np.asarray(o[1]) for o in outs], axis=axis)
-    return (worth[:, :n], wrong[:, :n]) if ensemble else (worth[:n], wrong[:n])
+    replacements = tuple(replacements)
+    _check_replacements(replacements)
+    if not (isinstance(chunk, (int, np.integer)) and chunk >= 1):
+        raise InputError("chunk", f"must be an integer >= 1, got {chunk!r}")
+    dim, outer_radius = int(dim), float(outer_radius)
 
+    def one(params, key, basis, masks):
+        k_x, k_rep = jax.random.split(key)
+        x, y = sample_labeled(k_x, dim, outer_radius, jnp.float32)
+        return {rep: coalition_worths(logit_fn, params, x, y, _replacement_point(k_rep, x, dim, outer_radius, rep),
+                                      basis, masks, rep == "same_sphere") for rep in replacements}
 
-def _shapley_program(logit_fn, dim, outer_radius, replacement, ensemble=False):
-    """Jitted ``(params, keys (n,), basis, masks) -> (worths (n, C), wrong (n, C))``, cached."""
-    cache_key = ("shapley", logit_fn, dim, outer_radius, replacement, ensemble)
-    if cache_key not in _PROGRAMS:
-        def one(params, key, basis, masks):
-            x, y, x_rep = sample_pair(key, dim, outer_radius, replacement)
-            return coalition_worths(logit_fn, params, x, y, x_rep, basis, masks, replacement == "same_sphere")
-
-        batched = jax.vmap(one, in_axes=(None, 0, None, None))
-        if ensemble:
-            batched = jax.vmap(batched, in_axes=(0, None, 0, None))
-        _PROGRAMS[cache_key] = jax.jit(batched)
-    return _PROGRAMS[cache_key]
+    pairs = jax.vmap(one, in_axes=(None, 0, None, None))
+    return ShapleyWorths(replacements=replacements, chunk=int(chunk), pairs=jax.jit(pairs),
+                         models=jax.jit(jax.vmap(pairs, in_axes=(0, None, 0, None))))
 
 
 def summarize(values: ArrayLike, valid: ArrayLike | None = None) -> stats.MeanEstimate:

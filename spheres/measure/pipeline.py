@@ -40,18 +40,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tqdm.auto import tqdm
 
-from spheres.core.cells import CellStore
+from spheres.core.cells import CellStore, run_step_cells
 from spheres.core.errors import InputError
-from spheres.core.io import write_csv_atomic, write_json_atomic
+from spheres.core.io import write_json_atomic
 from spheres.maths import quadratic
 from spheres.measure import attacks, montecarlo, splitting
 from spheres.measure.results import ResultRow, write_rows
@@ -325,16 +323,8 @@ def measure_run(run_dir: str | Path, mcfg: MeasureConfig = MeasureConfig(), prog
     _check_settings(root, mcfg)
     store = CellStore(root)
     measurement = make_run_measurement(run.config, mcfg)
-    rows: list[dict[str, Any]] = []
-    bar = tqdm(steps, unit="checkpoint", desc=f"measure {run.config.model.name}", disable=None if progress else True,
-               dynamic_ncols=True)
-    for step in bar:
-        cell = store.run(f"step={step:08d}", lambda: {"rows": measure_step(run, step, mcfg, measurement)})
-        rows.extend(cell["rows"])
-        write_csv_atomic(run.path / PARTIAL_TABLE_FILE, rows)
-        if on_step is not None:
-            on_step(step)
-    bar.close()
-    os.replace(run.path / PARTIAL_TABLE_FILE, run.path / TABLE_FILE)  # atomic: the table is complete
+    rows = run_step_cells(store, steps, lambda step: measure_step(run, step, mcfg, measurement),
+                          run.path / TABLE_FILE, run.path / PARTIAL_TABLE_FILE, progress=progress,
+                          desc=f"measure {run.config.model.name}", on_step=on_step)
     write_rows(run.path / RESULTS_FILE, [ResultRow.from_measurement(r) for r in rows])
     return rows

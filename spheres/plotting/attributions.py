@@ -211,7 +211,9 @@ def draw_band_comparison(table_csv: str | os.PathLike, out_png: str | os.PathLik
             ax.set_xticks(xs, names, fontsize=9)
             ax.set_title(f"{model}, d = {int(dim)}" + ("\n(each net's own eigen-directions, ranked by alpha, largest first)"
                                                         if eigen else ""), fontsize=11)
-            ax.legend(loc="best", fontsize=9)
+            lo, hi = ax.get_ylim()
+            ax.set_ylim(lo, hi + 0.15 * (hi - lo))  # headroom: the legend sits above the bars, never on them
+            ax.legend(loc="upper center", ncols=len(mr), fontsize=9)
         axes[0].set_ylabel("Shapley value (nats of log-likelihood)")
         fig.suptitle(f"Which direction bands carry the predictive power ({replacement.replace('_', ' ')} "
                      "replacement; last checkpoint; 95% intervals)")
