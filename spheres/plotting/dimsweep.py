@@ -85,7 +85,8 @@ def _rate_ticks(c_lo: float, c_hi: float, most: int = 9) -> tuple[list[float], l
     inside ``[c_lo, c_hi]``, chosen outward from 1/2 at least ``(c_hi - c_lo)/most`` apart."""
     gap = (c_hi - c_lo) / most
     small = [(float(stats.norm.isf(10.0**-k)), f"$10^{{-{k}}}$") for k in range(1, 300)]  # c ascending
-    large = [(float(stats.norm.isf(1 - 10.0**-k)), f"{1 - 10.0**-k:.{k}f}") for k in range(1, 16)]  # c descending
+    large = [(float(stats.norm.isf(1 - 10.0**-k)), f"{1 - 10.0**-k:.{k}f}" if k <= 2 else f"$1-10^{{-{k}}}$")
+             for k in range(1, 16)]  # c descending; short labels where the decimals would collide
     ticks = [(0.0, "1/2")]
     for side in (small, large):
         last = 0.0
@@ -242,6 +243,11 @@ def draw_dimsweep(results_csv: str | os.PathLike, fit_json: str | os.PathLike, o
                 last[key] = i
         idx = np.array(sorted(last.values()), dtype=np.int64)
         n_earlier = int(np.sum(shown)) - idx.size
+        final = {}  # the last saved checkpoint of every run, shown or not
+        for i in range(len(rows)):
+            key = (models[i], int(dim[i]), str(rows[i]["seed"]), str(rows[i].get("train_size")))
+            final[key] = max(final.get(key, -1), col["step"][i])
+        n_before = sum(1 for k, i in last.items() if col["step"][i] < final[k])
         seeds = sorted({str(rows[i]["seed"]) for i in idx})
         seed_rank = np.array([seeds.index(str(rows[i]["seed"])) for i in idx], dtype=np.int64)
         model_rank = np.array([names.index(models[i]) for i in idx], dtype=np.int64)
@@ -282,7 +288,11 @@ def draw_dimsweep(results_csv: str | os.PathLike, fit_json: str | os.PathLike, o
         handles.append(Line2D([], [], color="black", lw=2.0))
         labels.append("the bound (a spherical cap)")
         fig.legend(handles, labels, loc="outside right upper", frameon=False, title="model")
-        note = (f"Last checkpoint of each run (model, d, seed, training set); hollow: attack failures; faded: "
+        note = (f"Inner sphere. The last checkpoint of each run (model, d, seed, training set) with a measured "
+                f"0 < mu < 1 and d(E)"
+                + (f" ({n_before} run(s) whose later checkpoints have no error found, or every attacked point "
+                   f"already wrong, are shown at an earlier one)" if n_before else "")
+                + "; hollow: attack failures; faded: "
                 f"outside the selection; error bars: {N_SE:g} SE of d(E) "
                 "(the uncertainty of $\\mu(E)$, which moves "
                 f"$d_{{\\mathrm{{cap}}}}$, is not included)."
