@@ -132,6 +132,26 @@ def make_run_measurement(cfg: ExperimentConfig, mcfg: MeasureConfig) -> RunMeasu
         restart_models=jax.jit(jax.vmap(restart.restart_program, in_axes=(0, None, None, None))))
 
 
+def _check_measurement(m: RunMeasurement, cfg: ExperimentConfig, mcfg: MeasureConfig) -> RunMeasurement:
+    """``m`` if it was built by :func:`make_run_measurement` for ``cfg``'s task and ``mcfg``'s budgets.
+
+    Raises:
+      InputError: naming the first setting in which ``m`` differs.
+    """
+    got = {"dim": m.monte_carlo.config.dim, "outer_radius": m.monte_carlo.config.outer_radius,
+           "mc_samples": m.monte_carlo.config.samples, "splitting_particles": m.splitting.config.n_particles,
+           "splitting_repeats": m.splitting.config.n_repeats, "splitting_max_levels": m.splitting.config.max_levels,
+           "attack_points": m.attack.points}
+    want = {"dim": cfg.task.dim, "outer_radius": cfg.task.outer_radius, "mc_samples": mcfg.mc_samples,
+            "splitting_particles": mcfg.splitting_particles, "splitting_repeats": mcfg.splitting_repeats,
+            "splitting_max_levels": mcfg.splitting_max_levels, "attack_points": mcfg.attack_points}
+    for name, value in want.items():
+        if got[name] != value:
+            raise InputError("measurement", f"built for {name} = {got[name]!r}, this measurement needs {value!r}; "
+                                            "build it with make_run_measurement(run.config, mcfg)")
+    return m
+
+
 def _member_keys(key: jax.Array, n: int) -> jax.Array:
     return jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(n))
 
@@ -186,7 +206,7 @@ def measure_step(run: Run, step: int, mcfg: MeasureConfig,
     """
     cfg = run.config
     dim, radius = cfg.task.dim, cfg.task.outer_radius
-    m = measurement if measurement is not None else make_run_measurement(cfg, mcfg)
+    m = make_run_measurement(cfg, mcfg) if measurement is None else _check_measurement(measurement, cfg, mcfg)
     n_members = len(run.members)
     variables = jax.tree.map(jnp.asarray, run.load_variables(step))
     key = jax.random.fold_in(jax.random.key(mcfg.seed), step)
@@ -296,7 +316,8 @@ def _check_settings(root: Path, mcfg: MeasureConfig) -> None:
 
 
 def measure_run(run_dir: str | Path, mcfg: MeasureConfig = MeasureConfig(), progress: bool = True,
-                on_step: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
+                on_step: Callable[[int], None] | None = None,
+                measurement: RunMeasurement | None = None) -> list[dict[str, Any]]:
     """Measure every (selected) checkpoint of a run; resumable. Returns all rows, also written to
     ``RUN/measurements.csv`` (``RUN/measurements.partial.csv`` until every checkpoint is done).
 
@@ -305,6 +326,8 @@ def measure_run(run_dir: str | Path, mcfg: MeasureConfig = MeasureConfig(), prog
       mcfg: budgets and method.
       progress: a progress bar over checkpoints (only on a terminal).
       on_step: called with each step after it is saved (tests use it to interrupt).
+      measurement: the compiled measurements of :func:`make_run_measurement` for this run's config
+        and ``mcfg``'s budgets (built here when not given; pass one to reuse its compiled programs).
     Raises:
       InputError: missing or corrupt run, unknown checkpoint step, settings that differ from an
         earlier partial measurement.
@@ -314,7 +337,8 @@ def measure_run(run_dir: str | Path, mcfg: MeasureConfig = MeasureConfig(), prog
     root = run.path / MEASURE_DIR
     _check_settings(root, mcfg)
     store = CellStore(root)
-    measurement = make_run_measurement(run.config, mcfg)
+    measurement = (make_run_measurement(run.config, mcfg) if measurement is None
+                   else _check_measurement(measurement, run.config, mcfg))
     rows: list[dict[str, Any]] = []
     bar = tqdm(steps, unit="checkpoint", desc=f"measure {run.config.model.name}", disable=None if progress else True,
                dynamic_ncols=True)
