@@ -29,7 +29,7 @@ from scipy import stats
 from spheres.core.errors import InputError
 from spheres.core.io import write_bytes_atomic
 from spheres.maths import quadratic, theory
-from spheres.measure import attacks
+from spheres.measure import attacks, pipeline
 from spheres.measure.pipeline import MeasureConfig, make_run_measurement, measure_run, measure_step
 from spheres.measure.results import read_rows
 from spheres.nets import rundir
@@ -154,6 +154,8 @@ def test_splitting_rates_cover_the_exact_rates_at_r_1_5(measured):
     for sphere in ("inner", "outer"):
         _covers(row, sphere, "splitting")
         assert row[f"mu_{sphere}_samples"] == row[f"mu_{sphere}_splitting_evaluations"] > 0
+        # the two halves of the 4 repeats were compared, and agree (a disagreement would say "disagree")
+        assert row[f"mu_{sphere}_agreement_p"] > pipeline.AGREEMENT_ALPHA
     # the Monte Carlo counts beside them (kept in *_mc_*): a 99.99% CP interval contains the exact rates
     for sphere in ("inner", "outer"):
         k, n = row[f"mu_{sphere}_mc_errors"], row[f"mu_{sphere}_mc_samples"]
