@@ -14,8 +14,9 @@ the wrong radius misses by a factor of 80 or more, far outside every interval he
   exact nearest-error distance on the same points, computed here from the alphas;
 * the typed rows carry R = 1.5 and the bound ``1.5 d_cap(mu_outer)``.
 
-One compiled measurement serves every call (``measurement=``), so the whole file costs one
-compilation of each program.
+One compiled measurement serves every call (``measurement=``), so the end-to-end tests cost one
+training and one compilation of each program (marked slow); a cheap test in the default suite checks
+that every measurement of the run is built for the task's radius.
 """
 
 import dataclasses
@@ -46,6 +47,9 @@ ALPHAS = np.array([1.2] * 3 + [0.43] * 4 + [0.52], np.float32)
 NET_ALPHAS = np.sqrt(ALPHAS).astype(np.float32).astype(np.float64) ** 2
 SPLIT = MeasureConfig(mc_samples=2000, attack_points=6, method="splitting", splitting_particles=40,
                       splitting_repeats=4, splitting_max_levels=40, attack_restarts=0, seed=3, steps=(STEP,))
+#: the end-to-end tests train a run and compile every measurement (about 20 s of CPU); the cheap
+#: guard of the radius is :func:`test_run_measurement_is_built_for_the_task_radius`
+SLOW = pytest.mark.slow
 AUTO = dataclasses.replace(SPLIT, method="auto", min_errors=40)  # inner ~134 MC errors, outer ~6
 
 
@@ -88,6 +92,7 @@ def _expected_loss(variables, radius, n=200_000):
     return losses.mean(), losses.std()
 
 
+@SLOW
 def test_training_samples_the_task_radius(trained):
     """The loss the run reports (on EVAL_SIZE fresh task points) is the expected loss of its net at
     R = 1.5, not at the default 1.3: training and evaluation draw the outer sphere at the task's radius."""
@@ -121,12 +126,24 @@ def exact(radius):
     return quadratic.error_rates(NET_ALPHAS, radius)
 
 
+def test_run_measurement_is_built_for_the_task_radius():
+    """The cheap guard (no training, nothing compiled: the programs are jitted lazily): every
+    measurement of a run takes its outer radius from ``task.outer_radius``."""
+    cfg = config_from_dict({"task": {"dim": 8, "outer_radius": R}, "model": {"name": "quad-w16"}})
+    m = make_run_measurement(cfg, SPLIT)
+    outer = m.splitting.with_config(dataclasses.replace(m.splitting.config, sphere="outer")).config
+    assert m.monte_carlo.config.outer_radius == R and outer.radius == R and outer.label == 1
+    assert m.splitting.config.radius == 1.0 and m.attack.radius == 1.0
+    assert m.attack_outer.radius == R and m.attack_outer.label == 1
+
+
 def test_the_net_separates_the_radii():
     """The premise: the exact outer rate at R = 1.5 is far from those at 1.3 and 1.0."""
     assert 2e-3 < exact(R).outer < 4e-3 and 0.05 < exact(R).inner < 0.09
     assert exact(1.3).outer > 50 * exact(R).outer and exact(1.0).outer > 0.9
 
 
+@SLOW
 def test_settings_carry_the_task_radius(measured):
     _, m, *_ = measured
     assert m.monte_carlo.config.outer_radius == R and m.splitting.config.outer_radius == R
@@ -146,6 +163,7 @@ def _covers(row, sphere, method):
             assert not lo <= exact(wrong).outer <= hi, (wrong, lo, hi)
 
 
+@SLOW
 def test_splitting_rates_cover_the_exact_rates_at_r_1_5(measured):
     _, _, _, row, _ = measured
     assert row["outer_radius"] == R
@@ -164,6 +182,7 @@ def test_splitting_rates_cover_the_exact_rates_at_r_1_5(measured):
     assert row["alphas_outside"] == int(np.sum((ALPHAS < 1 / R**2) | (ALPHAS > 1))) == 7  # 8 at R = 1.3
 
 
+@SLOW
 def test_auto_splits_exactly_where_monte_carlo_saw_few_errors(measured):
     _, _, _, split_row, row = measured
     methods = {}
@@ -177,6 +196,7 @@ def test_auto_splits_exactly_where_monte_carlo_saw_few_errors(measured):
     assert row["mu_inner"] == row["mu_inner_mc_errors"] / 2000
 
 
+@SLOW
 def test_outer_attack_runs_on_the_sphere_of_radius_1_5(measured):
     """The exact d(E) on the attack's start points, recomputed here: the start points are drawn
     with the pipeline's documented key (``fold_in(k_attack, 1)``) on the sphere of radius R."""
@@ -200,6 +220,7 @@ def test_outer_attack_runs_on_the_sphere_of_radius_1_5(measured):
     assert row["exact_mean_distance"] == pytest.approx(inner.mean, rel=1e-5)
 
 
+@SLOW
 def test_typed_rows_carry_the_radius_and_its_bound(measured):
     _, _, split_dir, row, _ = measured
     (typed,) = read_rows(split_dir / "results.csv")
