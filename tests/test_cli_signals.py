@@ -159,3 +159,122 @@ def test_interrupted_measurement_resumes(tmp_path):
                           env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=600)
     assert done.returncode == 0, done.stderr
     assert (run_dir / "measurements.csv").exists() and not (run_dir / "measurements.partial.csv").exists()
+
+
+# ------------------------------------------------------------------------------------------------
+# SIGKILL (no handler runs, no cleanup) at a moment when finished cells exist, then the same command
+# again: the tables equal those of an uninterrupted run byte for byte, and the cells finished before
+# the kill are neither rewritten nor recomputed.
+
+#: Monte Carlo budgets large enough that a checkpoint takes a visible fraction of a second
+MEASURE_FLAGS = ["--mc-samples", "50000", "--attack-points", "10", "--method", "monte_carlo", "--no-progress"]
+
+
+def _to_the_end(tmp_path: Path, argv: list[str], name: str, timeout: float = 600.0) -> str:
+    """Run the command in a child exactly as :func:`_spawn` does, to completion; return its output."""
+    child, log = _spawn(tmp_path, argv, name)
+    try:
+        code = child.wait(timeout=timeout)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert code == 0, log.read_text()
+    return log.read_text()
+
+
+def _kill_when(tmp_path: Path, argv: list[str], ready, what: str) -> None:
+    """Start the command, SIGKILL it as soon as ``ready()``, and check it died of the signal."""
+    child, log = _spawn(tmp_path, argv, "killed")
+    try:
+        _wait(child, log, ready, what, timeout=300.0)
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == -signal.SIGKILL, log.read_text()
+
+
+def _stamps(paths) -> dict[str, tuple[int, bytes]]:
+    """Modification time (ns) and bytes of every file, by path."""
+    return {str(p): (p.stat().st_mtime_ns, p.read_bytes()) for p in paths}
+
+
+def _cells(run_dir: Path) -> list[Path]:
+    return sorted((run_dir / "measure" / "cells").glob("*.json"))
+
+
+@pytest.mark.slow  # three child processes, each importing JAX and compiling the measurement
+def test_sigkill_during_measure_then_rerun_equals_uninterrupted(tmp_path):
+    import shutil
+    source = tmp_path / "run"
+    runs.run_training(config_from_dict(TINY), source, progress=False)  # 4 checkpoints: 4 cells
+    killed, reference = tmp_path / "killed", tmp_path / "reference"
+    shutil.copytree(source, killed)
+    shutil.copytree(source, reference)
+
+    _kill_when(tmp_path, ["measure", str(killed), *MEASURE_FLAGS], lambda: len(_cells(killed)) >= 1,
+               "the first finished cell")
+    finished = _stamps(_cells(killed))
+    assert 1 <= len(finished) < 4, "the kill must land while checkpoints remain to be measured"
+    assert not (killed / "measurements.csv").exists()
+
+    _to_the_end(tmp_path, ["measure", str(killed), *MEASURE_FLAGS], "resumed")
+    _to_the_end(tmp_path, ["measure", str(reference), *MEASURE_FLAGS], "reference")
+    # finished cells were loaded, not recomputed: same bytes, same modification time
+    assert {p: v for p, v in _stamps(_cells(killed)).items() if p in finished} == finished
+    assert [p.read_bytes() for p in _cells(killed)] == [p.read_bytes() for p in _cells(reference)]
+    assert len(_cells(killed)) == 4
+    for table in ("measurements.csv", "results.csv"):
+        assert (killed / table).read_bytes() == (reference / table).read_bytes(), table
+    assert not (killed / "measurements.partial.csv").exists()
+
+
+#: one experiment of ``spheres reproduce`` with two runs (d = 6 and 10) of two measured checkpoints each
+SWEEP = """
+experiments = ["dimsweep"]
+[dimsweep]
+dims = [6, 10]
+models = ["quad-w{dim}"]
+[dimsweep.train]
+steps = 200
+learning_rates = [1e-2]
+seeds = [0, 1]
+checkpoints = 2
+chunk_steps = 200
+[dimsweep.measure]
+mc_samples = 4000
+attack_points = 8
+method = "monte_carlo"
+"""
+
+
+@pytest.mark.slow  # three child processes, each training and measuring two runs
+def test_sigkill_during_reproduce_then_rerun_equals_uninterrupted(tmp_path):
+    config = tmp_path / "sweep.toml"
+    config.write_text(SWEEP)
+    killed, reference = tmp_path / "killed", tmp_path / "reference"
+
+    def argv(out):
+        return ["reproduce", "--config", str(config), "--out", str(out), "--no-progress"]
+
+    def cells(out):
+        return sorted((out / "dimsweep" / "runs").glob("*/measure/cells/*.json"))
+
+    def saved(out):  # every finished piece of work: checkpoints, train states, measured cells
+        return sorted(p for p in (out / "dimsweep" / "runs").rglob("*") if p.is_file() and p.name != ".lock")
+
+    _kill_when(tmp_path, argv(killed), lambda: len(cells(killed)) >= 1, "the first measured checkpoint")
+    finished = _stamps(cells(killed)) | _stamps(p for p in saved(killed) if "checkpoints" in p.parts)
+    assert 1 <= len(cells(killed)) < 4 and not (killed / "dimsweep" / "results.csv").exists()
+
+    _to_the_end(tmp_path, argv(killed), "resumed")
+    _to_the_end(tmp_path, argv(reference), "reference")
+    assert {p: v for p, v in _stamps(saved(killed)).items() if p in finished} == finished
+    assert len(cells(killed)) == 4
+    rel = lambda out: {str(p.relative_to(out)): p.read_bytes() for p in saved(out)}  # noqa: E731
+    assert rel(killed) == rel(reference)  # runs, checkpoints and cells: the same bytes
+    for table in ("results.csv", "fit.json"):
+        assert (killed / "dimsweep" / table).read_bytes() == (reference / "dimsweep" / table).read_bytes(), table

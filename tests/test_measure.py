@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from scipy import stats
 
 from spheres import cli
 from spheres.core.errors import InputError
@@ -15,7 +16,8 @@ from spheres.core.io import read_csv
 from spheres.measure import attacks, montecarlo, splitting
 from spheres.measure.pipeline import MeasureConfig, measure_run
 from spheres.nets.config import config_from_dict
-from spheres.nets.models import make_logit_fn
+from spheres.maths import quadratic
+from spheres.nets.models import make_logit_fn, quadratic_weights
 from spheres.nets.runs import load_run, run_training
 
 MCFG = MeasureConfig(mc_samples=20_000, attack_points=20, method="monte_carlo")
@@ -37,8 +39,12 @@ def test_quad_run_measured_and_graded_against_exact(quad_run, tmp_path):
     shutil.copytree(quad_run, run_dir)
     rows = measure_run(run_dir, MCFG, progress=False)
     assert len(rows) == 2 * 3  # members x checkpoints
-    assert rows == read_csv(run_dir / "measurements.csv") or len(read_csv(run_dir / "measurements.csv")) == 6
-    covered = 0
+    assert read_csv(run_dir / "measurements.csv") == rows  # the table is the returned rows, value for value
+    run = load_run(run_dir)
+    alphas = {i: quadratic.alphas_from_weights(*quadratic_weights(jax.tree.map(lambda a: np.asarray(a[i]),
+                                                                                 run.load_variables(step))))
+              for i in range(2) for step in [300]}
+    covered = clt_checked = 0
     for r in rows:
         for sphere in ("inner", "outer"):
             exact, lo, hi = r[f"exact_mu_{sphere}"], r[f"mu_{sphere}_lower"], r[f"mu_{sphere}_upper"]
@@ -48,7 +54,17 @@ def test_quad_run_measured_and_graded_against_exact(quad_run, tmp_path):
         if r["attack_failures"] == 0 and r["exact_unreachable"] == 0:
             assert r["attack_mean_distance"] >= r["exact_mean_distance"] - 1e-4
             assert r["attack_mean_distance"] <= 1.05 * r["exact_mean_distance"] + 1e-4
-        assert r["alphas_outside"] >= 0 and r["clt_mu_inner"] is None or r["clt_mu_inner"] >= 0
+        if r["step"] == 300:  # counted here from the final net's alphas, not by the code under test
+            dec = alphas[r["member"]]
+            a = np.asarray(dec.alphas, np.float64)
+            assert r["alphas_outside"] == int(np.sum((a < 1 / 1.3**2) | (a > 1))) and r["orientation"] == \
+                dec.orientation.value
+            if r["orientation"] == "outer_if_greater":  # the paper's Eq. 3: Phi(sum(a-1) / sqrt(2 sum (a-1)^2))
+                lam, clt_checked = a - 1, clt_checked + 1
+                assert r["clt_mu_inner"] == pytest.approx(float(stats.norm.cdf(lam.sum() / np.sqrt(2 * lam @ lam))),
+                                                          rel=1e-9)
+        assert r["clt_mu_inner"] is not None and 0 <= r["clt_mu_inner"] <= 1
+    assert clt_checked >= 1
     # 12 conservative 95% intervals: P(more than 3 misses) < 0.3% even at exactly 95% coverage
     assert covered >= 9
 

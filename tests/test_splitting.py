@@ -150,12 +150,19 @@ def _coverage_call(splitter, spectra, n_keys, program=None):
 
 
 @pytest.fixture(scope="module")
-def coverage_runs():
+def coverage_program():
+    """The splitter of COVERAGE_CONFIG and its ensemble program, compiled once for batches of
+    ``4 * COVERAGE_KEYS`` models (every call of this module uses that batch size)."""
+    splitter = sp.make_splitting(ellipsoid_logit, COVERAGE_CONFIG)
+    return splitter, mapped(splitter)
+
+
+@pytest.fixture(scope="module")
+def coverage_runs(coverage_program):
     """Both spheres, four spectra each (rates 1e-3 ... 1e-30), COVERAGE_KEYS keys per spectrum: two calls
     of ONE compiled program (sphere label and radius are traced)."""
     d = COVERAGE_CONFIG.dim
-    splitter = sp.make_splitting(ellipsoid_logit, COVERAGE_CONFIG)
-    program = mapped(splitter)
+    splitter, program = coverage_program
     spectra = {
         "inner": [two_value_spectrum(d, 1, 0.5, -3, "inner"), two_value_spectrum(d, 5, 0.3, -9, "inner"),
                   two_value_spectrum(d, 2, 0.0, -20, "inner"), scaled_spectrum(d, 1, -30, "inner")],
@@ -206,6 +213,70 @@ def test_same_key_same_answer_and_ensemble_member_equals_single_run(coverage_run
         assert one == again
         assert ens.log10_value[i] == one.log10_value and ens.lower[i] == one.lower and ens.upper[i] == one.upper
         assert ens.evaluations[i] == one.evaluations and ens.levels[i] == one.levels
+
+
+# ------------------------------------------------------------------------------------------------
+# Bias: many independent estimates of one exact rate
+
+
+BIAS_BATCH = 4 * COVERAGE_KEYS  # the batch the coverage program is compiled for
+
+
+def _pooled_log_mean(coverage_program, sphere, log10_target, n_batches, seed):
+    """``n_batches * BIAS_BATCH`` independent splitting estimates (each the mean of its M repeats) of
+    one two-value spectrum with exact rate ``p`` near ``10**log10_target``.
+
+    Each estimate ``p_hat_k`` is unbiased for ``p`` (module docstring of splitting), so the mean of
+    the ratios ``p_hat_k / p`` estimates ``E[p_hat] / p``, i.e. 1 without bias. Returns the natural
+    log of that mean and its delta-method standard error ``sd(ratio) / (mean(ratio) sqrt(n))``
+    (the log of the mean, not the mean of the logs: the latter carries the Jensen bias
+    ``-var(log p_hat) / 2`` of an unbiased estimator, about -0.02 here, which is not a bias of the
+    method).
+    """
+    splitter, program = coverage_program
+    splitter = splitter.with_config(dataclasses.replace(COVERAGE_CONFIG, sphere=sphere))
+    alphas, exact = two_value_spectrum(COVERAGE_CONFIG.dim, 4, 0.4, log10_target, sphere)
+    params = {"alphas": jnp.asarray(np.repeat(alphas[None], BIAS_BATCH, axis=0))}
+    ratios = []
+    for b in range(n_batches):
+        keys = jax.random.split(jax.random.fold_in(jax.random.key(seed), b), BIAS_BATCH)
+        est = splitter.run(program, keys, params)
+        assert np.all(est.status == "ok")
+        ratios.append(10.0 ** (np.asarray(est.log10_value, np.float64) - exact))
+    ratios = np.concatenate(ratios)
+    mean = ratios.mean()
+    return math.log(mean), ratios.std(ddof=1) / (mean * math.sqrt(ratios.size)), ratios.size
+
+
+def _check_unbiased_with_power(log_mean, se, bias):
+    """The pooled estimate is within 3 SE of the exact rate, and a bias of ``bias``x either way would
+    have been rejected: ``log(bias) >= 6 SE``, so a biased method's mean would sit 3 SE or more
+    outside the band even after a 3-SE fluctuation toward the truth (rejection probability above
+    ``Phi(3) = 0.9987``); and the observed mean lies outside the 3-SE bands of ``exact * bias`` and
+    ``exact / bias``."""
+    assert abs(log_mean) <= 3 * se, (log_mean, se)
+    assert math.log(bias) >= 6 * se, f"too few runs: SE {se:.3f} cannot resolve a {bias}x bias"
+    for wrong in (math.log(bias), -math.log(bias)):
+        assert abs(log_mean - wrong) > 3 * se, (log_mean, wrong, se)
+
+
+@pytest.mark.parametrize("sphere,log10_target", [("inner", -3), ("outer", -6)])
+def test_pooled_estimates_are_unbiased_with_power_against_1_5x(coverage_program, sphere, log10_target):
+    """64 estimates per rate (SE of the pooled log mean about 0.04): a 1.5x bias (log 1.5 = 0.41)
+    cannot pass. The full-power version (1.2x) is the slow test below."""
+    log_mean, se, n = _pooled_log_mean(coverage_program, sphere, log10_target, 2, seed=101)
+    assert n == 64
+    _check_unbiased_with_power(log_mean, se, 1.5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sphere", ["inner", "outer"])
+@pytest.mark.parametrize("log10_target", [-3, -6])
+def test_pooled_estimates_are_unbiased_with_power_against_1_2x(coverage_program, sphere, log10_target):
+    """320 estimates per rate: SE of the pooled log mean about 0.02, 6 SE < log 1.2 = 0.18."""
+    log_mean, se, n = _pooled_log_mean(coverage_program, sphere, log10_target, 10, seed=202)
+    assert n == 320
+    _check_unbiased_with_power(log_mean, se, 1.2)
 
 
 @pytest.mark.parametrize("log10_target,tolerance", [(-9, 0.3), (-20, 1.0)])

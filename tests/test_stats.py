@@ -8,15 +8,28 @@ from spheres.maths import stats
 from spheres.core.errors import InputError
 
 
-@pytest.mark.parametrize("n", [1, 7, 50, 1000])
+@pytest.mark.parametrize("n", [1, 2, 7, 50, 1000])
 def test_cp_solves_its_defining_tail_equations(n):
-    """lower: P(Bin(n, lower) >= k) = a/2; upper: P(Bin(n, upper) <= k) = a/2 (for 0 < k < n)."""
-    k = np.arange(1, n)
-    if k.size == 0:
-        return
+    """Every k in 0..n (so every n, n = 1 included, checks something):
+
+    * 0 < k < n: lower solves P(Bin(n, lower) >= k) = a/2, upper solves P(Bin(n, upper) <= k) = a/2;
+    * k = 0: lower = 0 and (1 - upper)^n = a/2, i.e. upper = 1 - (a/2)^(1/n);
+    * k = n: upper = 1 and lower^n = a/2, i.e. lower = (a/2)^(1/n).
+
+    At n = 1 the interior is empty and the closed forms are the whole answer: [0, 0.975] for
+    k = 0 and [0.025, 1] for k = 1 (n = 0 has no interval: ``test_bad_counts_raise``).
+    """
+    k = np.arange(n + 1)
     lo, hi = stats.clopper_pearson(k, n, 0.95)
-    np.testing.assert_allclose(sps.binom.sf(k - 1, n, lo), 0.025, rtol=1e-8)
-    np.testing.assert_allclose(sps.binom.cdf(k, n, hi), 0.025, rtol=1e-8)
+    assert lo.shape == hi.shape == (n + 1,)
+    inner = slice(1, n)
+    np.testing.assert_allclose(sps.binom.sf(k[inner] - 1, n, lo[inner]), 0.025, rtol=1e-8)
+    np.testing.assert_allclose(sps.binom.cdf(k[inner], n, hi[inner]), 0.025, rtol=1e-8)
+    assert lo[0] == 0.0 and hi[n] == 1.0
+    np.testing.assert_allclose(hi[0], 1 - 0.025 ** (1 / n), rtol=1e-12)
+    np.testing.assert_allclose(lo[n], 0.025 ** (1 / n), rtol=1e-12)
+    if n == 1:
+        np.testing.assert_allclose([lo[0], hi[0], lo[1], hi[1]], [0.0, 0.975, 0.025, 1.0], rtol=1e-12)
 
 
 def test_cp_edge_cases():

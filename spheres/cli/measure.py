@@ -179,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
 
     table = [ResultRow.from_measurement(r) for r in rows]
     if args.json:  # the typed rows: the experiments' column names, the cap bound beside every measurement
-        print(json.dumps([t.as_dict() for t in table], allow_nan=False))
+        print(json.dumps([t.as_json() for t in table], allow_nan=False))
         return 0
     last = max(t.step for t in table)
     print(summary_table([t for t in table if t.step == last]))

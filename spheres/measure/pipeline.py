@@ -7,7 +7,10 @@ For every checkpoint step of a run directory (``spheres.nets.runs``) and every e
   (``method = "auto"``), or on request (``method = "splitting"``), the rate comes from adaptive
   multilevel splitting (:mod:`spheres.measure.splitting`) instead. The ``*_method`` column says which
   method produced each number; a splitting run that cannot reach the error region leaves the
-  Monte Carlo numbers (with their upper bound) in place and says so in ``*_status``.
+  Monte Carlo numbers (with their upper bound) in place and says so in ``*_status``. A splitting
+  estimate whose two halves of independent repeats disagree beyond their intervals (Cochran's Q,
+  :func:`repeat_agreement`) keeps its value with ``*_status`` "disagree: ..." (a sign of error
+  pockets that some runs reach and others miss), its p-value in ``*_agreement_p``.
 * **d(E)** on the inner sphere: the on-manifold attack (:mod:`spheres.measure.attacks`) from
   ``attack_points`` uniform points, mean with standard error; points where no error was found are
   counted in ``attack_failures`` and never averaged in.
@@ -60,7 +63,7 @@ from spheres.nets.runs import Run, load_run
 from spheres.nets.train import EVAL_SIZE
 
 __all__ = ["METHODS", "MEASURE_DIR", "SETTINGS_FILE", "TABLE_FILE", "MeasureConfig", "RunMeasurement",
-           "make_run_measurement", "measure_step", "measure_run"]
+           "make_run_measurement", "measure_step", "measure_run", "repeat_agreement"]
 
 MEASURE_DIR = "measure"
 SETTINGS_FILE = "settings.json"
@@ -130,6 +133,26 @@ def make_run_measurement(cfg: ExperimentConfig, mcfg: MeasureConfig) -> RunMeasu
         restart_models=jax.jit(jax.vmap(restart.restart_program, in_axes=(0, None, None, None))))
 
 
+def _check_measurement(m: RunMeasurement, cfg: ExperimentConfig, mcfg: MeasureConfig) -> RunMeasurement:
+    """``m`` if it was built by :func:`make_run_measurement` for ``cfg``'s task and ``mcfg``'s budgets.
+
+    Raises:
+      InputError: naming the first setting in which ``m`` differs.
+    """
+    got = {"dim": m.monte_carlo.config.dim, "outer_radius": m.monte_carlo.config.outer_radius,
+           "mc_samples": m.monte_carlo.config.samples, "splitting_particles": m.splitting.config.n_particles,
+           "splitting_repeats": m.splitting.config.n_repeats, "splitting_max_levels": m.splitting.config.max_levels,
+           "attack_points": m.attack.points}
+    want = {"dim": cfg.task.dim, "outer_radius": cfg.task.outer_radius, "mc_samples": mcfg.mc_samples,
+            "splitting_particles": mcfg.splitting_particles, "splitting_repeats": mcfg.splitting_repeats,
+            "splitting_max_levels": mcfg.splitting_max_levels, "attack_points": mcfg.attack_points}
+    for name, value in want.items():
+        if got[name] != value:
+            raise InputError("measurement", f"built for {name} = {got[name]!r}, this measurement needs {value!r}; "
+                                            "build it with make_run_measurement(run.config, mcfg)")
+    return m
+
+
 def _member_keys(key: jax.Array, n: int) -> jax.Array:
     return jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(n))
 
@@ -153,6 +176,59 @@ def _rate_columns(prefix: str, mc: Any, i: int) -> dict[str, Any]:
         f"{prefix}_errors": count, f"{prefix}_samples": n,
         f"{prefix}_mc_errors": count, f"{prefix}_mc_samples": n,
     }
+
+
+#: false-alarm level of the agreement check between the two halves of a splitting estimate's repeats
+AGREEMENT_ALPHA = 0.01
+#: the check needs a spread in each half: at least this many repeats in all
+AGREEMENT_MIN_REPEATS = 4
+
+
+def repeat_agreement(split: splitting.Splitting, runs: splitting.SplittingRuns,
+                     alpha: float = AGREEMENT_ALPHA) -> list[splitting.Agreement | None]:
+    """The unreached-pocket diagnostic of every model of a splitting call: do the two halves of its
+    independent repeats agree within their intervals?
+
+    The ``M`` repeats of one estimate are independent runs from independent uniform starts. Split
+    into the first and the second ``M // 2``, each half is summarised on its own (its interval from
+    its own spread, :func:`spheres.measure.splitting.summarize`) and the two half-estimates are
+    compared with Cochran's Q (:func:`spheres.measure.splitting.check_agreement`). An error pocket
+    that the runs of one half reach and those of the other miss makes them disagree beyond their
+    spread. The intervals are Student-t ones from few runs, read by ``check_agreement`` as normal
+    ones, so the check is conservative (its false-alarm rate is below ``alpha``).
+
+    Args:
+      split: the splitting measurement that made ``runs``.
+      runs: :class:`~spheres.measure.splitting.SplittingRuns` with fields of shape ``(models, M)``.
+      alpha: false-alarm level.
+    Returns:
+      per model, the :class:`~spheres.measure.splitting.Agreement`, or ``None`` where there is
+      nothing to check (``M < AGREEMENT_MIN_REPEATS``, or a half whose runs did not all reach the
+      error region).
+    """
+    m = np.asarray(runs.log_estimate).shape[-1]
+    n_models = np.asarray(runs.log_estimate).shape[0]
+    if m < AGREEMENT_MIN_REPEATS:
+        return [None] * n_models
+    half = m // 2
+    parts = [split.summarize(jax.tree.map(lambda a, sl=sl: np.asarray(a)[:, sl], runs))
+             for sl in (slice(0, half), slice(half, 2 * half))]
+    out: list[splitting.Agreement | None] = []
+    for i in range(n_models):
+        pair = [jax.tree.map(lambda a: a[i] if isinstance(a, np.ndarray) else a, p) for p in parts]
+        pair = [p._replace(status=str(p.status)) for p in pair]
+        ok = all(p.status == "ok" and np.isfinite(p.log10_value) for p in pair)
+        out.append(splitting.check_agreement(pair, alpha) if ok else None)
+    return out
+
+
+def _agreement_columns(prefix: str, agreement: splitting.Agreement | None) -> dict[str, Any]:
+    """``*_agreement_p`` (the p-value, empty without a check) and, when flagged, status "disagree"."""
+    cols: dict[str, Any] = {f"{prefix}_agreement_p": None if agreement is None else agreement.p_value}
+    if agreement is not None and agreement.flagged:
+        cols[f"{prefix}_status"] = (f"disagree: the two halves of the splitting repeats differ beyond their "
+                                    f"intervals (Cochran's Q = {agreement.q:.3g}, p = {agreement.p_value:.2g})")
+    return cols
 
 
 def _splitting_columns(prefix: str, est: Any, i: int) -> dict[str, Any]:
@@ -184,7 +260,7 @@ def measure_step(run: Run, step: int, mcfg: MeasureConfig,
     """
     cfg = run.config
     dim, radius = cfg.task.dim, cfg.task.outer_radius
-    m = measurement if measurement is not None else make_run_measurement(cfg, mcfg)
+    m = make_run_measurement(cfg, mcfg) if measurement is None else _check_measurement(measurement, cfg, mcfg)
     n_members = len(run.members)
     variables = jax.tree.map(jnp.asarray, run.load_variables(step))
     key = jax.random.fold_in(jax.random.key(mcfg.seed), step)
@@ -218,9 +294,13 @@ def measure_step(run: Run, step: int, mcfg: MeasureConfig,
             continue
         keys = _member_keys(jax.random.fold_in(k_split, sphere_label(sphere)), n_members)[need]
         split = m.splitting.with_config(dataclasses.replace(m.splitting.config, sphere=sphere))
-        est = split.run(m.splitting_models, keys, _take(variables, need))
+        runs = m.splitting_models(keys, _take(variables, need), *split.traced())
+        est = split.summarize(runs)
+        agreement = repeat_agreement(split, runs)
         for j, i in enumerate(need):
             rows[i].update(_splitting_columns(f"mu_{sphere}", est, j))
+            if rows[i][f"mu_{sphere}_method"] == "splitting":
+                rows[i].update(_agreement_columns(f"mu_{sphere}", agreement[j]))
 
     points = {}
     for sphere, acfg, prefix in (("inner", m.attack, "attack"), ("outer", m.attack_outer, "attack_outer")):
@@ -304,7 +384,8 @@ def _check_settings(root: Path, mcfg: MeasureConfig) -> None:
 
 
 def measure_run(run_dir: str | Path, mcfg: MeasureConfig = MeasureConfig(), progress: bool = True,
-                on_step: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
+                on_step: Callable[[int], None] | None = None,
+                measurement: RunMeasurement | None = None) -> list[dict[str, Any]]:
     """Measure every (selected) checkpoint of a run; resumable. Returns all rows, also written to
     ``RUN/measurements.csv`` (``RUN/measurements.partial.csv`` until every checkpoint is done).
 
@@ -313,6 +394,8 @@ def measure_run(run_dir: str | Path, mcfg: MeasureConfig = MeasureConfig(), prog
       mcfg: budgets and method.
       progress: a progress bar over checkpoints (only on a terminal).
       on_step: called with each step after it is saved (tests use it to interrupt).
+      measurement: the compiled measurements of :func:`make_run_measurement` for this run's config
+        and ``mcfg``'s budgets (built here when not given; pass one to reuse its compiled programs).
     Raises:
       InputError: missing or corrupt run, unknown checkpoint step, settings that differ from an
         earlier partial measurement.
@@ -322,7 +405,8 @@ def measure_run(run_dir: str | Path, mcfg: MeasureConfig = MeasureConfig(), prog
     root = run.path / MEASURE_DIR
     _check_settings(root, mcfg)
     store = CellStore(root)
-    measurement = make_run_measurement(run.config, mcfg)
+    measurement = (make_run_measurement(run.config, mcfg) if measurement is None
+                   else _check_measurement(measurement, run.config, mcfg))
     rows = run_step_cells(store, steps, lambda step: measure_step(run, step, mcfg, measurement),
                           run.path / TABLE_FILE, run.path / PARTIAL_TABLE_FILE, progress=progress,
                           desc=f"measure {run.config.model.name}", on_step=on_step)

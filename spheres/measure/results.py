@@ -13,7 +13,10 @@ tables, the figures and ``figures/README.md``:
     the on-manifold attack's d(E): mean over the points where it found an error, its standard
     error, the points attacked and the failures (never averaged in);
 ``exact_distance``, ``clt_mu``
-    for the quadratic net: the exact d(E) on the same points and the paper's CLT estimate;
+    for the quadratic net: the exact d(E) on the same points and the paper's CLT estimate.
+    ``exact_distance`` is ``inf`` (written ``inf`` in the CSV) when the net has no error on that
+    sphere (``error_set = "no errors (exact)"``: no point has a nearest error), and empty only
+    where there is no exact value (not a quad net);
 ``optimal_distance``, ``ratio``, ``consistent_with_bound``
     the cap bound at mu, ``distance / optimal_distance`` and the verdict of
     :func:`spheres.maths.theory.bound_check` (1, 0, or empty when there is nothing to check, or when
@@ -32,6 +35,7 @@ Every column is a field: a new measurement adds a field here (and its source in
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -62,6 +66,16 @@ def _sphere(m: dict[str, Any], sphere: str) -> dict[str, Any]:
                points=m.get(f"{prefix}_points"), failures=m.get(f"{prefix}_failures"),
                upper_bound=m.get(f"{prefix}_upper_bound"))
     return out
+
+
+def _exact_distance(m: dict[str, Any], suffix: str) -> float | None:
+    """The quad net's exact d(E) on one sphere (``suffix`` "" inner, "_outer"): ``inf`` where no
+    point of the sphere has an error to reach (the measurement stores no mean and counts every point
+    unreachable), ``None`` where there is no exact value (not a quad net)."""
+    mean = m.get(f"exact_mean_distance{suffix}")
+    if mean is None and (m.get(f"exact_unreachable{suffix}") or 0) > 0:
+        return math.inf
+    return mean
 
 
 def _error_set(s: dict[str, Any]) -> str:
@@ -166,7 +180,7 @@ class ResultRow:
             mu=inner["mu"], mu_lower=inner["lower"], mu_upper=inner["upper"], mu_method=inner["method"],
             mu_samples=inner["samples"], mu_log10=inner["log10"], mu_outer=outer["mu"],
             distance=inner["distance"], distance_se=inner["se"], distance_points=inner["points"],
-            distance_failures=inner["failures"], exact_distance=m.get("exact_mean_distance"),
+            distance_failures=inner["failures"], exact_distance=_exact_distance(m, ""),
             clt_mu=m.get("clt_mu_inner"), optimal_distance=ci.optimal_distance, ratio=ci.ratio,
             consistent_with_bound=None if checks["inner"].consistent is None else int(checks["inner"].consistent),
             outer_radius=radius, accuracy_samples=m.get("accuracy_samples"), mu_status=inner["status"],
@@ -179,12 +193,22 @@ class ResultRow:
             distance_outer_failures=outer["failures"], distance_outer_upper=outer["upper_bound"],
             optimal_distance_outer=co.optimal_distance, ratio_outer=co.ratio, ratio_outer_se=ratio_se(outer, co),
             consistent_outer=None if checks["outer"].consistent is None else int(checks["outer"].consistent),
-            clt_mu_outer=m.get("clt_mu_outer"), exact_distance_outer=m.get("exact_mean_distance_outer"),
+            clt_mu_outer=m.get("clt_mu_outer"), exact_distance_outer=_exact_distance(m, "_outer"),
             optimal_distance_low=span["inner"][0], optimal_distance_high=span["inner"][1],
             optimal_distance_outer_low=span["outer"][0], optimal_distance_outer_high=span["outer"][1], **extra)
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def as_json(self) -> dict[str, Any]:
+        """:meth:`as_dict` for strict JSON: an infinite value (``exact_distance`` of a sphere without
+        errors) becomes the string ``"inf"`` (``"-inf"``), as in the CSV; ``nan`` becomes ``None``."""
+        def safe(v: Any) -> Any:
+            if isinstance(v, float) and not math.isfinite(v):
+                return None if math.isnan(v) else ("inf" if v > 0 else "-inf")
+            return v
+
+        return {k: safe(v) for k, v in self.as_dict().items()}
 
     def worst_error(self) -> float | None:
         """The larger of the two spheres' error rates (``None`` if either is unmeasured)."""
