@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from spheres.core.config import check_float
+from spheres.core.config import check_float, load_section, to_table
+from spheres.core.errors import InputError
 from spheres.experiments import common
 from spheres.experiments.base import Context, Experiment, Report
 from spheres.measure.pipeline import MeasureConfig
@@ -34,6 +35,8 @@ class TradeoffConfig:
       train: the training recipe and the ensemble grid of every model.
       measure: the measurement budgets.
       model_learning_rates: ``{model = lr}`` overriding ``train.learning_rates`` for that model.
+      model_train: ``{model = {field = value}}`` replacing fields of ``train`` for that model (e.g. a
+        costly net trained online only, with fewer steps: ``{steps = 3000, train_sizes = [0]}``).
       select_max_error: the findings speak about checkpoints whose error rate is at most this on BOTH
         spheres (the others stay in the table and the figure, marked).
       paper_smallest_mu: the error rate the paper's nets went below, quoted beside the run's (a number
@@ -46,6 +49,7 @@ class TradeoffConfig:
         train_sizes=(0, 1000, 5623, 31623, 177828, 1000000), checkpoints=12))
     measure: MeasureConfig = field(default_factory=MeasureConfig)
     model_learning_rates: tuple[tuple[str, float], ...] = ()
+    model_train: tuple[tuple[str, Any], ...] = ()
     select_max_error: float = 0.01
     paper_smallest_mu: float | None = None
 
@@ -59,15 +63,33 @@ class TradeoffConfig:
     def __post_init__(self):
         common.check_models(self.models)
         common.check_learning_rates(self.model_learning_rates, self.models)
+        if not isinstance(self.model_train, tuple):
+            raise InputError("model_train", "must be a table of model name = {train field = value}")
+        for model, _ in self.model_train:
+            if model not in self.models:
+                raise InputError(f"model_train.{model}", f"not one of models {list(self.models)}")
+            self.train_of(model)  # validated as a [train] section
         check_float("select_max_error", self.select_max_error, 0.0, hi=1.0)
         if self.paper_smallest_mu is not None:
             check_float("paper_smallest_mu", self.paper_smallest_mu, 0.0, lo_open=True, hi=1.0)
+
+    def train_of(self, model: str) -> TrainConfig:
+        """``train`` with the fields of ``model_train.<model>`` replaced (validated as a [train] section)."""
+        table = dict(self.model_train).get(model)
+        if table is None:
+            return self.train
+        if not isinstance(table, dict):
+            raise InputError(f"model_train.{model}", "must be a table of [train] fields")
+        try:
+            return load_section(TrainConfig, {**to_table(self.train), **table})
+        except InputError as err:  # name the override's own field, not [train]'s
+            raise InputError(f"model_train.{model}.{err.field.removeprefix('train.')}", err.detail) from None
 
 
 def run(cfg: TradeoffConfig, ctx: Context) -> dict[str, Any]:
     rows: list[ResultRow] = []
     for model in cfg.models:
-        exp = common.run_config(cfg.task, model, cfg.train, cfg.model_learning_rates)
+        exp = common.run_config(cfg.task, model, cfg.train_of(model), cfg.model_learning_rates)
         common.log(f"[tradeoff] {model}: {exp.train.ensemble_size} networks at d = {cfg.task.dim}, "
                    f"{exp.train.steps} steps")
         rows += common.train_and_measure(exp, ctx.out / "runs" / model, cfg.measure, ctx.progress)
