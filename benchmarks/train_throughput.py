@@ -5,10 +5,10 @@ memory estimate says no) this prints one JSON row with
 
 - ``model_steps_per_s``: optimisation steps per second summed over the E members, best of
   ``repeats`` timed calls of ``trainer.ensemble_advance`` (one compiled program, the whole chunk
-  on device; at least 16 steps per call, 8 with ``--quick``, so that a call's fixed costs are
-  amortised as in real runs of thousands of steps per call), with the spread (min / median /
-  max) of the repeats;
-- ``examples_per_s`` = 50 x model-steps/s;
+  on device; at least 16 steps per call, 8 with ``--quick``, and about the target time per member
+  (up to 8 members' worth per call), so that a call's fixed costs are amortised alike for every E,
+  as in real runs of thousands of steps per call), with the spread (min / median / max) of the repeats;
+- ``examples_per_s`` = B x model-steps/s;
 - ``gflops``: achieved matmul GFLOP/s, counting exactly the matmuls of the forward and backward
   pass (``models.count_matmul_flops(..., train=True)``: ``2 m k n`` per product; the first
   layer has no input gradient);
@@ -34,7 +34,8 @@ Further rows (each says what it is in ``benchmark``):
   matmuls), at 32+ steps per call, in CPU time per model-step (``benchmark = "ensemble_loss"``);
 - ``--standard``: the training ensembles of the ``standard`` preset (its models, dimensions, batch
   sizes, ensemble sizes and defences, as the experiments build them), each with the preset's
-  training steps and the implied training time (``benchmark = "standard_ensemble"``);
+  training steps and the implied training time (``benchmark = "standard_ensemble"``); ``--runs
+  tradeoff/ d2048`` keeps the ensembles whose name contains one of the words;
 - ``--recipes-table recipes_steps.csv``: the wall time on this machine to reach error rate 1e-6 on
   both spheres with the recipe study's fastest recipe, from its (measured or fitted) steps and the
   measured seconds per step of that recipe (``benchmark = "recipe_time"``).
@@ -112,8 +113,11 @@ def time_ensemble(cfg: config.ExperimentConfig, repeats: int, target_s: float, m
     states = jax.block_until_ready(trainer.ensemble_advance(states, hypers, 2))
     per_step = (time.perf_counter() - t0) / 2
     # Real runs advance thousands of steps per call; a call's fixed costs (copying the ensemble
-    # state in and out, allocating it) must be amortised here too, hence min_steps.
-    n_steps = max(min_steps, int(round(target_s / max(per_step, 1e-6))))
+    # state in and out, allocating it) must be amortised here too, hence min_steps, and each MEMBER
+    # gets about target_s of steps (up to 8 members' worth per call): sizing the call by the whole
+    # ensemble's step gave E = 8 an eighth of E = 1's steps per member, so E = 8 paid its fixed
+    # costs over 8 steps where E = 1 paid them over ~90, which read as an ensemble loss.
+    n_steps = max(min_steps, int(round(target_s * min(size, 8) / max(per_step, 1e-6))))
 
     if baseline:  # Naive baseline: the single-model jitted step, called per model per step from Python.
         step = jax.jit(lambda s, h: trainer.step(s, h)[0])
@@ -228,10 +232,13 @@ def preset_ensembles(preset: str = "standard") -> list[tuple[str, config.Experim
     return out
 
 
-def standard_rows(repeats: int, target_s: float) -> list[dict]:
-    """One row per training ensemble of the standard preset: its measured rate and training time."""
+def standard_rows(repeats: int, target_s: float, only: list[str] | None = None) -> list[dict]:
+    """One row per training ensemble of the standard preset (those whose name contains one of
+    ``only``, when given): its measured rate and training time."""
     rows = []
     for label, cfg, _ in preset_ensembles("standard"):
+        if only and not any(o in label for o in only):
+            continue
         r = time_ensemble(cfg, repeats, target_s, 4, baseline=False)
         size, steps = cfg.train.ensemble_size, cfg.train.steps
         rows.append(dict(benchmark="standard_ensemble", run=label, model=cfg.model.name, **r, train_steps=steps,
@@ -282,6 +289,8 @@ def main(argv=None) -> int:
     parser.add_argument("--ensemble-loss", action="store_true",
                         help="what E = 8 loses per model against E = 1, lax.map and vmap (relu-w1000-d2, quad-w1000)")
     parser.add_argument("--standard", action="store_true", help="the standard preset's training ensembles")
+    parser.add_argument("--runs", nargs="+", default=None, metavar="TEXT",
+                        help="with --standard: only the ensembles whose name (experiment/run) contains TEXT")
     parser.add_argument("--recipes-table", metavar="recipes_steps.csv", default=None,
                         help="the recipe study's steps table: wall time to 1e-6 with its fastest recipe")
     parser.add_argument("--only-extra", action="store_true",
@@ -296,7 +305,7 @@ def main(argv=None) -> int:
         for row in ensemble_loss_rows(["quad-w1000", "relu-w1000-d2"], 8, extra_repeats, target_s):
             print(json.dumps(row), flush=True)
     if args.standard:
-        for row in standard_rows(extra_repeats, target_s):
+        for row in standard_rows(extra_repeats, target_s, args.runs):
             print(json.dumps(row), flush=True)
     if args.recipes_table:
         print(json.dumps(recipe_time_row(Path(args.recipes_table), "relu-w1000-d2", 1e-6, extra_repeats, target_s)),
