@@ -90,3 +90,29 @@ def test_standard_dry_run_prints_the_plan_and_writes_nothing(tmp_path, monkeypat
     with pytest.raises(SystemExit) as info:  # argparse refuses two presets
         cli.main(["reproduce", "--standard", "--quick", "--dry-run"])
     assert info.value.code == 2
+
+
+@pytest.mark.slow
+def test_gpu_full_smoke_writes_its_record(tmp_path):
+    """benchmarks/gpu_full.py --smoke (the CPU check of the GPU timing script): one record with the
+    device, and per ensemble a rate and estimates that follow from it (a minute or two on 2 cores)."""
+    import json
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(root / "benchmarks"))
+    try:
+        import gpu_full
+    finally:
+        sys.path.remove(str(root / "benchmarks"))
+    out = tmp_path / "record.json"
+    assert gpu_full.main(["--smoke", "--out", str(out)]) == 0
+    rec = json.loads(out.read_text())
+    assert rec["mode"] == "smoke" and rec["device"]["backend"] == "cpu" and rec["device"]["device_kind"]
+    assert [e["run"].split("/")[0] for e in rec["ensembles"]] == ["tradeoff", "dimsweep"]
+    for e in rec["ensembles"]:
+        assert e["model_steps_per_s"] > 0 and e["steps_timed"] == 3
+        assert e["train_estimate_s"] == pytest.approx(e["ensemble"] * e["preset_steps"] / e["model_steps_per_s"])
+        assert e["measure_estimate_s"] == pytest.approx(e["measure_checkpoint_s"] * e["measure_checkpoints"])
+    assert rec["train_estimate_s"] == pytest.approx(sum(e["train_estimate_s"] for e in rec["ensembles"]))
