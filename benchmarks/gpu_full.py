@@ -9,9 +9,10 @@ Two modes:
   (``E x steps / rate``). Where the experiment measures its runs (a ``measure`` section), one
   checkpoint of that short run is measured with the preset's Monte Carlo and attack budgets
   (``method = "monte_carlo"``) and timed (two checkpoints are measured, the first one compiles; the
-  second is timed alone), and the measurement time is that times the preset's checkpoints. Splitting (used where Monte Carlo sees fewer than ``min_errors`` errors), the
-  defences' certification and the attributions are NOT in these numbers: they depend on how low the
-  trained nets get; ``--run`` times them for real.
+  second is timed alone), and the measurement time is that times the preset's checkpoints.
+  Splitting (used where Monte Carlo sees fewer than ``min_errors`` errors), the defences'
+  certification and the attributions are NOT in these numbers: they depend on how low the trained
+  nets get; ``--run`` times them for real.
 - **run** (``--run``): ``spheres reproduce`` of the preset (resumable, into ``--workdir``), timed per
   experiment from its ``summary.json``: the real wall time, everything included.
 

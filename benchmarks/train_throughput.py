@@ -71,9 +71,9 @@ from spheres.nets import train  # noqa: E402
 DIM, BATCH = 500, 50
 
 
-def _experiment(name: str, size: int, batch: int = BATCH) -> config.ExperimentConfig:
+def _experiment(name: str, size: int, batch: int = BATCH, dim: int = DIM) -> config.ExperimentConfig:
     return config.ExperimentConfig(
-        task=config.TaskConfig(dim=DIM, outer_radius=1.3), model=config.PAPER_MODELS[name],
+        task=config.TaskConfig(dim=dim, outer_radius=1.3), model=config.parse_model_name(name),
         train=config.TrainConfig(steps=1_000_000, batch_size=batch, learning_rates=(1e-4,),
                                  seeds=tuple(range(size))))
 
@@ -262,13 +262,18 @@ def recipe_time_row(table: Path, model: str, level: float, repeats: int, target_
         return dict(benchmark="recipe_time", model=model, level=level, table=str(table),
                     skipped="no curve of the table reaches the level or has a falling fit")
     best = min(cands, key=lambda r: (int(r["extrapolated_both"]), float(r["steps_both"])))
-    cfg = _experiment(model, 1, int(best["batch_size"]))
+    dim = DIM  # the study's dimension, from its results table beside the steps table when there is one
+    results = table.with_name("recipes_results.csv")
+    if results.exists():
+        with open(results, newline="") as f:
+            dim = next((int(r["dim"]) for r in csv.DictReader(f) if r["model"] == model), DIM)
+    cfg = _experiment(model, 1, int(best["batch_size"]), dim)
     r = time_ensemble(cfg, repeats, target_s, 8, baseline=False)
     steps = float(best["steps_both"])
     lo = float(best["steps_both_lower"]) if best["steps_both_lower"] else steps
     hi = float(best["steps_both_upper"]) if best["steps_both_upper"] else steps
     per, per_cores = 1.0 / r["model_steps_per_s"], 1.0 / r["model_steps_per_s_all_cores"]
-    return dict(benchmark="recipe_time", model=model, level=level, table=str(table), recipe=best["recipe"],
+    return dict(benchmark="recipe_time", model=model, dim=dim, level=level, table=str(table), recipe=best["recipe"],
                 learning_rate=float(best["learning_rate"]), batch_size=int(best["batch_size"]),
                 fitted_last_step=int(float(best["last_step"])), extrapolated=bool(int(best["extrapolated_both"])),
                 slope_inner=best["slope_inner"], slope_outer=best["slope_outer"],
@@ -293,6 +298,8 @@ def main(argv=None) -> int:
                         help="with --standard: only the ensembles whose name (experiment/run) contains TEXT")
     parser.add_argument("--recipes-table", metavar="recipes_steps.csv", default=None,
                         help="the recipe study's steps table: wall time to 1e-6 with its fastest recipe")
+    parser.add_argument("--recipes-model", default="relu-w1000-d2", help="the model of --recipes-table")
+    parser.add_argument("--recipes-level", type=float, default=1e-6, help="the error rate of --recipes-table")
     parser.add_argument("--only-extra", action="store_true",
                         help="skip the default rows (run only --ensemble-loss, --standard, --recipes-table)")
     args = parser.parse_args(argv)
@@ -308,8 +315,8 @@ def main(argv=None) -> int:
         for row in standard_rows(extra_repeats, target_s, args.runs):
             print(json.dumps(row), flush=True)
     if args.recipes_table:
-        print(json.dumps(recipe_time_row(Path(args.recipes_table), "relu-w1000-d2", 1e-6, extra_repeats, target_s)),
-              flush=True)
+        print(json.dumps(recipe_time_row(Path(args.recipes_table), args.recipes_model, args.recipes_level,
+                                         extra_repeats, target_s)), flush=True)
     if args.only_extra:
         return 0
     for name, size, batch in ((n, e, b) for n in args.models for e in sizes for b in args.batches):
