@@ -28,7 +28,8 @@ written atomically): ``mode``, ``preset``,
 ``measure_checkpoint_s``, ``measure_checkpoints``, ``measure_estimate_s``; totals; or, with
 ``--run``, ``experiment_seconds`` and ``total_seconds``.
 
-Usage: ``benchmarks/gpu_full.sh [--smoke] [--run] [--preset full] [--steps 200] [--out FILE]``.
+Usage: ``benchmarks/gpu_full.sh [--smoke] [--run] [--preset full] [--steps 200] [--runs TEXT ...] [--out FILE]``
+(``--runs tradeoff/``: only the ensembles whose name contains one of the words).
 """
 
 from __future__ import annotations
@@ -95,8 +96,8 @@ def sample_ensemble(label: str, cfg, mcfg, steps: int, workdir: Path, smoke: boo
     return row
 
 
-def sample(preset: str, steps: int, smoke: bool) -> dict:
-    ensembles = preset_ensembles(preset)
+def sample(preset: str, steps: int, smoke: bool, only: list[str] | None = None) -> dict:
+    ensembles = [e for e in preset_ensembles(preset) if not only or any(o in e[0] for o in only)]
     if smoke:
         firsts: dict[str, tuple] = {}
         for e in ensembles:
@@ -136,6 +137,8 @@ def main(argv=None) -> int:
                         help="tiny sizes, for a CPU check of the script (--quick: what `make bench` passes)")
     parser.add_argument("--run", action="store_true", help="run the whole preset (spheres reproduce) and time it")
     parser.add_argument("--workdir", default="results/gpu_full_run", help="results directory of --run (resumable)")
+    parser.add_argument("--runs", nargs="+", default=None, metavar="TEXT",
+                        help="sample mode: only the ensembles whose name (experiment/run) contains TEXT")
     parser.add_argument("--out", default=None,
                         help="the JSON record (default results/gpu_full.json; --smoke: results/gpu_full_smoke.json)")
     args = parser.parse_args(argv)
@@ -147,7 +150,7 @@ def main(argv=None) -> int:
     record = dict(benchmark="gpu_full", mode="run" if args.run else ("smoke" if args.smoke else "sample"),
                   preset=preset, device=device_info(), load_average=os.getloadavg()[0],
                   started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-    record.update(run_preset(preset, Path(args.workdir)) if args.run else sample(preset, steps, args.smoke))
+    record.update(run_preset(preset, Path(args.workdir)) if args.run else sample(preset, steps, args.smoke, args.runs))
     record["wall_s"] = time.perf_counter() - t0
     out = Path(args.out or ("results/gpu_full_smoke.json" if args.smoke else "results/gpu_full.json"))
     write_json_atomic(out, record)
