@@ -110,18 +110,20 @@ def test_unknown_table_names_the_allowed_ones():
     assert info.value.field == "nonsense" and "tradeoff" in str(info.value)
 
 
-def test_per_model_learning_rates_and_schedules():
+def test_per_model_training_overrides():
     from spheres.experiments import common
     from spheres.nets.config import TaskConfig, TrainConfig
 
     train = TrainConfig(steps=100, learning_rates=(0.003,), schedule="cosine", warmup_steps=10)
-    quad = common.run_config(TaskConfig(dim=16), "quad-w16", train, (("quad-w16", 0.01),),
-                             schedules=(("quad-w16", "constant"),))
+    table = (("quad-w16", {"schedule": "constant", "warmup_steps": 0}),)
+    quad = common.run_config(TaskConfig(dim=16), "quad-w16", common.train_of(train, table, "quad-w16"),
+                             (("quad-w16", 0.01),))
     assert (quad.train.learning_rates, quad.train.schedule, quad.train.warmup_steps) == ((0.01,), "constant", 0)
-    relu = common.run_config(TaskConfig(dim=16), "relu-w8-d2", train, (("quad-w16", 0.01),),
-                             schedules=(("quad-w16", "constant"),))
-    assert relu.train == train  # a model the tables do not name keeps the section's recipe
-    with pytest.raises(InputError, match="model_schedules.quad-w16"):
-        common.check_schedules((("quad-w16", "exponential"),), ("quad-w16",))
-    with pytest.raises(InputError, match="model_schedules.relu-w8-d2"):
-        common.check_schedules((("relu-w8-d2", "constant"),), ("quad-w16",))
+    assert quad.train.steps == 100  # fields the override does not name are the section's
+    assert common.train_of(train, table, "relu-w8-d2") == train  # a model the table does not name
+    with pytest.raises(InputError, match="model_train.quad-w16.schedule"):
+        common.check_model_train((("quad-w16", {"schedule": "exponential"}),), train, ("quad-w16",))
+    with pytest.raises(InputError, match="model_train.quad-w16.warmup_steps"):  # constant has no warm-up
+        common.check_model_train((("quad-w16", {"schedule": "constant"}),), train, ("quad-w16",))
+    with pytest.raises(InputError, match="model_train.relu-w8-d2"):
+        common.check_model_train((("relu-w8-d2", {}),), train, ("quad-w16",))

@@ -9,13 +9,13 @@ from typing import Any
 
 import numpy as np
 
-from spheres.core.config import check_float
+from spheres.core.config import check_float, load_section, to_table
 from spheres.core.errors import InputError
 from spheres.core.io import write_json_atomic
 from spheres.maths import analysis
 from spheres.measure.pipeline import MeasureConfig, measure_run
 from spheres.measure.results import ResultRow
-from spheres.nets.config import SCHEDULES, ExperimentConfig, TaskConfig, TrainConfig, parse_model_name
+from spheres.nets.config import ExperimentConfig, TaskConfig, TrainConfig, parse_model_name
 from spheres.nets.runs import run_training
 
 
@@ -47,31 +47,38 @@ def check_learning_rates(pairs: tuple[tuple[str, float], ...], models: tuple[str
         check_float(f"{field}.{model}", lr, 0.0, lo_open=True)
 
 
-def check_schedules(pairs: tuple[tuple[str, str], ...], models: tuple[str, ...],
-                    field: str = "model_schedules") -> None:
-    """The per-model schedule table: ``((model, schedule), ...)`` with every model listed in ``models``."""
-    if not isinstance(pairs, tuple) or any(not isinstance(p, tuple) or len(p) != 2 for p in pairs):
-        raise InputError(field, "must be a table of model name = schedule name")
-    for model, schedule in pairs:
+def train_of(train: TrainConfig, model_train: tuple[tuple[str, Any], ...], model: str,
+             field: str = "model_train") -> TrainConfig:
+    """``train`` with the fields of ``model_train.<model>`` replaced (validated as a [train] section)."""
+    table = dict(model_train).get(model)
+    if table is None:
+        return train
+    if not isinstance(table, dict):
+        raise InputError(f"{field}.{model}", "must be a table of [train] fields")
+    try:
+        return load_section(TrainConfig, {**to_table(train), **table})
+    except InputError as err:  # name the override's own field, not [train]'s
+        raise InputError(f"{field}.{model}.{err.field.removeprefix('train.')}", err.detail) from None
+
+
+def check_model_train(model_train: Any, train: TrainConfig, models: tuple[str, ...],
+                      field: str = "model_train") -> None:
+    """The per-model training table: ``((model, {train field = value}), ...)``, every model listed in
+    ``models`` and every override a valid [train] section."""
+    if not isinstance(model_train, tuple) or any(not isinstance(p, tuple) or len(p) != 2 for p in model_train):
+        raise InputError(field, "must be a table of model name = {train field = value}")
+    for model, _ in model_train:
         if model not in models:
             raise InputError(f"{field}.{model}", f"not one of models {list(models)}")
-        if schedule not in SCHEDULES:
-            raise InputError(f"{field}.{model}", f"unknown schedule {schedule!r}; allowed: {', '.join(SCHEDULES)}")
+        train_of(train, model_train, model, field)
 
 
 def run_config(task: TaskConfig, model: str, train: TrainConfig,
-               learning_rates: tuple[tuple[str, float], ...] = (), rate_key: str | None = None,
-               schedules: tuple[tuple[str, str], ...] = ()) -> ExperimentConfig:
-    """The training run of one model: ``train`` with the model's own learning rate and schedule where the
-    tables have them (a model switched to ``"constant"`` drops the warm-up; ``rate_key`` is the name the
-    tables use, e.g. a ``{dim}`` template)."""
+               learning_rates: tuple[tuple[str, float], ...] = (), rate_key: str | None = None) -> ExperimentConfig:
+    """The training run of one model: ``train`` with the model's own learning rate if the table has one."""
     lr = dict(learning_rates).get(rate_key or model)
     if lr is not None:
         train = dataclasses.replace(train, learning_rates=(lr,))
-    schedule = dict(schedules).get(rate_key or model)
-    if schedule is not None and schedule != train.schedule:
-        train = dataclasses.replace(train, schedule=schedule,
-                                    warmup_steps=0 if schedule == "constant" else train.warmup_steps)
     return ExperimentConfig(task=task, model=parse_model_name(model), train=train)
 
 

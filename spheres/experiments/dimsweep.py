@@ -45,7 +45,8 @@ class DimSweepConfig:
       train: the recipe and the ensemble grid at every dimension.
       measure: the measurement budgets.
       model_learning_rates: ``{template = lr}`` overriding ``train.learning_rates``.
-      model_schedules: ``{template = schedule}`` overriding ``train.schedule`` ("constant" drops the warm-up).
+      model_train: ``{template = {field = value}}`` replacing fields of ``train`` for that model (e.g. a
+        constant rate for the quadratic net, whose output scale starts at zero).
       select_max_error: the fits and findings use checkpoints whose error rate is at most this on both spheres.
       matched_rates: inner error rates at which every run is interpolated and fitted.
       fit_seed: seed of the resampling of mu within its interval.
@@ -57,7 +58,7 @@ class DimSweepConfig:
     train: TrainConfig = field(default_factory=lambda: TrainConfig(seeds=(0, 1, 2), checkpoints=12))
     measure: MeasureConfig = field(default_factory=MeasureConfig)
     model_learning_rates: tuple[tuple[str, float], ...] = ()
-    model_schedules: tuple[tuple[str, str], ...] = ()
+    model_train: tuple[tuple[str, Any], ...] = ()
     select_max_error: float = 0.01
     matched_rates: tuple[float, ...] = (1e-2, 1e-4)
     fit_seed: int = 0
@@ -77,13 +78,17 @@ class DimSweepConfig:
             raise InputError("dims", "dimensions must be distinct")
         common.check_models(self.models)
         common.check_learning_rates(self.model_learning_rates, self.models)
-        common.check_schedules(self.model_schedules, self.models)
+        common.check_model_train(self.model_train, self.train, self.models)
         check_float("select_max_error", self.select_max_error, 0.0, hi=1.0)
         if not isinstance(self.matched_rates, tuple):
             raise InputError("matched_rates", "must be a list of error rates in (0, 1/2)")
         for r in self.matched_rates:
             check_float("matched_rates", r, 0.0, lo_open=True, hi=0.5, hi_open=True)
         check_int("fit_seed", self.fit_seed, 0)
+
+    def train_of(self, model: str) -> TrainConfig:
+        """``train`` with the fields of ``model_train.<model>`` replaced."""
+        return common.train_of(self.train, self.model_train, model)
 
 
 def _law(key, rows: list[SweepRow]) -> dict[str, Any]:
@@ -149,8 +154,8 @@ def run(cfg: DimSweepConfig, ctx: Context) -> dict[str, Any]:
         task = TaskConfig(dim=dim, outer_radius=cfg.outer_radius)
         for template in cfg.models:
             model = template.format(dim=dim)
-            exp = common.run_config(task, model, cfg.train, cfg.model_learning_rates, rate_key=template,
-                                    schedules=cfg.model_schedules)
+            exp = common.run_config(task, model, cfg.train_of(template),
+                                    cfg.model_learning_rates, rate_key=template)
             common.log(f"[dimsweep] d = {dim}, {model}: {exp.train.ensemble_size} networks, {exp.train.steps} steps")
             rows += common.train_and_measure(exp, ctx.out / "runs" / f"d{dim}-{model}", cfg.measure, ctx.progress,
                                              row_type=SweepRow, family=template)

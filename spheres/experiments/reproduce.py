@@ -8,8 +8,11 @@ experiment, built into that experiment's config dataclass. Each experiment runs 
 figures from its saved tables. With ``figures_dir``, figures and tables are copied there with a
 ``README.md`` built from what each experiment reports (:func:`figures_readme`).
 
-The bundled presets (``quick``, ``full``) are package data (:func:`preset_path`), so an installed
-package finds them from any directory.
+The bundled presets (``quick``, ``standard``, ``full``) are package data (:func:`preset_path`), so an
+installed package finds them from any directory. A config may carry a top-level ``[estimate]`` table
+(``machine = "..."`` and ``minutes = {experiment = minutes}``): the time each experiment was sized to
+take on that machine, derived from measured throughputs (the preset's comments say how);
+:func:`plan_lines` lists the experiments with it (``spheres reproduce --dry-run``).
 """
 
 from __future__ import annotations
@@ -28,12 +31,12 @@ from typing import Any
 import jax
 
 import spheres.experiments as _package
-from spheres.core.config import load_section, read_toml
+from spheres.core.config import check_float, load_section, read_toml
 from spheres.core.errors import InputError
 from spheres.core.io import write_json_atomic, write_text_atomic
 from spheres.experiments.base import Context, Experiment, register, registered
 
-PRESETS = ("quick", "full")
+PRESETS = ("quick", "standard", "full")
 
 for _info in pkgutil.iter_modules(_package.__path__):
     _module = importlib.import_module(f"{_package.__name__}.{_info.name}")
@@ -49,11 +52,37 @@ def preset_path(name: str) -> Path:
 
 
 @dataclass(frozen=True)
+class Estimate:
+    """The ``[estimate]`` table of a reproduction config: minutes per experiment on ``machine``.
+
+    Attributes:
+      machine: the machine the estimate is for (e.g. "a quiet 2-core x86-64 CPU").
+      minutes: ``((experiment, minutes >= 0), ...)``; the experiments of the config without an entry
+        have no estimate (the plan says so).
+    """
+
+    machine: str = ""
+    minutes: tuple[tuple[str, float], ...] = ()
+
+    def __post_init__(self):
+        if not isinstance(self.machine, str) or not self.machine:
+            raise InputError("estimate.machine", "must name the machine the estimate is for")
+        if not isinstance(self.minutes, tuple):
+            raise InputError("estimate.minutes", "must be a table of experiment = minutes")
+        experiments = registered()
+        for name, value in self.minutes:
+            if name not in experiments:
+                raise InputError(f"estimate.minutes.{name}", f"unknown experiment; allowed: {', '.join(experiments)}")
+            check_float(f"estimate.minutes.{name}", value, 0.0)
+
+
+@dataclass(frozen=True)
 class ReproduceConfig:
     """Which experiments run, in order, and every registered experiment's config section."""
 
     experiments: tuple[str, ...]
     sections: tuple[tuple[str, Any], ...]
+    estimate: Estimate | None = None
 
     def section(self, name: str) -> Any:
         return dict(self.sections)[name]
@@ -62,7 +91,7 @@ class ReproduceConfig:
         for n in names:
             if n not in self.experiments:
                 raise InputError("--only", f"unknown experiment {n!r}; allowed: {', '.join(self.experiments)}")
-        return ReproduceConfig(tuple(n for n in self.experiments if n in names), self.sections)
+        return ReproduceConfig(tuple(n for n in self.experiments if n in names), self.sections, self.estimate)
 
 
 def default_order() -> list[str]:
@@ -85,8 +114,8 @@ def config_from_table(data: dict[str, Any]) -> ReproduceConfig:
     experiments = registered()
     allowed = ", ".join(experiments)
     for key in data:
-        if key != "experiments" and key not in experiments:
-            raise InputError(key, f"unknown table; allowed: experiments, {allowed}")
+        if key not in ("experiments", "estimate") and key not in experiments:
+            raise InputError(key, f"unknown table; allowed: experiments, estimate, {allowed}")
     names = data.get("experiments", default_order())
     if not isinstance(names, list) or not names or any(n not in experiments for n in names):
         raise InputError("experiments", f"must be a non-empty list of: {allowed}")
@@ -98,12 +127,34 @@ def config_from_table(data: dict[str, Any]) -> ReproduceConfig:
                 raise InputError("experiments", f"{name} reads the results of {dep}: list {dep} before {name}")
         if exp.check is not None:
             exp.check(sections[name], {n: sections[n] for n in names})
-    return ReproduceConfig(tuple(names), tuple(sections.items()))
+    estimate = load_section(Estimate, data["estimate"], "estimate") if "estimate" in data else None
+    if estimate is not None:
+        for name, _ in estimate.minutes:
+            if name not in names:
+                raise InputError(f"estimate.minutes.{name}", "an estimate for an experiment the config does not run")
+    return ReproduceConfig(tuple(names), tuple(sections.items()), estimate)
 
 
 def load_reproduce_config(path: str | Path) -> ReproduceConfig:
     """Load and validate a reproduction config (TOML); errors name the field."""
     return config_from_table(read_toml(path))
+
+
+def plan_lines(cfg: ReproduceConfig) -> list[str]:
+    """The plan of a reproduction: each experiment in order with its estimated minutes (from the
+    config's ``[estimate]`` table) and the total; nothing is computed or written."""
+    minutes = dict(cfg.estimate.minutes) if cfg.estimate is not None else {}
+    lines = [f"{'experiment':<14} {'estimate':>10}"]
+    for name in cfg.experiments:
+        lines.append(f"{name:<14} {f'{minutes[name]:.0f} min' if name in minutes else 'no estimate':>10}")
+    known = [minutes[n] for n in cfg.experiments if n in minutes]
+    if cfg.estimate is None:
+        lines.append("no estimate: the config has no [estimate] table")
+    else:
+        missing = [n for n in cfg.experiments if n not in minutes]
+        lines.append(f"{'total':<14} {sum(known):>6.0f} min on {cfg.estimate.machine}"
+                     + (f" (without {', '.join(missing)}: no estimate)" if missing else ""))
+    return lines
 
 
 def curated_name(experiment: str, path: str | Path) -> str:

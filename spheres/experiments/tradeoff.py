@@ -34,9 +34,8 @@ class TradeoffConfig:
       train: the training recipe and the ensemble grid of every model.
       measure: the measurement budgets.
       model_learning_rates: ``{model = lr}`` overriding ``train.learning_rates`` for that model.
-      model_schedules: ``{model = schedule}`` overriding ``train.schedule`` for that model ("constant"
-        drops the warm-up): the quadratic net, whose output scale starts at zero, learns best at a
-        constant rate, the ReLU nets with a decay.
+      model_train: ``{model = {field = value}}`` replacing fields of ``train`` for that model (e.g. a
+        costly net trained online only, with fewer steps: ``{steps = 3000, train_sizes = [0]}``).
       select_max_error: the findings speak about checkpoints whose error rate is at most this on BOTH
         spheres (the others stay in the table and the figure, marked).
       paper_smallest_mu: the error rate the paper's nets went below, quoted beside the run's (a number
@@ -49,7 +48,7 @@ class TradeoffConfig:
         train_sizes=(0, 1000, 5623, 31623, 177828, 1000000), checkpoints=12))
     measure: MeasureConfig = field(default_factory=MeasureConfig)
     model_learning_rates: tuple[tuple[str, float], ...] = ()
-    model_schedules: tuple[tuple[str, str], ...] = ()
+    model_train: tuple[tuple[str, Any], ...] = ()
     select_max_error: float = 0.01
     paper_smallest_mu: float | None = None
 
@@ -63,17 +62,20 @@ class TradeoffConfig:
     def __post_init__(self):
         common.check_models(self.models)
         common.check_learning_rates(self.model_learning_rates, self.models)
-        common.check_schedules(self.model_schedules, self.models)
+        common.check_model_train(self.model_train, self.train, self.models)
         check_float("select_max_error", self.select_max_error, 0.0, hi=1.0)
         if self.paper_smallest_mu is not None:
             check_float("paper_smallest_mu", self.paper_smallest_mu, 0.0, lo_open=True, hi=1.0)
+
+    def train_of(self, model: str) -> TrainConfig:
+        """``train`` with the fields of ``model_train.<model>`` replaced."""
+        return common.train_of(self.train, self.model_train, model)
 
 
 def run(cfg: TradeoffConfig, ctx: Context) -> dict[str, Any]:
     rows: list[ResultRow] = []
     for model in cfg.models:
-        exp = common.run_config(cfg.task, model, cfg.train, cfg.model_learning_rates,
-                                    schedules=cfg.model_schedules)
+        exp = common.run_config(cfg.task, model, cfg.train_of(model), cfg.model_learning_rates)
         common.log(f"[tradeoff] {model}: {exp.train.ensemble_size} networks at d = {cfg.task.dim}, "
                    f"{exp.train.steps} steps")
         rows += common.train_and_measure(exp, ctx.out / "runs" / model, cfg.measure, ctx.progress)

@@ -10,6 +10,9 @@ from matplotlib.figure import Figure
 
 from spheres.plotting._common import OKABE_ITO, load_table, numeric, save_png, slide_style, text
 
+#: bottom of the error-rate axis (rates below it are off the figure, still in the table)
+Y_FLOOR = 1e-12
+
 COLUMNS = ("model", "recipe", "learning_rate", "seed", "step", "batch_size", "mu", "mu_lower", "mu_upper",
            "mu_method", "mu_outer", "mu_outer_lower", "mu_outer_upper", "mu_outer_method")
 STEP_COLUMNS = ("model", "recipe", "learning_rate", "seed", "level", "slope_inner", "intercept_inner",
@@ -70,9 +73,12 @@ def draw_recipes(results: str | os.PathLike, steps: str | os.PathLike, out: str 
                 ax.set_xlabel("training step" if row == 0 else "samples seen (step x batch)")
                 for level in (1e-4, 1e-6, 1e-8):
                     ax.axhline(level, color="0.5", lw=0.8, ls=":")
+                # exact quad-net rates of untrained or one-class nets reach 1e-150: keep the levels legible
+                ax.set_ylim(Y_FLOOR, 2.0)
                 ax.set_title(f"{sphere} sphere")
             axes[0, 0].set_ylabel("error rate mu (95% interval)")
             axes[1, 0].set_ylabel("error rate mu (95% interval)")
         fig.legend(loc="outside lower center", ncol=2, fontsize=9)
-        fig.suptitle("Recipe study: error rate against training (dashed: power-law fit of the last decade)")
+        fig.suptitle("Recipe study: error rate against training (dashed: power-law fit of the last decade; "
+                     f"rates below {Y_FLOOR:g} off the bottom)")
         return save_png(fig, out)

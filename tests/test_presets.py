@@ -1,0 +1,118 @@
+"""The bundled reproduction presets: each loads and validates; the standard preset holds what it promises
+(d = 500, the paper's nets, 5 training-set sizes plus online, >= 200 attacked points, the sweep to 2048,
+an estimate of at most 2 hours per its [estimate] table); ``--standard --dry-run`` prints that plan."""
+
+from __future__ import annotations
+
+import importlib.resources
+import tomllib
+
+import pytest
+
+from spheres import cli
+from spheres.cli.reproduce import PRESET_HELP
+from spheres.core.errors import InputError
+from spheres.experiments.reproduce import PRESETS, config_from_table, load_reproduce_config, plan_lines, preset_path
+
+import spheres.experiments as experiments_package
+
+
+def test_every_bundled_preset_is_listed_and_loads():
+    files = sorted(p.name.removesuffix(".toml") for p in
+                   (importlib.resources.files(experiments_package) / "presets").iterdir() if p.name.endswith(".toml"))
+    assert files == sorted(PRESETS)
+    assert tuple(PRESET_HELP) == PRESETS  # the CLI's flags (kept JAX-free for --help) agree with the registry
+    for name in PRESETS:
+        cfg = load_reproduce_config(preset_path(name))
+        assert cfg.experiments
+
+
+def test_standard_preset_holds_the_regime_it_promises():
+    cfg = load_reproduce_config(preset_path("standard"))
+    t = cfg.section("tradeoff")
+    assert t.task.dim == 500 and {"quad-w1000", "relu-w1000-d2"} <= set(t.models)
+    for model in ("quad-w1000", "relu-w1000-d2"):
+        sizes = t.train_of(model).train_sizes
+        assert 0 in sizes and len([n for n in sizes if n > 0]) == 5
+    assert t.measure.attack_points >= 200 and t.measure.method == "auto"
+    assert cfg.section("recipes").task.dim == 500
+    d = cfg.section("dimsweep")
+    assert max(d.dims) >= 2048 and "quad-w{dim}" in d.models and d.measure.attack_points >= 200
+    assert cfg.section("defences").task.dim == 500 and cfg.section("attributions").task.dim == 500
+    minutes = dict(cfg.estimate.minutes)
+    assert set(minutes) == set(cfg.experiments)
+    assert sum(minutes.values()) <= 120
+
+
+def test_estimate_table_is_validated():
+    with pytest.raises(InputError) as info:
+        config_from_table(tomllib.loads('[estimate]\nmachine = "m"\n[estimate.minutes]\nnope = 3\n'))
+    assert info.value.field == "estimate.minutes.nope"
+    with pytest.raises(InputError) as info:
+        config_from_table(tomllib.loads('experiments = ["bound"]\n[estimate]\nmachine = "m"\n'
+                                        '[estimate.minutes]\ntradeoff = 3\n'))
+    assert info.value.field == "estimate.minutes.tradeoff"
+    with pytest.raises(InputError) as info:
+        config_from_table(tomllib.loads('[estimate]\nmachine = "m"\n[estimate.minutes]\nbound = -1\n'))
+    assert info.value.field == "estimate.minutes.bound"
+    cfg = config_from_table(tomllib.loads('experiments = ["bound", "quadratic"]\n[estimate]\nmachine = "m"\n'
+                                          '[estimate.minutes]\nbound = 2\n'))
+    lines = plan_lines(cfg)
+    assert "no estimate" in lines[2] and "2 min on m (without quadratic" in lines[-1]
+
+
+def test_tradeoff_model_train_overrides_one_model_and_names_bad_fields():
+    cfg = config_from_table(tomllib.loads(
+        'experiments = ["tradeoff"]\n[tradeoff]\nmodels = ["quad-w8", "relu-w8-d1"]\n'
+        '[tradeoff.train]\nsteps = 100\ntrain_sizes = [0, 10]\n'
+        '[tradeoff.model_train.relu-w8-d1]\nsteps = 7\ntrain_sizes = [0]\n'))
+    t = cfg.section("tradeoff")
+    assert t.train_of("quad-w8").steps == 100 and t.train_of("quad-w8").train_sizes == (0, 10)
+    assert t.train_of("relu-w8-d1").steps == 7 and t.train_of("relu-w8-d1").train_sizes == (0,)
+    for text, field in (('[tradeoff.model_train.relu-w8-d1]\nsteps = 0\n', "tradeoff.model_train.relu-w8-d1.steps"),
+                        ('[tradeoff.model_train.quad-w9]\nsteps = 5\n', "tradeoff.model_train.quad-w9")):
+        with pytest.raises(InputError) as info:
+            config_from_table(tomllib.loads('experiments = ["tradeoff"]\n[tradeoff]\n'
+                                            'models = ["quad-w8", "relu-w8-d1"]\n' + text))
+        assert info.value.field == field
+
+
+def test_standard_dry_run_prints_the_plan_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["reproduce", "--standard", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    cfg = load_reproduce_config(preset_path("standard"))
+    minutes = dict(cfg.estimate.minutes)
+    for name in cfg.experiments:
+        assert any(line.split()[:3] == [name, f"{minutes[name]:.0f}", "min"] for line in out.splitlines()), name
+    assert f"{sum(minutes.values()):.0f} min on {cfg.estimate.machine}" in out
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(SystemExit) as info:  # argparse refuses two presets
+        cli.main(["reproduce", "--standard", "--quick", "--dry-run"])
+    assert info.value.code == 2
+
+
+@pytest.mark.slow
+def test_gpu_full_smoke_writes_its_record(tmp_path):
+    """benchmarks/gpu_full.py --smoke (the CPU check of the GPU timing script): one record with the
+    device, and per ensemble a rate and estimates that follow from it (a minute or two on 2 cores)."""
+    import json
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(root / "benchmarks"))
+    try:
+        import gpu_full
+    finally:
+        sys.path.remove(str(root / "benchmarks"))
+    out = tmp_path / "record.json"
+    assert gpu_full.main(["--smoke", "--out", str(out)]) == 0
+    rec = json.loads(out.read_text())
+    assert rec["mode"] == "smoke" and rec["device"]["backend"] == "cpu" and rec["device"]["device_kind"]
+    assert [e["run"].split("/")[0] for e in rec["ensembles"]] == ["tradeoff", "dimsweep"]
+    for e in rec["ensembles"]:
+        assert e["model_steps_per_s"] > 0 and e["steps_timed"] == 3
+        assert e["train_estimate_s"] == pytest.approx(e["ensemble"] * e["preset_steps"] / e["model_steps_per_s"])
+        assert e["measure_estimate_s"] == pytest.approx(e["measure_checkpoint_s"] * e["measure_checkpoints"])
+    assert rec["train_estimate_s"] == pytest.approx(sum(e["train_estimate_s"] for e in rec["ensembles"]))
