@@ -72,8 +72,10 @@ def test_defences_smoke(tmp_path):
     # the table's certified radius equals a direct call on the baseline's checkpoint
     base = next(r for r in rows if r.run == "baseline")
     run = load_run(out / "runs" / "baseline")
-    xs = dexp.attack_points(run.config, MeasureConfig(mc_samples=2000, attack_points=6, method="monte_carlo"), base.step)
-    est = certify.certify_ensemble(jax.random.key(0), None, run.load_variables(base.step), xs, 0,
-                                   certify.CertifyConfig(bisections=8))
+    xs, labels = dexp.attack_points(run.config, MeasureConfig(mc_samples=2000, attack_points=6, method="monte_carlo"),
+                                    base.step)
+    est = certify.make_certifier(certify.CertifyConfig(bisections=8)).models(
+        jax.random.key(0), run.load_variables(base.step), xs, labels)
     np.testing.assert_allclose(base.certified, est.mean[0], rtol=1e-6)
+    assert base.point_checks is not None and base.point_violations == 0
     assert Path(out / "defences.png").exists()
