@@ -30,7 +30,7 @@ from spheres.experiments.base import Context, Experiment, Report
 from spheres.maths import analysis, stats
 from spheres.maths.geometry import sample_sphere
 from spheres.measure import attacks, certify
-from spheres.measure.pipeline import MeasureConfig, make_run_measurement, measure_run
+from spheres.measure.pipeline import MeasureConfig, RunMeasurement, make_run_measurement, measure_run
 from spheres.measure.results import DefenceRow, DetectorRow, read_rows, write_rows
 from spheres.nets import defences, relu_stability
 from spheres.nets.config import ExperimentConfig, TaskConfig, TrainConfig, parse_model_name
@@ -50,6 +50,7 @@ class DefencesConfig:
     Attributes:
       task: the two spheres.
       model: the baseline ReLU model (no batch norm keeps the certified bracket simple).
+      baseline_seeds: the baseline's seeds (its ensemble axis; the defences' is their strength).
       quad_model: the quadratic net trained with its exact worst case ("" = skip).
       train: the recipe shared by every run (its defence lists are ignored: set here).
       measure: measurement budgets.
@@ -70,6 +71,7 @@ class DefencesConfig:
     task: TaskConfig = field(default_factory=TaskConfig)
     model: str = "relu-w1000-d2-nobn"
     quad_model: str = "quad-w1000"
+    baseline_seeds: tuple[int, ...] = (0, 1, 2)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(checkpoints=6))
     measure: MeasureConfig = field(default_factory=MeasureConfig)
     adv_epsilons: tuple[float, ...] = (0.05, 0.1, 0.2)
@@ -124,21 +126,24 @@ class Spec:
     train: dict[str, Any]
     strength_field: str | None
     strength: float | None = None
+    zero_defence: str | None = None  # the defence name of members whose strength is 0 (an undefended net)
 
 
 def specs(cfg: DefencesConfig) -> list[Spec]:
     """The runs of the experiment, baseline first."""
-    out = [Spec("baseline", "none", cfg.model, {}, None, 0.0)]
+    out = [Spec("baseline", "none", cfg.model, dict(seeds=cfg.baseline_seeds), None, 0.0)]
     if cfg.adv_epsilons:
         out.append(Spec("pgd", "adversarial (PGD)", cfg.model, dict(adversarial="pgd", adv_epsilons=cfg.adv_epsilons),
                         "adv_eps"))
-    if cfg.quad_model:
-        out.append(Spec("quad-baseline", "none (quad)", cfg.quad_model, dict(learning_rates=(cfg.quad_learning_rate,)),
+    if cfg.quad_model and cfg.adv_epsilons:
+        # eps = 0 is plain training (the worst case of a zero-radius cap is the point itself): the
+        # quad baseline is a member of the exact-training run, one compiled program for both
+        out.append(Spec("quad", "adversarial (exact, quad)", cfg.quad_model,
+                        dict(adversarial="exact", adv_epsilons=(0.0,) + cfg.adv_epsilons,
+                             learning_rates=(cfg.quad_learning_rate,)), "adv_eps", zero_defence="none (quad)"))
+    elif cfg.quad_model:
+        out.append(Spec("quad", "none (quad)", cfg.quad_model, dict(learning_rates=(cfg.quad_learning_rate,)),
                         None, 0.0))
-        if cfg.adv_epsilons:
-            out.append(Spec("quad-exact", "adversarial (exact, quad)", cfg.quad_model,
-                            dict(adversarial="exact", adv_epsilons=cfg.adv_epsilons,
-                                 learning_rates=(cfg.quad_learning_rate,)), "adv_eps"))
     if cfg.grad_penalties:
         out.append(Spec("gradpen", "gradient penalty", cfg.model, dict(grad_penalties=cfg.grad_penalties),
                         "grad_penalty"))
@@ -216,13 +221,19 @@ class RunCertification(NamedTuple):
     logit_fn: Callable
 
 
-def make_run_certification(run_cfg: ExperimentConfig, mcfg: MeasureConfig, bisections: int,
-                           rs_eps: float) -> RunCertification:
-    """Build :class:`RunCertification` for the run ``run_cfg`` (compiled lazily, reused over checkpoints)."""
+def make_run_certification(run_cfg: ExperimentConfig, mcfg: MeasureConfig, bisections: int, rs_eps: float,
+                           certifier: certify.Certifier | None = None,
+                           measurement: RunMeasurement | None = None) -> RunCertification:
+    """Build :class:`RunCertification` for the run ``run_cfg`` (compiled lazily, reused over checkpoints).
+
+    ``certifier`` and ``measurement``: compiled objects to share with other runs (a certifier fits
+    every ReLU MLP of the same kind, masks folded in; a measurement every run of the same model),
+    built here when not given."""
     model = run_cfg.model
     quad = model.arch == "quad"
-    certifier = None
-    if not model.squeeze_bits:
+    if model.squeeze_bits:
+        certifier = None
+    elif certifier is None:
         certifier = certify.make_certifier(certify.CertifyConfig(method="lipschitz" if quad else "crown",
                                                                  bisections=bisections), quadratic=quad)
     stable = None
@@ -232,7 +243,8 @@ def make_run_certification(run_cfg: ExperimentConfig, mcfg: MeasureConfig, bisec
             return jax.vmap(lambda x: relu_stability.stable_mask(variables, model, affines, x, rs_eps))(xs)
 
         stable = jax.jit(jax.vmap(masks, in_axes=(0, None)))
-    measurement = make_run_measurement(run_cfg, mcfg)
+    if measurement is None:
+        measurement = make_run_measurement(run_cfg, mcfg)
     return RunCertification(certifier=certifier, stable_masks=stable, attack_models=measurement.attack_models,
                             logit_fn=measurement.logit_fn)
 
@@ -358,18 +370,33 @@ def detector_rows(run: Any, spec_run: str, step: int, cfg: "DefencesConfig", rc:
     return out
 
 
-def _measure(cfg: DefencesConfig, spec: Spec, out: Path, progress: bool) -> tuple[list[DefenceRow], list[DetectorRow]]:
+def _measure(cfg: DefencesConfig, spec: Spec, out: Path, progress: bool,
+             shared: dict[str, Any]) -> tuple[list[DefenceRow], list[DetectorRow]]:
+    """Train, measure, certify (and, for the baseline, run the squeezing detectors on) one spec's run.
+
+    ``shared`` holds the compiled objects of earlier runs (the pipeline's measurements by model,
+    the per-run certification by model, the certifier by architecture), so that runs of the same
+    model compile once."""
     train = dataclasses.replace(cfg.train, **spec.train)
     exp = ExperimentConfig(task=cfg.task, model=parse_model_name(spec.model), train=train)
     run_dir = out / "runs" / spec.run
     common.log(f"[defences] {spec.run}: {exp.train.ensemble_size} networks {spec.model} at d = {cfg.task.dim}")
     run_training(exp, run_dir, progress=progress)
-    measured = measure_run(run_dir, cfg.measure, progress=progress)
+    if spec.model not in shared:
+        measurement = make_run_measurement(exp, cfg.measure)
+        rc = make_run_certification(exp, cfg.measure, cfg.certify_bisections, cfg.rs_epsilon,
+                                    shared.get(exp.model.arch), measurement)
+        shared[spec.model] = (measurement, rc)
+        if rc.certifier is not None:
+            shared.setdefault(exp.model.arch, rc.certifier)
+    measurement, rc = shared[spec.model]
+    measured = measure_run(run_dir, cfg.measure, progress=progress, measurement=measurement)
     run = load_run(run_dir)
-    rc = make_run_certification(run.config, cfg.measure, cfg.certify_bisections, cfg.rs_epsilon)
     baseline = spec.run == "baseline"
-    programs = ({b: make_detector_scores(rc.logit_fn, b, cfg.squeeze_range) for b in cfg.squeeze_bits}
-                if baseline else {})
+    key = ("detectors", spec.model)
+    if baseline and key not in shared:
+        shared[key] = {b: make_detector_scores(rc.logit_fn, b, cfg.squeeze_range) for b in cfg.squeeze_bits}
+    programs = shared[key] if baseline else {}
     steps = list(dict.fromkeys(m["step"] for m in measured))
     cert = {step: certify_step(run, step, cfg.measure, rc, check_points=baseline) for step in steps}
     detections = [r for step in steps for r in detector_rows(run, spec.run, step, cfg, rc, programs)]
@@ -378,15 +405,17 @@ def _measure(cfg: DefencesConfig, spec: Spec, out: Path, progress: bool) -> tupl
         c = cert[m["step"]][seen[m["step"]]]
         seen[m["step"]] += 1
         strength = float(m[spec.strength_field]) if spec.strength_field else spec.strength
-        rows.append(DefenceRow.from_measurement(m, defence=spec.defence, strength=strength, run=spec.run, **c))
+        defence = spec.zero_defence if spec.zero_defence and strength == 0 else spec.defence
+        rows.append(DefenceRow.from_measurement(m, defence=defence, strength=strength, run=spec.run, **c))
     return rows, detections
 
 
 def run(cfg: DefencesConfig, ctx: Context) -> dict[str, Any]:
     rows: list[DefenceRow] = []
     detections: list[DetectorRow] = []
+    shared: dict[str, Any] = {}
     for spec in specs(cfg):
-        r, d = _measure(cfg, spec, ctx.out, ctx.progress)
+        r, d = _measure(cfg, spec, ctx.out, ctx.progress, shared)
         rows, detections = rows + r, detections + d
     rows = common.select(rows, cfg.select_max_error)
     write_rows(ctx.out / RESULTS, rows, DefenceRow)

@@ -296,7 +296,8 @@ def _check_settings(root: Path, mcfg: MeasureConfig) -> None:
 
 
 def measure_run(run_dir: str | Path, mcfg: MeasureConfig = MeasureConfig(), progress: bool = True,
-                on_step: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
+                on_step: Callable[[int], None] | None = None,
+                measurement: RunMeasurement | None = None) -> list[dict[str, Any]]:
     """Measure every (selected) checkpoint of a run; resumable. Returns all rows, also written to
     ``RUN/measurements.csv`` (``RUN/measurements.partial.csv`` until every checkpoint is done).
 
@@ -305,6 +306,9 @@ def measure_run(run_dir: str | Path, mcfg: MeasureConfig = MeasureConfig(), prog
       mcfg: budgets and method.
       progress: a progress bar over checkpoints (only on a terminal).
       on_step: called with each step after it is saved (tests use it to interrupt).
+      measurement: the compiled measurements to use (:func:`make_run_measurement` of a run with
+        the same task and model, and ``mcfg``): runs that share them compile once. Built here when
+        not given.
     Raises:
       InputError: missing or corrupt run, unknown checkpoint step, settings that differ from an
         earlier partial measurement.
@@ -314,7 +318,8 @@ def measure_run(run_dir: str | Path, mcfg: MeasureConfig = MeasureConfig(), prog
     root = run.path / MEASURE_DIR
     _check_settings(root, mcfg)
     store = CellStore(root)
-    measurement = make_run_measurement(run.config, mcfg)
+    if measurement is None:
+        measurement = make_run_measurement(run.config, mcfg)
     rows: list[dict[str, Any]] = []
     bar = tqdm(steps, unit="checkpoint", desc=f"measure {run.config.model.name}", disable=None if progress else True,
                dynamic_ncols=True)
