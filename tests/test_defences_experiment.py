@@ -18,7 +18,7 @@ from spheres.maths import theory
 from spheres.maths.classifiers import cap_logit
 from spheres.measure import certify
 from spheres.measure.pipeline import MeasureConfig
-from spheres.measure.results import DefenceRow, read_rows
+from spheres.measure.results import DefenceRow, DetectorRow, TimingRow, read_rows
 from spheres.nets import models, relu_stability
 from spheres.nets.config import ExperimentConfig, TaskConfig, TrainConfig, parse_model_name
 from spheres.nets.rundir import load_run
@@ -34,6 +34,7 @@ squeeze_bits = [4]
 mask_keep_rates = [0.75]
 rs_weights = [1.0]
 certify_bisections = 8
+detector_clean_points = 50
 [defences.task]
 dim = 10
 [defences.train]
@@ -86,6 +87,11 @@ def test_defences_smoke(tmp_path):
     np.testing.assert_allclose(base.certified, est.mean[0], rtol=1e-6)
     assert base.point_checks is not None and base.point_violations == 0
     assert Path(out / "defences.png").exists()
+    timing = read_rows(out / dexp.TIMING, TimingRow)
+    assert {t.run for t in timing} == {"baseline", "rs"} and all(t.seconds_per_point_min > 0 for t in timing)
+    det = read_rows(out / dexp.DETECTOR, DetectorRow)
+    assert {d.detector for d in det} == {"flip", "score"} and all(d.bits == 4 and d.run == "baseline" for d in det)
+    assert all(0 <= d.detected <= d.adversarial and 0 <= d.false_alarms <= d.clean == 2 * 50 for d in det)
 
 
 def test_squeezing_detectors_against_a_cap_classifier_with_known_rates():

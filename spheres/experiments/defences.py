@@ -5,15 +5,30 @@ The cap bound is a theorem about ANY classifier, so no defence can put a net abo
 below it. Each defence kind is ONE training run of the baseline model whose numeric strengths are
 the ensemble axes of the run (traced ``Hyper`` fields: ``adv_eps``, ``grad_penalty``,
 ``mask_keep``, ``rs_weight``); the squeezing bit depth sets the model's front end (static), so it
-is one run per bit depth. Every checkpoint is measured on both spheres by
-:func:`spheres.measure.pipeline.measure_run`, and on the inner sphere's attacked points the
-certified radius (CROWN over the L2 ball, :mod:`spheres.measure.certify`) gives the lower end of
-the bracket ``[certified, attack]`` of ``d(E)``.
+is one run per bit depth; the quad net's baseline is the ``eps = 0`` member of its exact-training
+run. Every checkpoint is measured on both spheres by :func:`spheres.measure.pipeline.measure_run`,
+and on each sphere's attacked points the certified radius (CROWN over the L2 ball,
+:mod:`spheres.measure.certify`) gives the lower end of the bracket ``[certified, attack]`` of
+``d(E)``. Runs of the same model share their compiled measurements (compilation is most of the
+cost of a small run).
+
+Beside the table (``defences_results.csv``, one :class:`DefenceRow` per net x checkpoint):
+
+* the feature-squeezing DETECTOR guarding the baseline (``defences_detector.csv``, one
+  :class:`DetectorRow` per member x checkpoint x bit depth x detector): detection rate on the
+  attack's outputs (the pipeline's first-pass attack on both spheres, rerun here to get its
+  points) and false-alarm rate on fresh clean points, with Clopper-Pearson intervals;
+* on the baseline, the point-by-point check certified radius <= attack distance;
+* per run, CROWN's time per point and the provably stable / unstable ReLUs on the RS ball. The
+  CROWN here multiplies dense matrices through every ReLU whatever its state, so ReLU stability
+  cannot make it faster (Xiao et al.'s speed-up is that of an exact MILP verifier, whose binary
+  variables are the unstable ReLUs); the findings say so and report what stability does change.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import resource
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
@@ -31,7 +46,7 @@ from spheres.maths import analysis, stats
 from spheres.maths.geometry import sample_sphere
 from spheres.measure import attacks, certify
 from spheres.measure.pipeline import MeasureConfig, RunMeasurement, make_run_measurement, measure_run
-from spheres.measure.results import DefenceRow, DetectorRow, read_rows, write_rows
+from spheres.measure.results import DefenceRow, DetectorRow, TimingRow, read_rows, write_rows
 from spheres.nets import defences, relu_stability
 from spheres.nets.config import ExperimentConfig, TaskConfig, TrainConfig, parse_model_name
 from spheres.nets.runs import run_training
@@ -41,6 +56,7 @@ from spheres.plotting.defences import draw_defences
 
 RESULTS = "defences_results.csv"
 DETECTOR = "defences_detector.csv"
+TIMING = "defences_timing.csv"
 
 
 @dataclass(frozen=True)
@@ -147,9 +163,9 @@ def specs(cfg: DefencesConfig) -> list[Spec]:
     if cfg.grad_penalties:
         out.append(Spec("gradpen", "gradient penalty", cfg.model, dict(grad_penalties=cfg.grad_penalties),
                         "grad_penalty"))
+    suffix = f"r{cfg.squeeze_range:g}" if cfg.squeeze_range != 3.0 else ""  # the model name's range tag
     for b in cfg.squeeze_bits:
-        out.append(Spec(f"squeeze{b}", "feature squeezing", f"{cfg.model}-sq{b}" + (f"r{cfg.squeeze_range:g}" if cfg.squeeze_range != 3.0 else ""), {}, None,
-                        float(b)))
+        out.append(Spec(f"squeeze{b}", "feature squeezing", f"{cfg.model}-sq{b}{suffix}", {}, None, float(b)))
     if cfg.mask_keep_rates:
         out.append(Spec("masks", "random masks", f"{cfg.model}-masked", dict(mask_keep_rates=cfg.mask_keep_rates),
                         "mask_keep"))
@@ -319,7 +335,8 @@ def squeeze_detection(flips_adv: np.ndarray, flips_clean: np.ndarray, scores_adv
 
 def make_detector_scores(logit_fn: Callable, bits: int, half_range: float) -> Callable:
     """``(variables (M, ...), xs (M, n, d)) -> (flip bool (M, n), score (M, n))`` of the squeezing
-    detector with ``bits`` (each member its own points) (:func:`spheres.nets.defences.squeeze_flip`, :func:`~spheres.nets.defences.squeeze_score`)."""
+    detector with ``bits``, each member on its own points (:func:`spheres.nets.defences.squeeze_flip`,
+    :func:`~spheres.nets.defences.squeeze_score`)."""
     def one(v, x):
         return (defences.squeeze_flip(logit_fn, v, x, bits, half_range),
                 defences.squeeze_score(logit_fn, v, x, bits, half_range))
@@ -370,6 +387,44 @@ def detector_rows(run: Any, spec_run: str, step: int, cfg: "DefencesConfig", rc:
     return out
 
 
+def _cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def time_certification(cfg: DefencesConfig, out: Path, runs: list[Spec], shared: dict[str, Any],
+                       repeats: int = 3) -> list[TimingRow]:
+    """CROWN's time per point on the final checkpoint of each run of ``runs`` (both spheres' attacked
+    points, members together), in ``repeats`` rounds that alternate between the runs."""
+    jobs = []
+    for spec in runs:
+        run = load_run(out / "runs" / spec.run)
+        rc = shared[spec.model][1]
+        if rc.certifier is None or rc.certifier.quadratic:
+            continue
+        step = run.select_steps(cfg.measure.steps)[-1]
+        variables = jax.tree.map(jnp.asarray, run.load_variables(step))
+        (xs, labels), (xo, lo) = (attack_points(run.config, cfg.measure, step, sp) for sp in ("inner", "outer"))
+        pts, lab = jnp.concatenate([xs, xo]), jnp.concatenate([labels, lo])
+        masks = np.asarray(rc.stable_masks(variables, xs))
+        units = int(np.prod(masks.shape[2:]))
+        unstable = float(np.mean(units - masks.reshape(masks.shape[0], masks.shape[1], -1).sum(axis=2)))
+        rc.certifier.radii_models(fold_masks(variables), pts, lab)  # compiled (a new shape), warmed up
+        jobs.append((spec, run, step, fold_masks(variables), pts, lab, unstable, units, [], []))
+    for _ in range(repeats):
+        for spec, run, step, variables, pts, lab, _, _, walls, cpus in jobs:
+            c0 = _cpu_seconds()
+            _, wall = shared[spec.model][1].certifier.radii_models(variables, pts, lab)
+            n = len(run.members) * pts.shape[0]
+            walls.append(wall / n)
+            cpus.append((_cpu_seconds() - c0) / n)
+    return [TimingRow(run=spec.run, defence=spec.defence, step=int(step), members=len(run.members),
+                      points=int(pts.shape[0]), repeats=repeats, seconds_per_point_min=float(min(walls)),
+                      seconds_per_point_median=float(np.median(walls)), cpu_seconds_per_point_min=float(min(cpus)),
+                      unstable_relus=unstable, hidden_units=units)
+            for spec, run, step, _, pts, _, unstable, units, walls, cpus in jobs]
+
+
 def _measure(cfg: DefencesConfig, spec: Spec, out: Path, progress: bool,
              shared: dict[str, Any]) -> tuple[list[DefenceRow], list[DetectorRow]]:
     """Train, measure, certify (and, for the baseline, run the squeezing detectors on) one spec's run.
@@ -417,12 +472,16 @@ def run(cfg: DefencesConfig, ctx: Context) -> dict[str, Any]:
     for spec in specs(cfg):
         r, d = _measure(cfg, spec, ctx.out, ctx.progress, shared)
         rows, detections = rows + r, detections + d
+    timed = [s for s in specs(cfg) if s.run in ("baseline", "rs")]
+    write_rows(ctx.out / TIMING, time_certification(cfg, ctx.out, timed, shared) if len(timed) == 2 else [],
+               TimingRow)
     rows = common.select(rows, cfg.select_max_error)
     write_rows(ctx.out / RESULTS, rows, DefenceRow)
     write_rows(ctx.out / DETECTOR, detections, DetectorRow)
     common.write_selection(ctx.out, cfg.select_max_error)
     return summarise(read_rows(ctx.out / RESULTS, DefenceRow), cfg.select_max_error,
-                     read_rows(ctx.out / DETECTOR, DetectorRow), cfg.rs_epsilon)
+                     read_rows(ctx.out / DETECTOR, DetectorRow), cfg.rs_epsilon,
+                     read_rows(ctx.out / TIMING, TimingRow))
 
 
 #: per sphere, the DefenceRow fields of d(E), its SE, failures, the bound, its low end over mu's
@@ -477,14 +536,15 @@ def _pooled(rows: list[DetectorRow]) -> dict[str, Any]:
 
 
 def summarise(rows: list[DefenceRow], max_error: float, detections: list[DetectorRow] = (),
-              rs_epsilon: float | None = None) -> dict[str, Any]:
+              rs_epsilon: float | None = None, timing: list[TimingRow] = ()) -> dict[str, Any]:
     """Key numbers of the saved tables (:func:`report` states them).
 
     Per defence and sphere: :func:`_sphere_summary` over the rows that pass the rule; bracket checks
     (mean certified <= mean attack + 2 SE, every row with both) and the baseline's point checks;
     certification time per point and ReLU stability per run; the squeezing detectors at the last
     checkpoint, pooled over members."""
-    out = {**common.summarise(rows, max_error), "defences": {}, "runs": {}, "detectors": {}, "rs_epsilon": rs_epsilon}
+    out = {**common.summarise(rows, max_error), "defences": {}, "runs": {}, "detectors": {}, "rs_epsilon": rs_epsilon,
+           "timing": {t.run: dataclasses.asdict(t) for t in timing}}
     brackets, violations = 0, 0
     for r in rows:
         for sphere in ("inner", "outer"):
@@ -511,7 +571,12 @@ def summarise(rows: list[DefenceRow], max_error: float, detections: list[Detecto
                             and r.distance is not None and r.distance_failures == 0])
         cert = np.asarray([r.certified for r in sub if r.certified is not None])
         steps = sorted({r.step for r in sub})
+        final = [r for r in sub if r.step == steps[-1]]
         out["runs"][run_name] = dict(
+            final=[dict(strength=r.strength, seed=r.seed, stable_fraction=r.stable_fraction,
+                        unstable_relus=r.unstable_relus, certified=r.certified, distance=r.distance,
+                        share=None if r.certified is None or not r.distance else r.certified / r.distance)
+                   for r in final],
             defence=sub[0].defence, rows=len(sub), checkpoints=len(steps),
             certify_seconds_per_point=float(np.median(times)) if times else None, timed_rows=len(times),
             seconds_per_point_min=min(times) if times else None, seconds_per_point_max=max(times) if times else None,
@@ -587,8 +652,8 @@ def report(s: dict[str, Any], ctx: Context) -> Report:
         cells = [f"{sci(t[sp]['ratio_median'])} {_bracket(t[sp]['ratio_lower'], t[sp]['ratio_upper'])} "
                  f"({t[sp]['checked']}) | {t[sp]['within_2se_of_bound']}" for sp in ("inner", "outer")]
         lines.append(f"| {name} | {t['points']} | {t['selected']} | {cells[0]} | {cells[1]} |")
-    lines += ["", "| run | defence | CROWN s/point (median, rows) | stable ReLUs on the RS ball | unstable ReLUs per "
-              "point | mean certified radius (inner) | mean bracket width (inner) |",
+    lines += ["", "| run | defence | CROWN s/point (median over rows, each timed once) | stable ReLUs on the RS ball | "
+              "unstable ReLUs per point | mean certified radius (inner) | mean bracket width (inner) |",
               "| --- | --- | --- | --- | --- | --- | --- |"]
     for name, r in s["runs"].items():
         lines.append(f"| {name} | {r['defence']} | {sci(r['certify_seconds_per_point'])} ({r['timed_rows']}) | "
@@ -606,29 +671,37 @@ def report(s: dict[str, Any], ctx: Context) -> Report:
 
 
 def _rs_findings(s: dict[str, Any]) -> list[str]:
-    """The ReLU-stability claims: certification time, stable and unstable ReLUs, certified radius and bracket."""
+    """The ReLU-stability claims: certification time (the alternating timing table), stable and unstable
+    ReLUs, certified radius and its share of the attack's distance at the final checkpoint."""
     sci = common.sci
     b, rs = s["runs"].get("baseline"), s["runs"].get("rs")
-    if not (b and rs and b["certify_seconds_per_point"] and rs["certify_seconds_per_point"]):
-        return []
-    out = [f"defences, ReLU stability: CROWN's certification time per point is {sci(rs['certify_seconds_per_point'])} s "
-           f"for the RS-trained nets against {sci(b['certify_seconds_per_point'])} s for the baseline (medians over "
-           f"{rs['timed_rows']} and {b['timed_rows']} rows; ranges {sci(rs['seconds_per_point_min'])} to "
-           f"{sci(rs['seconds_per_point_max'])} and {sci(b['seconds_per_point_min'])} to "
-           f"{sci(b['seconds_per_point_max'])} s): a factor {sci(b['certify_seconds_per_point'] / rs['certify_seconds_per_point'])} "
-           "(baseline / RS). This CROWN propagates dense matrices through every ReLU, stable or not, with a fixed "
-           "number of bisections, so its cost does not depend on stability and no speed-up is expected; the "
-           "speed-up Xiao et al. (2019) report is that of an exact MILP verifier, which needs one binary variable "
-           "(a case split) per unstable ReLU, so its cost grows with their number."]
-    if rs["unstable_relus"] and b["unstable_relus"]:
-        out.append(f"defences, ReLU stability: what RS training changes instead: the fraction of hidden ReLUs provably "
-                   f"stable on the RS ball (radius {sci(s.get('rs_epsilon'))}) around the inner attack points is "
-                   f"{_ms(rs['stable_fraction'])} against {_ms(b['stable_fraction'])} for the baseline (mean +- SE "
-                   f"over checkpoints x members); unstable ReLUs per point, the binary variables an exact MILP "
-                   f"verifier would branch on, {_ms(rs['unstable_relus'])} against {_ms(b['unstable_relus'])} (of "
-                   f"{rs['hidden_units']}); mean certified radius on the inner sphere {_ms(rs['certified'])} against "
-                   f"{_ms(b['certified'])}, and the bracket width (attack - certified) {_ms(rs['bracket_width'])} "
-                   f"against {_ms(b['bracket_width'])}.")
+    tb, trs = s["timing"].get("baseline"), s["timing"].get("rs")
+    out = []
+    if tb and trs:
+        out.append(
+            f"defences, ReLU stability: CROWN's certification time per point at the final checkpoint (both spheres' "
+            f"{trs['points']} attacked points x {trs['members']} members; fastest of {trs['repeats']} rounds "
+            f"alternating between the runs) is {sci(trs['seconds_per_point_min'])} s wall / "
+            f"{sci(trs['cpu_seconds_per_point_min'])} s CPU for the RS-trained nets against "
+            f"{sci(tb['seconds_per_point_min'])} s / {sci(tb['cpu_seconds_per_point_min'])} s for the baseline "
+            f"({tb['members']} members): a wall-time speed-up of "
+            f"{sci(tb['seconds_per_point_min'] / trs['seconds_per_point_min'])} (baseline / RS), while the unstable "
+            f"ReLUs per point on the RS ball fall from {sci(tb['unstable_relus'])} to {sci(trs['unstable_relus'])} "
+            f"(of {trs['hidden_units']}). No speed-up is expected here: this CROWN multiplies dense matrices through "
+            "every ReLU, stable or not, with a fixed number of bisections, so its cost does not depend on stability. "
+            "The speed-up Xiao et al. (2019) report is that of an exact MILP verifier, which needs one binary "
+            "variable (a case split) per unstable ReLU, so its cost grows with their number; the unstable count "
+            "above is that number for these nets.")
+    if b and rs and b["final"] and rs["final"]:
+        def cell(r):
+            return (f"{sci(r['stable_fraction'])} stable, {sci(r['unstable_relus'])} unstable per point, certified "
+                    f"{sci(r['certified'])} = {sci(r['share'])} of the attack's {sci(r['distance'])}")
+        base = "; ".join(f"seed {r['seed']}: {cell(r)}" for r in b["final"])
+        rsn = "; ".join(f"RS weight {r['strength']:g}: {cell(r)}" for r in sorted(rs["final"],
+                                                                                  key=lambda r: r["strength"]))
+        out.append(f"defences, ReLU stability, what RS training changes instead (final checkpoint, inner sphere, "
+                   f"ReLUs provably stable on the ball of radius {sci(s.get('rs_epsilon'))} around each of the "
+                   f"attacked points; certified = mean CROWN radius): {rsn}; baseline {base}.")
     return out
 
 
@@ -639,7 +712,8 @@ def _detector_findings(s: dict[str, Any]) -> list[str]:
         how = ("flags a point when the prediction on it and on its squeezed copy differ" if t["detector"] == "flip"
                else f"flags a point when the L1 change of the class probabilities exceeds a threshold set for a "
                     f"{sci(t['target_false_alarm'])} false-alarm rate on separate clean points")
-        out.append(f"defences, feature-squeezing detector ({t['bits']} bits, guarding the baseline; {how}): at the last "
+        out.append(f"defences, feature-squeezing detector ({t['bits']} bits, guarding the baseline; {how}): at the "
+                   "last "
                    f"checkpoint (step {t['step']}), pooled over {t['rows']} members, it detects {t['detected']} of "
                    f"{t['adversarial']} attack outputs (rate {sci(t['detection'])}, 95% "
                    f"{_bracket(t['detection_lower'], t['detection_upper'])}) and raises {t['false_alarms']} false "
@@ -656,7 +730,7 @@ EXPERIMENT = Experiment(
                 "masks and ReLU stability, each at several strengths, placed on the Fig. 4 plane against the cap "
                 "bound, with d(E) bracketed by CROWN's certified radius and the attack.",
     config=DefencesConfig, run=run, draw=draw, report=report,
-    tables=(RESULTS, DETECTOR, common.SELECTION),
+    tables=(RESULTS, DETECTOR, TIMING, common.SELECTION),
     figures=(("defences.png", "Every defended net at every checkpoint: inner error rate mu(E) against d(E) (attack, "
               "marker; certified lower end, bracket bottom), one marker per defence, colour by strength, against "
               "the cap bound; faded when the other sphere's error exceeds the selection threshold."),),

@@ -288,3 +288,32 @@ class DetectorRow:
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class TimingRow:
+    """CROWN's certification time of one run's final checkpoint (``defences`` experiment), measured in
+    ``repeats`` rounds that alternate between the runs compared, so that the machine's load falls on
+    all of them alike.
+
+    ``seconds_per_point_min`` / ``_median``: wall time of one round divided by ``members x points``
+    (compiled program, compilation excluded); ``cpu_seconds_per_point_min``: the process's CPU
+    time (all threads) per point in the fastest round; ``unstable_relus``: mean unstable hidden
+    ReLUs per point on the RS ball over members and points, of ``hidden_units``.
+    """
+
+    run: str
+    defence: str
+    step: int
+    members: int
+    points: int
+    repeats: int
+    seconds_per_point_min: float
+    seconds_per_point_median: float
+    cpu_seconds_per_point_min: float
+    unstable_relus: float | None
+    hidden_units: int | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
