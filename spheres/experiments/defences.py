@@ -623,7 +623,10 @@ def report(s: dict[str, Any], ctx: Context) -> Report:
     findings.append("defences: verdict rule: a defence 'moves along the curve' when the 95% interval of its median "
                     "ratio d(E) / d_cap(mu) overlaps the baseline's on that sphere, 'falls below' when the interval "
                     "lies under the baseline's, 'moves towards the bound' when above; a point is 'within its "
-                    "uncertainty of the bound' when d(E) + 2 SE reaches the bound at the upper end of mu's interval.")
+                    "uncertainty of the bound' when d(E) + 2 SE reaches the bound at the upper end of mu's interval. "
+                    "Squeezed nets are attacked through the quantiser's straight-through gradient (every error the "
+                    "attack reports is verified on the real net, so d(E) stays an upper bound) and have no "
+                    "certificate (the quantiser is discontinuous).")
     for name, t in s["defences"].items():
         for sphere in ("inner", "outer"):
             u = t[sphere]
@@ -637,12 +640,27 @@ def report(s: dict[str, Any], ctx: Context) -> Report:
                     f"{_bracket(u['certified_share_lower'], u['certified_share_upper'])} of the attack's d(E) "
                     f"({u['certified_share_points']} points)")
             findings.append(f"defences, {name} (strengths {', '.join(f'{v:g}' for v in t['strengths']) or '-'}), "
-                            f"{sphere} sphere: over its {u['checked']} {s['rule']} with a complete d(E) (of "
-                            f"{t['points']}), d(E) is a median {sci(u['ratio_median'])} (95% interval "
-                            f"{_bracket(u['ratio_lower'], u['ratio_upper'])}; range {sci(u['ratio_min'])} to "
+                            f"{sphere} sphere: over its {u['checked']} {s['rule']} with a complete d(E) (of its "
+                            f"{t['points']} net x checkpoint rows), d(E) is a median {sci(u['ratio_median'])} (95% "
+                            f"interval {_bracket(u['ratio_lower'], u['ratio_upper'])}; range {sci(u['ratio_min'])} to "
                             f"{sci(u['ratio_max'])}) of the cap bound at its error rate: it {verdict}; "
                             f"{u['within_2se_of_bound']} of {u['checked']} come within their uncertainty of the "
                             f"bound{cert}.")
+    groups: dict[str, list[str]] = {}
+    near = {"inner": [0, 0], "outer": [0, 0]}
+    for name, t in s["defences"].items():
+        for sphere in ("inner", "outer"):
+            u = t[sphere]
+            near[sphere][0] += u["within_2se_of_bound"]
+            near[sphere][1] += u["checked"]
+            if name != "none" and u["checked"]:
+                verdict = _verdict(u, base.get(sphere, {})).split(" (")[0]
+                groups.setdefault(verdict, []).append(f"{name} ({sphere})")
+    summary = "; ".join(f"{k}: {', '.join(v)}" for k, v in groups.items()) or "no defence has a selected point"
+    findings.append(f"defences, in sum (rule above, over the {s['selected']} of {s['points']} net x checkpoint rows "
+                    f"that pass it): {summary}; none falls below the curve unless listed so. Points within their "
+                    f"uncertainty of the bound: {near['inner'][0]} of {near['inner'][1]} on the inner sphere, "
+                    f"{near['outer'][0]} of {near['outer'][1]} on the outer one.")
     findings += _rs_findings(s)
     findings += _detector_findings(s)
     lines = common.bound_lines(s) + [
@@ -652,13 +670,21 @@ def report(s: dict[str, Any], ctx: Context) -> Report:
         cells = [f"{sci(t[sp]['ratio_median'])} {_bracket(t[sp]['ratio_lower'], t[sp]['ratio_upper'])} "
                  f"({t[sp]['checked']}) | {t[sp]['within_2se_of_bound']}" for sp in ("inner", "outer")]
         lines.append(f"| {name} | {t['points']} | {t['selected']} | {cells[0]} | {cells[1]} |")
-    lines += ["", "| run | defence | CROWN s/point (median over rows, each timed once) | stable ReLUs on the RS ball | "
-              "unstable ReLUs per point | mean certified radius (inner) | mean bracket width (inner) |",
+    lines += ["", "| run | defence | CROWN s/point (median over rows, each timed once) | stable ReLUs on the RS ball "
+              "(all checkpoints) | unstable ReLUs per point | mean certified radius (inner) | mean bracket width "
+              "(inner) |",
               "| --- | --- | --- | --- | --- | --- | --- |"]
     for name, r in s["runs"].items():
         lines.append(f"| {name} | {r['defence']} | {sci(r['certify_seconds_per_point'])} ({r['timed_rows']}) | "
                      f"{_ms(r['stable_fraction'])} | {_ms(r['unstable_relus'])} | {_ms(r['certified'])} | "
                      f"{_ms(r['bracket_width'])} |")
+    if s["timing"]:
+        lines += ["", "| run (final checkpoint) | members x points | CROWN wall s/point (fastest, median of rounds) | "
+                  "CPU s/point (fastest) | unstable ReLUs per point |", "| --- | --- | --- | --- | --- |"]
+        for t in s["timing"].values():
+            lines.append(f"| {t['run']} (step {t['step']}) | {t['members']} x {t['points']} | "
+                         f"{sci(t['seconds_per_point_min'])}, {sci(t['seconds_per_point_median'])} ({t['repeats']}) | "
+                         f"{sci(t['cpu_seconds_per_point_min'])} | {sci(t['unstable_relus'])} of {t['hidden_units']} |")
     if s["detectors"]:
         lines += ["", "| squeezing detector (bits) | checkpoint | detected / adversarial [95%] | false alarms / clean "
                   "[95%] | target false alarm |", "| --- | --- | --- | --- | --- |"]
@@ -731,7 +757,8 @@ EXPERIMENT = Experiment(
                 "bound, with d(E) bracketed by CROWN's certified radius and the attack.",
     config=DefencesConfig, run=run, draw=draw, report=report,
     tables=(RESULTS, DETECTOR, TIMING, common.SELECTION),
-    figures=(("defences.png", "Every defended net at every checkpoint: inner error rate mu(E) against d(E) (attack, "
-              "marker; certified lower end, bracket bottom), one marker per defence, colour by strength, against "
-              "the cap bound; faded when the other sphere's error exceeds the selection threshold."),),
+    figures=(("defences.png", "Every net at every checkpoint, on each sphere: error rate mu(E) against d(E) (attack, "
+              "marker, hollow where it failed on some points; CROWN's certified lower end, bar bottom), one marker "
+              "per defence, colour by strength rank within the defence, against the cap bound at each point's mu; "
+              "faded when either sphere's error exceeds the selection threshold."),),
 )
