@@ -403,3 +403,19 @@ def test_bound_flops_counts():
     crown = certify.bound_flops(shapes, "crown")
     # dominated by the 2000 rows of layer 1 pushed through W_0: 2 * 2000 * 1000 * 500 = 2e9
     assert 2.0e9 <= crown <= 2.1e9
+
+
+def test_certifier_compiles_once_per_shape_and_checks_its_family(cases):
+    c = cases[0]
+    cert = certify.make_certifier(CFG["ibp"])
+    first, _ = cert.radii(c["v"], c["xs"], c["labels"])
+    again, seconds = cert.radii(c["v"], c["xs"], c["labels"])
+    assert len(cert.executables) == 1 and seconds > 0  # the second call reused the compiled executable
+    np.testing.assert_array_equal(np.asarray(first.radius), np.asarray(again.radius))
+    np.testing.assert_allclose(np.asarray(first.radius), c["radii"]["ibp"].radii, rtol=1e-5, atol=1e-6)
+    with pytest.raises(InputError, match="points"):  # no member axis: radii_models refuses
+        cert.radii_models(c["v"], c["xs"], c["labels"])
+    with pytest.raises(InputError, match="params"):  # a quad-net certifier refuses ReLU variables
+        certify.make_certifier(certify.CertifyConfig(method="lipschitz"), quadratic=True).radii(c["v"], c["xs"])
+    with pytest.raises(InputError, match="method"):
+        certify.make_certifier(CFG["crown"], quadratic=True)
