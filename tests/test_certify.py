@@ -286,8 +286,7 @@ def test_deterministic_and_vmap_equals_per_point(cases):
     layers = certify.fold_layers(c["v"])
     for m in ("crown",):
         cfg = CFG[m]
-        # a fresh compile of the same program gives the same bits
-        certify._EXECUTABLES.clear()
+        # a fresh compile of the same program (a new certifier) gives the same bits
         again = certify.certified_radius(jax.random.key(1), c["logit_fn"], c["v"], c["xs"], c["labels"], cfg)
         np.testing.assert_array_equal(again.radii, c["radii"][m].radii)
         one = jax.jit(lambda x, y, cfg=cfg: certify.certified_radius_point(layers, x, y, cfg).radius)
@@ -320,8 +319,8 @@ def test_ensemble_members_equal_single_models(cases):
     v2["params"]["head"]["kernel"] = 1.3 * v2["params"]["head"]["kernel"]
     v2["params"]["norm0"]["bias"] = v2["params"]["norm0"]["bias"] + 0.05
     stacked = jax.tree.map(lambda a, b: jnp.stack([a, b]), c0["v"], v2)
-    res = certify.certify_checkpoint(jax.random.key(0), c0["logit_fn"], stacked, c0["xs"], c0["labels"],
-                                     methods=("crown", "lipschitz"), config=CFG["crown"])
+    certifiers = certify.make_certifiers(CFG["crown"], ("crown", "lipschitz"), c0["logit_fn"])
+    res = certify.certify_checkpoint(jax.random.key(0), certifiers, stacked, c0["xs"], c0["labels"])
     assert set(res) == {"crown", "lipschitz"}
     for m, est in res.items():
         assert est.radii.shape == (2, c0["xs"].shape[0]) and est.mean.shape == (2,)
@@ -404,3 +403,19 @@ def test_bound_flops_counts():
     crown = certify.bound_flops(shapes, "crown")
     # dominated by the 2000 rows of layer 1 pushed through W_0: 2 * 2000 * 1000 * 500 = 2e9
     assert 2.0e9 <= crown <= 2.1e9
+
+
+def test_certifier_compiles_once_per_shape_and_checks_its_family(cases):
+    c = cases[0]
+    cert = certify.make_certifier(CFG["ibp"])
+    first, _ = cert.radii(c["v"], c["xs"], c["labels"])
+    again, seconds = cert.radii(c["v"], c["xs"], c["labels"])
+    assert len(cert.executables) == 1 and seconds > 0  # the second call reused the compiled executable
+    np.testing.assert_array_equal(np.asarray(first.radius), np.asarray(again.radius))
+    np.testing.assert_allclose(np.asarray(first.radius), c["radii"]["ibp"].radii, rtol=1e-5, atol=1e-6)
+    with pytest.raises(InputError, match="points"):  # no member axis: radii_models refuses
+        cert.radii_models(c["v"], c["xs"], c["labels"])
+    with pytest.raises(InputError, match="params"):  # a quad-net certifier refuses ReLU variables
+        certify.make_certifier(certify.CertifyConfig(method="lipschitz"), quadratic=True).radii(c["v"], c["xs"])
+    with pytest.raises(InputError, match="method"):
+        certify.make_certifier(CFG["crown"], quadratic=True)

@@ -1,20 +1,26 @@
-"""The ``defences`` experiment end to end on a tiny config: the table against direct calls, and
-certified <= attack on every point; mask folding is exact."""
+"""The ``defences`` experiment: end to end on a tiny config (slow: the table against direct calls);
+in the default suite, certified <= attack on every point of a checkpoint, the stable-ReLU count
+against its own module, the squeezing detectors against a cap classifier with exact rates, and
+mask folding."""
 
 import tomllib
 from pathlib import Path
+from typing import NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from spheres.experiments import defences as dexp
 from spheres.experiments.reproduce import config_from_table, reproduce
+from spheres.maths import theory
+from spheres.maths.classifiers import cap_logit
 from spheres.measure import certify
 from spheres.measure.pipeline import MeasureConfig
-from spheres.measure.results import DefenceRow, read_rows
-from spheres.nets import models
-from spheres.nets.config import parse_model_name
+from spheres.measure.results import DefenceRow, DetectorRow, TimingRow, read_rows
+from spheres.nets import models, relu_stability
+from spheres.nets.config import ExperimentConfig, TaskConfig, TrainConfig, parse_model_name
 from spheres.nets.rundir import load_run
 
 TINY = """
@@ -28,6 +34,7 @@ squeeze_bits = [4]
 mask_keep_rates = [0.75]
 rs_weights = [1.0]
 certify_bisections = 8
+detector_clean_points = 50
 [defences.task]
 dim = 10
 [defences.train]
@@ -61,7 +68,8 @@ def test_defences_smoke(tmp_path):
     out = tmp_path / "defences"
     rows = read_rows(out / dexp.RESULTS, DefenceRow)
     runs = {r.run for r in rows}
-    assert runs == {"baseline", "pgd", "quad-baseline", "quad-exact", "gradpen", "squeeze4", "masks", "rs"}
+    assert runs == {"baseline", "pgd", "quad", "gradpen", "squeeze4", "masks", "rs"}
+    assert {r.defence for r in rows if r.run == "quad"} == {"none (quad)", "adversarial (exact, quad)"}
     for r in rows:
         if r.run == "squeeze4":
             assert r.certified is None
@@ -72,8 +80,90 @@ def test_defences_smoke(tmp_path):
     # the table's certified radius equals a direct call on the baseline's checkpoint
     base = next(r for r in rows if r.run == "baseline")
     run = load_run(out / "runs" / "baseline")
-    xs = dexp.attack_points(run.config, MeasureConfig(mc_samples=2000, attack_points=6, method="monte_carlo"), base.step)
-    est = certify.certify_ensemble(jax.random.key(0), None, run.load_variables(base.step), xs, 0,
-                                   certify.CertifyConfig(bisections=8))
+    xs, labels = dexp.attack_points(run.config, MeasureConfig(mc_samples=2000, attack_points=6, method="monte_carlo"),
+                                    base.step)
+    est = certify.make_certifier(certify.CertifyConfig(bisections=8)).models(
+        jax.random.key(0), run.load_variables(base.step), xs, labels)
     np.testing.assert_allclose(base.certified, est.mean[0], rtol=1e-6)
+    assert base.point_checks is not None and base.point_violations == 0
     assert Path(out / "defences.png").exists()
+    timing = read_rows(out / dexp.TIMING, TimingRow)
+    assert {t.run for t in timing} == {"baseline", "rs"} and all(t.seconds_per_point_min > 0 for t in timing)
+    det = read_rows(out / dexp.DETECTOR, DetectorRow)
+    assert {d.detector for d in det} == {"flip", "score"} and all(d.bits == 4 and d.run == "baseline" for d in det)
+    assert all(0 <= d.detected <= d.adversarial and 0 <= d.false_alarms <= d.clean == 2 * 50 for d in det)
+
+
+def test_squeezing_detectors_against_a_cap_classifier_with_known_rates():
+    """The cap classifier "outer iff x_1 / ||x|| > t" with -1/sqrt(d) < t < 0 and 1-bit squeezing: the
+    squeezed point's direction is sign(x) / sqrt(d), so its prediction is [x_1 > 0] and the flip
+    detector flags exactly the points with t < x_1 / ||x|| <= 0. Its false-alarm rate on uniform points
+    is the exact cap measure P(t < x_1 <= 0); points just past the boundary from the inner side
+    (errors of label 0, x_1 / ||x|| slightly above t) are all flagged, those just past it from the
+    outer side (label 1, slightly below t) none."""
+    dim, n = 16, 3000
+    t = -0.5 / np.sqrt(dim)
+    params = {"u": jnp.zeros(dim).at[0].set(1.0)[None], "t": jnp.full((1,), t)}  # one member
+    program = dexp.make_detector_scores(cap_logit, 1, 3.0)
+    clean, _ = dexp.clean_points(jax.random.key(0), dim, n, 1.3)
+    cal, _ = dexp.clean_points(jax.random.key(1), dim, n, 1.3)
+    # boundary crossers: direction with x_1 / ||x|| = t +- 1e-3, the rest uniform
+    g = jax.random.normal(jax.random.key(2), (40, dim)).at[:, 0].set(0.0)
+    rest = g / jnp.linalg.norm(g, axis=1, keepdims=True)
+
+    def at(c):
+        return jnp.concatenate([jnp.full((40, 1), c), np.sqrt(1 - c * c) * rest[:, 1:]], axis=1)
+
+    f_in, s_in = program(params, at(t + 1e-3)[None])
+    f_out, s_out = program(params, at(t - 1e-3)[None])
+    f_clean, s_clean = program(params, clean[None])
+    _, s_cal = program(params, cal[None])
+    exact = float(theory.cap_measure(t, dim) - theory.cap_measure(0.0, dim))
+    det_in = dexp.squeeze_detection(f_in[0], f_clean[0], s_in[0], s_cal[0], s_clean[0], 0.05)
+    det_out = dexp.squeeze_detection(f_out[0], f_clean[0], s_out[0], s_cal[0], s_clean[0], 0.05)
+    assert int(det_in.flip.detection.count) == 40 and int(det_out.flip.detection.count) == 0
+    fa = det_in.flip.false_alarm
+    se = np.sqrt(exact * (1 - exact) / fa.samples)
+    assert fa.samples == 2 * n and abs(float(fa.value) - exact) < 4 * se, (float(fa.value), exact)
+    assert float(fa.lower) <= exact <= float(fa.upper)
+    # the calibrated score detector: about 5% false alarms on fresh clean points (exchangeable scores)
+    sfa = det_in.score.false_alarm
+    assert abs(float(sfa.value) - 0.05) < 4 * np.sqrt(0.05 * 0.95 / sfa.samples)
+
+
+class _Run(NamedTuple):
+    """The parts of :class:`spheres.nets.runs.Run` that certify_step reads (a run without a directory)."""
+
+    config: ExperimentConfig
+    members: list
+    variables: dict
+
+    def load_variables(self, step):
+        return self.variables
+
+
+def test_certify_step_brackets_every_point_and_counts_stable_relus():
+    """Two random 16-wide nets at d = 8 (random nets have errors close to every point): certified <=
+    the attack's distance on every point with a found error, the certified mean equals a direct
+    per-member call, and the stable fraction equals relu_stability's own count."""
+    dim = 8
+    cfg = ExperimentConfig(task=TaskConfig(dim=dim), model=parse_model_name("relu-w16-d2-nobn"),
+                           train=TrainConfig(steps=1))
+    keys = jax.random.split(jax.random.key(5), 2)
+    v = jax.vmap(lambda k: models.init_variables(k, cfg.model, dim))(keys)
+    mcfg = MeasureConfig(mc_samples=100, attack_points=12, method="monte_carlo")
+    rc = dexp.make_run_certification(cfg, mcfg, 10, 0.05)
+    run = _Run(cfg, [{"seed": 0}, {"seed": 1}], v)
+    rows = dexp.certify_step(run, 3, mcfg, rc, check_points=True)
+    xs, labels = dexp.attack_points(cfg, mcfg, 3, "inner")
+    assert sum(r["point_checks"] for r in rows) >= 6 and all(r["point_violations"] == 0 for r in rows)
+    res = rc.attack_models(v, xs, labels)
+    direct = rc.certifier.models(jax.random.key(0), v, xs, labels)  # the compiled program, called directly
+    for i, r in enumerate(rows):
+        found = np.asarray(res.found[i])
+        assert np.all(direct.radii[i][found] <= np.asarray(res.distance[i])[found] + 1e-6)
+        np.testing.assert_allclose(r["certified"], direct.mean[i], rtol=1e-6)
+        assert r["certified"] > 0 and r["hidden_units"] == 32
+    sf = relu_stability.stable_fraction(jax.tree.map(lambda a: a[1], v), cfg.model, xs, 0.05)
+    np.testing.assert_allclose(rows[1]["stable_fraction"], float(sf.overall.mean), rtol=1e-6)
+    np.testing.assert_allclose(rows[1]["unstable_relus"], 32 * (1 - float(sf.overall.mean)), rtol=1e-6)

@@ -58,15 +58,17 @@ accelerators); they are sound up to float32 rounding (about 1e-6 of the logit's 
 resolution at which the model's own verdicts are defined.
 
 Everything acts on ONE point and is batched with ``vmap`` (points, in chunks under ``lax.map``)
-and ``vmap`` (ensemble members) at the call site.
+and ``vmap`` (ensemble members) at the call site. :func:`make_certifier` builds the compiled
+measurement of one model family (:class:`Certifier`: one model, or an ensemble's members at
+once); keep it to certify many checkpoints without compiling again.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 import time
-from typing import Any, NamedTuple, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -434,12 +436,13 @@ def quad_certified_radius_point(variables: dict[str, Any], x: ArrayLike, label: 
     return CertifiedRadii(radius=jnp.where(margin > tau, eps, 0.0), margin=margin)
 
 
-@functools.lru_cache(maxsize=64)
-def _compiled(config: CertifyConfig, quad: bool, ensemble: bool):
+def _program(config: CertifyConfig, quadratic: bool) -> Callable:
+    """The per-model program ``(params, xs (n, d), labels (n,), uppers (n,)) -> CertifiedRadii (n,)``."""
+
     def points(params, xs, labels, uppers):
         with jax.default_matmul_precision(MATMUL_PRECISION):
             # per-model work (folding, spectral norms) once, outside the map over points
-            if quad:
+            if quadratic:
                 curv = quad_curvature(params)
                 one = lambda x, y, u: quad_certified_radius_point(params, x, y, config, u, curv)  # noqa: E731
             else:
@@ -448,16 +451,10 @@ def _compiled(config: CertifyConfig, quad: bool, ensemble: bool):
                 one = lambda x, y, u: certified_radius_point(layers, x, y, config, u, lip)  # noqa: E731
             return jax.lax.map(lambda a: one(*a), (xs, labels, uppers), batch_size=config.chunk_size)
 
-    fn = jax.vmap(points, in_axes=(0, None, None, None)) if ensemble else points
-    return jax.jit(fn)
+    return points
 
 
-#: compiled programs by (config, ensemble, params structure and shapes, points shape), so that
-#: timing excludes compilation and a repeated measurement does not compile again
-_EXECUTABLES: dict = {}
-
-
-def _check_inputs(params, xs, labels, upper, ensemble: bool):
+def _check_inputs(params, xs, labels, upper, member_axis: bool):
     xs = jnp.asarray(xs, jnp.float32)
     if xs.ndim != 2 or xs.shape[0] < 1 or xs.shape[1] < 1:
         raise InputError("points", f"need a batch of points of shape (n, d), got {xs.shape}")
@@ -473,60 +470,10 @@ def _check_inputs(params, xs, labels, upper, ensemble: bool):
         raise InputError("upper", "upper bounds must be >= 0 (inf where unknown; NaN is not allowed)")
     if not is_quadratic(params):
         kernel = np.shape(fold_layers(params)[0][0])
-        if kernel[-2] != d or len(kernel) != (3 if ensemble else 2):
+        if kernel[-2] != d or len(kernel) != (3 if member_axis else 2):
             raise InputError("points", f"points of dimension {d} do not fit the first kernel of shape {kernel}"
-                             f"{' (with a member axis)' if ensemble else ''}")
+                             f"{' (with a member axis)' if member_axis else ''}")
     return xs, jnp.asarray(labels, jnp.int32), jnp.asarray(uppers, jnp.float32)
-
-
-def _check_fold(logit_fn: LogitFn | None, params, xs, ensemble: bool) -> None:
-    """Raise unless the folded layers reproduce ``logit_fn`` on ``xs`` to float32 tolerance."""
-    if logit_fn is None or is_quadratic(params):
-        return
-    one = lambda p: jax.vmap(lambda x: layers_logit(fold_layers(p), x))(xs)  # noqa: E731
-    ref = lambda p: jax.vmap(lambda x: logit_fn(p, x))(xs)  # noqa: E731
-    if ensemble:
-        one, ref = jax.vmap(one), jax.vmap(ref)
-    with jax.default_matmul_precision(MATMUL_PRECISION):
-        a, b = np.asarray(jax.jit(one)(params)), np.asarray(jax.jit(ref)(params))
-    scale = 1.0 + np.max(np.abs(b))
-    if not np.max(np.abs(a - b)) <= FOLD_RTOL * scale:
-        raise InputError("params", f"the folded dense layers do not reproduce logit_fn (max difference "
-                         f"{np.max(np.abs(a - b)):.3g} at logit scale {scale:.3g}): not a dense + ReLU MLP?")
-
-
-def certify_points(params: Any, xs: ArrayLike, labels: ArrayLike | int = 0, config: CertifyConfig = CertifyConfig(),
-                   upper: ArrayLike | None = None, ensemble: bool = False) -> tuple[CertifiedRadii, float]:
-    """Per-point certified radii of a batch, and the compiled wall time in seconds.
-
-    Args:
-      params: one model's variables (ReLU MLP or quad net layout of :mod:`spheres.nets.models`);
-        with ``ensemble=True`` every leaf has a leading member axis ``M``.
-      xs: points, shape ``(n, d)``.
-      labels: int or ``(n,)`` of 0/1.
-      config: schedule.
-      upper: ``None`` or ``(n,)`` known upper bounds on the nearest-error distances (e.g. attack
-        distances; ``inf`` or NaN-free).
-    Returns:
-      ``(CertifiedRadii, seconds)``: fields ``(n,)`` (``(M, n)`` for ensembles); ``seconds`` is the
-      run time of the compiled program (compilation excluded).
-    """
-    config = config.validate()
-    if is_quadratic(params) and config.method != "lipschitz":
-        raise InputError("method", f"the quadratic net has no ReLU: only 'lipschitz' applies, got {config.method!r}")
-    xs, labels, uppers = _check_inputs(params, xs, labels, upper, ensemble)
-    fn = _compiled(config, is_quadratic(params), bool(ensemble))
-    params = jax.tree.map(jnp.asarray, params)
-    signature = (config, bool(ensemble), jax.tree.structure(params),
-                 tuple((leaf.shape, leaf.dtype) for leaf in jax.tree.leaves(params)), xs.shape)
-    compiled = _EXECUTABLES.get(signature)
-    if compiled is None:
-        if len(_EXECUTABLES) >= 64:
-            _EXECUTABLES.clear()
-        compiled = _EXECUTABLES[signature] = fn.lower(params, xs, labels, uppers).compile()
-    t0 = time.perf_counter()
-    out = jax.block_until_ready(compiled(params, xs, labels, uppers))
-    return out, time.perf_counter() - t0
 
 
 def _estimate(radii: np.ndarray, method: str, seconds_per_point: float) -> CertifyEstimate:
@@ -535,71 +482,179 @@ def _estimate(radii: np.ndarray, method: str, seconds_per_point: float) -> Certi
                            radii=radii)
 
 
+@dataclass(frozen=True)
+class Certifier:
+    """The compiled certification of one model family and schedule, built by :func:`make_certifier`.
+
+    Keep it and call it for every model and checkpoint: its programs are compiled once per input
+    shape (ahead of time, so that the reported time per point excludes compilation).
+
+    Attributes:
+      config: the validated :class:`CertifyConfig`.
+      quadratic: whether the models are quad nets (closed-form radius) rather than ReLU MLPs.
+      logit_fn: the models' ``logit_fn(params, x)``, or ``None``; when given, every call first
+        checks that the folded dense layers reproduce it on the points (:class:`InputError`
+        otherwise: not a dense + ReLU MLP).
+      program: the pure per-model program ``(params, xs (n, d), labels int32 (n,), uppers float32
+        (n,)) -> CertifiedRadii`` of ``(n,)`` arrays.
+      compiled: ``jax.jit(program)``, one model.
+      compiled_models: ``jax.jit(jax.vmap(program, in_axes=(0, None, None, None)))``: a leading
+        member axis on every leaf of ``params``, the same points for every member.
+      executables: the ahead-of-time compiled executables of :attr:`compiled` and
+        :attr:`compiled_models`, by input signature (filled by the calls; belongs to this object).
+    """
+
+    config: CertifyConfig
+    quadratic: bool
+    logit_fn: LogitFn | None
+    program: Callable
+    compiled: Callable
+    compiled_models: Callable
+    executables: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def method(self) -> str:
+        return self.config.method
+
+    def _run(self, fn: Callable, member_axis: bool, params: Any, xs: ArrayLike, labels: ArrayLike | int,
+             upper: ArrayLike | None) -> tuple[CertifiedRadii, float]:
+        if is_quadratic(params) != self.quadratic:
+            raise InputError("params", f"this certifier is for {'quad' if self.quadratic else 'ReLU-MLP'} nets, "
+                             f"got {'quad' if is_quadratic(params) else 'ReLU-MLP'} variables")
+        xs, labels, uppers = _check_inputs(params, xs, labels, upper, member_axis)
+        self._check_fold(params, xs, member_axis)
+        params = jax.tree.map(jnp.asarray, params)
+        signature = (member_axis, jax.tree.structure(params),
+                     tuple((leaf.shape, leaf.dtype) for leaf in jax.tree.leaves(params)), xs.shape)
+        executable = self.executables.get(signature)
+        if executable is None:
+            executable = self.executables[signature] = fn.lower(params, xs, labels, uppers).compile()
+        t0 = time.perf_counter()
+        out = jax.block_until_ready(executable(params, xs, labels, uppers))
+        return out, time.perf_counter() - t0
+
+    def _check_fold(self, params: Any, xs: jax.Array, member_axis: bool) -> None:
+        """Raise unless the folded layers reproduce :attr:`logit_fn` on ``xs`` to float32 tolerance."""
+        if self.logit_fn is None or self.quadratic:
+            return
+        logit_fn = self.logit_fn
+        one = lambda p: jax.vmap(lambda x: layers_logit(fold_layers(p), x))(xs)  # noqa: E731
+        ref = lambda p: jax.vmap(lambda x: logit_fn(p, x))(xs)  # noqa: E731
+        if member_axis:
+            one, ref = jax.vmap(one), jax.vmap(ref)
+        with jax.default_matmul_precision(MATMUL_PRECISION):
+            a, b = np.asarray(one(params)), np.asarray(ref(params))
+        scale = 1.0 + np.max(np.abs(b))
+        if not np.max(np.abs(a - b)) <= FOLD_RTOL * scale:
+            raise InputError("params", f"the folded dense layers do not reproduce logit_fn (max difference "
+                             f"{np.max(np.abs(a - b)):.3g} at logit scale {scale:.3g}): not a dense + ReLU MLP?")
+
+    def radii(self, params: Any, xs: ArrayLike, labels: ArrayLike | int = 0,
+              upper: ArrayLike | None = None) -> tuple[CertifiedRadii, float]:
+        """Per-point certified radii of ONE model, and the compiled run time in seconds.
+
+        Args:
+          params: the model's variables (ReLU MLP or quad net layout of :mod:`spheres.nets.models`).
+          xs: points, shape ``(n, d)``.
+          labels: int or ``(n,)`` of 0/1.
+          upper: ``None`` or ``(n,)`` known upper bounds on the nearest-error distances (e.g.
+            attack distances; ``inf`` where unknown, never NaN): they narrow the bracket only.
+        Returns:
+          ``(CertifiedRadii of (n,) arrays, seconds)``, compilation excluded.
+        """
+        return self._run(self.compiled, False, params, xs, labels, upper)
+
+    def radii_models(self, variables: Any, xs: ArrayLike, labels: ArrayLike | int = 0,
+                     upper: ArrayLike | None = None) -> tuple[CertifiedRadii, float]:
+        """:meth:`radii` of ``M`` models at once: every leaf of ``variables`` has a leading member
+        axis ``M``; the points (and ``upper``) are shared. Fields ``(M, n)``; one time for all."""
+        return self._run(self.compiled_models, True, variables, xs, labels, upper)
+
+    def __call__(self, key: jax.Array, params: Any, xs: ArrayLike, labels: ArrayLike | int = 0,
+                 upper: ArrayLike | None = None) -> CertifyEstimate:
+        """Mean certified radius of ONE model over ``xs`` (a lower bound on ``d(E)``).
+
+        Args:
+          key: a ``jax.random.key``, for the uniform measurement signature; certification is
+            deterministic and does not use it.
+          params, xs, labels, upper: as :meth:`radii`.
+        Returns:
+          :class:`CertifyEstimate` with Python-number fields and ``radii`` of shape ``(n,)``.
+        """
+        del key
+        out, seconds = self.radii(params, xs, labels, upper)
+        radii = np.asarray(out.radius, np.float64)
+        return _estimate(radii, self.method, seconds / radii.size)
+
+    def models(self, key: jax.Array, variables: Any, xs: ArrayLike, labels: ArrayLike | int = 0,
+               upper: ArrayLike | None = None) -> CertifyEstimate:
+        """Per-member certified radii of a run's checkpoint: one program, members vmapped.
+
+        Args:
+          key: unused (uniform signature; certification is deterministic).
+          variables: the checkpoint's variables, every leaf with a leading member axis ``M``
+            (:meth:`spheres.nets.runs.Run.load_variables`).
+          xs, labels, upper: as :meth:`radii`, shared by all members.
+        Returns:
+          :class:`CertifyEstimate` whose ``mean``, ``se`` are float64 arrays ``(M,)``, ``radii``
+          ``(M, n)``; ``seconds_per_point`` is the ensemble's time divided by ``M n``.
+        """
+        del key
+        out, seconds = self.radii_models(variables, xs, labels, upper)
+        radii = np.asarray(out.radius, np.float64)
+        rows = [stats.mean_and_se(r) for r in radii]
+        return CertifyEstimate(mean=np.array([r.mean for r in rows]), se=np.array([r.se for r in rows]),
+                               points=int(radii.shape[1]), method=self.method,
+                               seconds_per_point=seconds / radii.size, radii=radii)
+
+
+def make_certifier(config: CertifyConfig = CertifyConfig(), logit_fn: LogitFn | None = None,
+                   quadratic: bool = False) -> Certifier:
+    """Build the certification of one model family with the schedule ``config`` (compiled lazily).
+
+    Args:
+      config: the schedule; validated here.
+      logit_fn: the models' ``logit_fn`` (:func:`spheres.nets.models.make_logit_fn`) or ``None``
+        (no check that the folded layers reproduce it).
+      quadratic: quad nets (only ``method = "lipschitz"`` applies: they have no ReLU).
+    Raises:
+      InputError: an invalid schedule, or a ReLU method for quad nets.
+    """
+    config = config.validate()
+    if quadratic and config.method != "lipschitz":
+        raise InputError("method", f"the quadratic net has no ReLU: only 'lipschitz' applies, got {config.method!r}")
+    program = _program(config, bool(quadratic))
+    return Certifier(config=config, quadratic=bool(quadratic), logit_fn=logit_fn, program=program,
+                     compiled=jax.jit(program),
+                     compiled_models=jax.jit(jax.vmap(program, in_axes=(0, None, None, None))))
+
+
 def certified_radius(key: jax.Array, logit_fn: LogitFn | None, params: Any, xs: ArrayLike,
                      labels: ArrayLike | int = 0, config: CertifyConfig = CertifyConfig(),
                      upper: ArrayLike | None = None) -> CertifyEstimate:
     """Mean certified radius of ONE model over the points ``xs`` (a lower bound on ``d(E)``).
 
-    Args:
-      key: a ``jax.random.key``, for the uniform measurement signature; certification is
-        deterministic and does not use it.
-      logit_fn: the model's ``logit_fn`` (:func:`spheres.nets.models.make_logit_fn`) or ``None``;
-        when given, the folded layers are checked to reproduce it on ``xs`` (an
-        :class:`InputError` otherwise).
-      params: the model's variables (ReLU MLP or quad net).
-      xs: points ``(n, d)``; labels: int or ``(n,)``; config: schedule; upper: optional ``(n,)``
-        upper bounds on the nearest-error distances (narrow the bracket only).
-    Returns:
-      :class:`CertifyEstimate` with Python-number fields and ``radii`` of shape ``(n,)``.
+    ``make_certifier(config, logit_fn, is_quadratic(params))(key, params, xs, labels, upper)``:
+    compiles on every call; build the :class:`Certifier` once to measure many models.
     """
-    del key
-    config = config.validate()
-    _check_fold(logit_fn, params, jnp.asarray(xs, jnp.float32), ensemble=False)
-    out, seconds = certify_points(params, xs, labels, config, upper)
-    radii = np.asarray(out.radius, np.float64)
-    return _estimate(radii, config.method, seconds / radii.size)
+    return make_certifier(config, logit_fn, is_quadratic(params))(key, params, xs, labels, upper)
 
 
-def certify_ensemble(key: jax.Array, logit_fn: LogitFn | None, variables: Any, xs: ArrayLike,
-                     labels: ArrayLike | int = 0, config: CertifyConfig = CertifyConfig(),
-                     upper: ArrayLike | None = None) -> CertifyEstimate:
-    """Per-member certified radii of a run's checkpoint: one program, members vmapped.
-
-    Args:
-      key: unused (uniform signature; certification is deterministic).
-      logit_fn: the run's ``logit_fn`` or ``None`` (see :func:`certified_radius`).
-      variables: the checkpoint's variables, every leaf with a leading member axis ``M``
-        (:meth:`spheres.nets.runs.Run.load_variables`).
-      xs: points ``(n, d)``, the same for every member; labels, config: as
-        :func:`certified_radius`; upper: ``None`` or ``(n,)`` bounds shared by all members.
-    Returns:
-      :class:`CertifyEstimate` whose ``mean``, ``se`` are float64 arrays ``(M,)``, ``radii``
-      ``(M, n)``; ``seconds_per_point`` is the ensemble's time divided by ``M n``.
-    """
-    del key
-    config = config.validate()
-    _check_fold(logit_fn, variables, jnp.asarray(xs, jnp.float32), ensemble=True)
-    out, seconds = certify_points(variables, xs, labels, config, upper, ensemble=True)
-    radii = np.asarray(out.radius, np.float64)
-    rows = [stats.mean_and_se(r) for r in radii]
-    return CertifyEstimate(mean=np.array([r.mean for r in rows]), se=np.array([r.se for r in rows]),
-                           points=int(radii.shape[1]), method=config.method,
-                           seconds_per_point=seconds / radii.size, radii=radii)
-
-
-def certify_checkpoint(key: jax.Array, logit_fn: LogitFn | None, variables: Any, xs: ArrayLike,
-                       labels: ArrayLike | int = 0, methods: Sequence[str] = METHODS,
-                       config: CertifyConfig = CertifyConfig(),
-                       upper: ArrayLike | None = None) -> dict[str, CertifyEstimate]:
-    """Every method of :data:`METHODS` (or ``methods``) on one checkpoint of an ensemble.
-
-    For the pipeline: ``{method: certify_ensemble(...)}``; quad nets get ``"lipschitz"`` only.
-    """
-    if is_quadratic(variables):
+def make_certifiers(config: CertifyConfig = CertifyConfig(), methods: Sequence[str] = METHODS,
+                    logit_fn: LogitFn | None = None, quadratic: bool = False) -> dict[str, Certifier]:
+    """One :class:`Certifier` per method of ``methods`` (``config`` with its method replaced); quad
+    nets get ``"lipschitz"`` only."""
+    if quadratic:
         methods = [m for m in methods if m == "lipschitz"]
-    keys = jax.random.split(key, max(len(methods), 1))
-    return {m: certify_ensemble(k, logit_fn, variables, xs, labels, config._replace(method=m), upper)
-            for m, k in zip(methods, keys)}
+    return {m: make_certifier(config._replace(method=m), logit_fn, quadratic) for m in methods}
+
+
+def certify_checkpoint(key: jax.Array, certifiers: dict[str, Certifier], variables: Any, xs: ArrayLike,
+                       labels: ArrayLike | int = 0, upper: ArrayLike | None = None) -> dict[str, CertifyEstimate]:
+    """Every certifier of :func:`make_certifiers` on one checkpoint of an ensemble (leaves ``(M, ...)``):
+    ``{method: certifier.models(...)}``."""
+    keys = jax.random.split(key, max(len(certifiers), 1))
+    return {m: c.models(k, variables, xs, labels, upper) for (m, c), k in zip(certifiers.items(), keys)}
 
 
 def fraction_certified(radii: ArrayLike, radius: float, confidence: float = stats.DEFAULT_CONFIDENCE

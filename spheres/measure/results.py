@@ -247,12 +247,17 @@ def read_rows(path: str | Path, cls: type[Row] = ResultRow) -> list[Row]:
 @dataclass(frozen=True)
 class DefenceRow(ResultRow):
     """A :class:`ResultRow` of the ``defences`` experiment: the defence, its strength and the certified
-    lower end of the bracket ``[certified, distance]`` of the inner sphere's d(E).
+    lower ends of the brackets ``[certified, distance]`` of d(E) on both spheres.
 
-    ``certified``, ``certified_se``, ``certified_points``: mean certified radius over the attacked
-    points (CROWN; the closed form for quad nets; empty for squeezed nets), its SE and count;
-    ``certify_seconds_per_point``: compiled wall time per point; ``stable_fraction(_se)``: mean
-    fraction of provably stable hidden ReLUs on the RS ball around those points.
+    ``certified``, ``certified_se``, ``certified_points``: mean certified radius over the inner
+    sphere's attacked points (CROWN; the closed form for quad nets; empty for squeezed nets), its
+    SE and count; ``certified_outer(_se)``: the same on the outer sphere's attacked points (label
+    1); ``certify_seconds_per_point``: compiled wall time per point (both spheres, members
+    together); ``stable_fraction(_se)``: mean fraction of provably stable hidden ReLUs on the RS
+    ball around the inner points, ``unstable_relus``: the mean number of unstable ones per point
+    (of ``hidden_units``); ``point_checks``, ``point_violations``: where the experiment reran the
+    attack (the baseline), points with a found error and how many of them have a certified radius
+    above the attack's distance (0 expected: the certificate would be false).
     """
 
     defence: str = ""
@@ -261,7 +266,78 @@ class DefenceRow(ResultRow):
     certified: float | None = None
     certified_se: float | None = None
     certified_points: int | None = None
+    certified_outer: float | None = None
+    certified_outer_se: float | None = None
     certified_method: str = ""
     certify_seconds_per_point: float | None = None
     stable_fraction: float | None = None
     stable_fraction_se: float | None = None
+    unstable_relus: float | None = None
+    hidden_units: int | None = None
+    point_checks: int | None = None
+    point_violations: int | None = None
+
+
+@dataclass(frozen=True)
+class DetectorRow:
+    """The feature-squeezing detector guarding one net at one checkpoint (``defences`` experiment).
+
+    A point is flagged by ``detector = "flip"`` when the prediction on the point and on its
+    squeezed copy differ, by ``detector = "score"`` when the L1 distance of the two class-probability
+    vectors exceeds ``threshold`` (calibrated on separate clean points for a false-alarm rate of
+    at most ``target_false_alarm``; Xu et al. 2018). ``detected`` of ``adversarial`` attack outputs
+    (found errors of both spheres, points already misclassified left out) are flagged, and
+    ``false_alarms`` of ``clean`` uniform points of both spheres; rates with Clopper-Pearson
+    intervals at 95%.
+    """
+
+    run: str
+    model: str
+    seed: int
+    step: int
+    bits: int
+    detector: str
+    threshold: float | None
+    target_false_alarm: float | None
+    adversarial: int
+    detected: int
+    detection: float | None
+    detection_lower: float | None
+    detection_upper: float | None
+    clean: int
+    false_alarms: int
+    false_alarm: float | None
+    false_alarm_lower: float | None
+    false_alarm_upper: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class TimingRow:
+    """CROWN's certification time of one run's final checkpoint (``defences`` experiment), measured in
+    ``repeats`` rounds that alternate between the runs compared, so that the machine's load falls on
+    all of them alike.
+
+    ``seconds_per_point_min`` / ``_median``: wall time of one round divided by ``members x points``
+    (compiled program, compilation excluded); ``cpu_seconds_per_point_min``: the process's CPU
+    time (all threads) per point in the fastest round; ``unstable_relus``: mean unstable hidden
+    ReLUs per point on the RS ball over members and points, of ``hidden_units``.
+    """
+
+    run: str
+    defence: str
+    step: int
+    members: int
+    points: int
+    repeats: int
+    seconds_per_point_min: float
+    seconds_per_point_median: float
+    cpu_seconds_per_point_min: float
+    unstable_relus: float | None
+    hidden_units: int | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+

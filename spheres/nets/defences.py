@@ -355,6 +355,14 @@ def squeeze_score(logit_fn: Callable, variables, x: ArrayLike, bits: int, half_r
     return 2.0 * jnp.abs(p - q)
 
 
+def squeeze_flip(logit_fn: Callable, variables, x: ArrayLike, bits: int, half_range: float = 3.0) -> jax.Array:
+    """The threshold-free detector of one point: True iff the predictions on ``x`` and on
+    ``squeeze(x)`` differ (``(logit > 0)`` at each; the "prediction change" of Xu et al. 2018)."""
+    a = logit_fn(variables, x) > 0
+    b = logit_fn(variables, squeeze(x, bits, half_range)) > 0
+    return a != b
+
+
 def calibrate_threshold(clean_scores: ArrayLike, false_alarm: float = 0.05) -> float:
     """The threshold that flags a fraction ``<= false_alarm`` of ``clean_scores`` (``(n,)``): the
     ``ceil((1 - false_alarm) n)``-th smallest score (flag iff score > threshold). Calibrate on
