@@ -1,5 +1,5 @@
 """The splitting budget rule of ``method = "auto"``: splitting is spent on a sphere only for models whose
-Monte Carlo error rate on the other sphere is at most ``splitting_max_other_error``; the others keep their
+Monte Carlo error rate on the other sphere is at most ``max_other_error``; the others keep their
 Monte Carlo numbers and say why."""
 
 import shutil
@@ -31,7 +31,7 @@ def test_splitting_skipped_exactly_where_the_other_sphere_errs_too_much(early_ru
     mc = measure_step(early_run, step, MeasureConfig(**{**base, "method": "monte_carlo"}))
     rates = sorted({r[f"mu_{s}"] for r in mc for s in ("inner", "outer")})
     threshold = (rates[len(rates) // 2 - 1] + rates[len(rates) // 2]) / 2  # splits the six rates in half
-    rows = measure_step(early_run, step, MeasureConfig(**base, splitting_max_other_error=threshold))
+    rows = measure_step(early_run, step, MeasureConfig(**base, max_other_error=threshold))
     split = skipped = 0
     for r, m in zip(rows, mc):
         for sphere, other in (("inner", "outer"), ("outer", "inner")):
@@ -49,10 +49,42 @@ def test_splitting_skipped_exactly_where_the_other_sphere_errs_too_much(early_ru
 
 
 def test_the_budget_rule_is_validated_and_resumes_old_measurements():
-    with pytest.raises(InputError, match="--splitting-max-other-error"):
-        MeasureConfig(splitting_max_other_error=0.0)
-    with pytest.raises(InputError, match="--splitting-max-other-error"):
-        MeasureConfig(splitting_max_other_error=1.5)
+    with pytest.raises(InputError, match="--max-other-error"):
+        MeasureConfig(max_other_error=0.0)
+    with pytest.raises(InputError, match="--max-other-error"):
+        MeasureConfig(max_other_error=1.5)
     # the default is not part of the saved settings, so measurements saved before the rule still resume
-    assert "splitting_max_other_error" not in MeasureConfig().settings()
-    assert MeasureConfig(splitting_max_other_error=0.1).settings()["splitting_max_other_error"] == 0.1
+    assert "max_other_error" not in MeasureConfig().settings()
+    assert MeasureConfig(max_other_error=0.1).settings()["max_other_error"] == 0.1
+
+
+def test_restarts_are_spent_only_on_models_within_the_rule():
+    import types
+
+    import jax
+    import numpy as np
+
+    from spheres.measure import attacks
+    from spheres.measure.pipeline import _restart
+
+    n_models, n, d = 3, 5, 4
+    xs = jax.random.normal(jax.random.key(0), (n, d))
+
+    def result(found):
+        found = np.asarray(found, bool)
+        return attacks.AttackResult(distance=np.where(found, 0.5, np.inf).astype(np.float32),
+                                    point=np.zeros(found.shape + (d,), np.float32), found=found,
+                                    initially_wrong=np.zeros_like(found), ascent_steps=np.zeros(found.shape, np.int32))
+
+    first = result(np.tile([True, False, False, True, False], (n_models, 1)))
+    calls = []
+    m = types.SimpleNamespace(restart_models=lambda v, x, s, lab: calls.append(1) or result(np.ones((n_models, n))))
+    mcfg = MeasureConfig(attack_restarts=2, max_other_error=0.1)
+    worth = np.array([True, False, True])
+    merged, rescued = _restart(m, None, xs, None, first, jax.random.key(1), mcfg, worth)
+    assert rescued.tolist() == [3, 0, 3]  # the failed points of the models within the rule are rescued
+    assert merged.found[1].tolist() == [True, False, False, True, False]  # the other keeps its failures
+    assert len(calls) == 1  # nothing left to restart after the first round
+    calls.clear()
+    _restart(m, None, xs, None, first, jax.random.key(1), mcfg, np.zeros(n_models, bool))
+    assert not calls  # no model within the rule: no restart is run at all

@@ -89,11 +89,13 @@ class MeasureConfig:
         growing with the round) with ``restart_budget`` times the ascent budget; 0 disables them.
       restart_budget: factor on the ascent budget of a restart (>= 1).
       restart_jitter: chord of the first restart's move, as a fraction of the radius, in (0, 1].
-      splitting_max_other_error: "auto" spends splitting on a sphere only for models whose Monte Carlo
-        error rate on the OTHER sphere is at most this, in (0, 1] (1: always). A net that calls almost
-        everything one class has a tiny error rate on that class's sphere for free (docs/science.md
-        section 8); splitting it costs the most (it climbs to the level cap) and tells nothing, so a
-        budget can skip it: the Monte Carlo numbers (with their upper bound) stay, and the status says so.
+      max_other_error: the rare-event budget (splitting in "auto", attack restarts) is spent on a
+        sphere only for models whose Monte Carlo error rate on the OTHER sphere is at most this, in
+        (0, 1] (1: always). A net that calls almost everything one class has a tiny error rate on that
+        class's sphere for free (docs/science.md section 8); splitting it climbs to the level cap and
+        restarting its attack finds nothing, both at the highest cost, and neither tells anything. Its
+        Monte Carlo numbers (with their upper bound) stay, its attack failures stay counted (a strict
+        upper bound, drawn hollow), and the status says so.
       seed: measurement seed.
       steps: checkpoint steps to measure (empty: all saved checkpoints).
     """
@@ -108,7 +110,7 @@ class MeasureConfig:
     attack_restarts: int = 2
     restart_budget: int = 4
     restart_jitter: float = 0.1
-    splitting_max_other_error: float = 1.0
+    max_other_error: float = 1.0
     seed: int = 0
     steps: tuple[int, ...] = ()
 
@@ -118,7 +120,7 @@ class MeasureConfig:
                          ("restart_budget", 1), ("seed", 0)):
             check_int("--" + name.replace("_", "-"), getattr(self, name), lo)
         check_float("--restart-jitter", self.restart_jitter, 0.0, lo_open=True, hi=1.0)
-        check_float("--splitting-max-other-error", self.splitting_max_other_error, 0.0, lo_open=True, hi=1.0)
+        check_float("--max-other-error", self.max_other_error, 0.0, lo_open=True, hi=1.0)
         if self.method not in METHODS:
             raise InputError("--method", f"unknown method {self.method!r}; allowed: {', '.join(METHODS)}")
 
@@ -126,6 +128,6 @@ class MeasureConfig:
         """The settings that determine the numbers (``steps`` only selects which checkpoints)."""
         d = dataclasses.asdict(self)
         d.pop("steps")
-        if d["splitting_max_other_error"] == 1.0:  # the default, which measurements saved before it had
-            d.pop("splitting_max_other_error")
+        if d["max_other_error"] == 1.0:  # the default, which measurements saved before it had
+            d.pop("max_other_error")
         return d

@@ -284,11 +284,11 @@ def measure_step(run: Run, step: int, mcfg: MeasureConfig,
         else:
             other = mc.outer if sphere == "inner" else mc.inner
             few = np.asarray(rates.count) < mcfg.min_errors
-            worth = np.asarray(other.value) <= mcfg.splitting_max_other_error
+            worth = np.asarray(other.value) <= mcfg.max_other_error
             for i in np.flatnonzero(few & ~worth):
                 rows[i][f"mu_{sphere}_status"] = (
                     f"splitting skipped: Monte Carlo error rate {float(other.value[i]):.3g} on the other sphere "
-                    f"exceeds splitting_max_other_error = {mcfg.splitting_max_other_error:g}; Monte Carlo values kept")
+                    f"exceeds max_other_error = {mcfg.max_other_error:g}; Monte Carlo values kept")
             need = np.flatnonzero(few & worth)
         if need.size == 0:
             continue
@@ -307,7 +307,9 @@ def measure_step(run: Run, step: int, mcfg: MeasureConfig,
         k = k_attack if sphere == "inner" else jax.random.fold_in(k_attack, 1)
         xs, labels = attacks.check_points(attacks.start_points(k, acfg), acfg.label)
         first = m.attack_models(variables, xs, labels)
-        result, restarted = _restart(m, variables, xs, labels, first, jax.random.fold_in(k, 2), mcfg)
+        other = mc.outer if sphere == "inner" else mc.inner
+        worth = np.asarray(other.value) <= mcfg.max_other_error  # restarts are spent on these models only
+        result, restarted = _restart(m, variables, xs, labels, first, jax.random.fold_in(k, 2), mcfg, worth)
         upper = attacks.strict_upper_bound(result, acfg.radius)
         for i in range(n_members):
             s = attacks.summarize(jax.tree.map(lambda a: a[i], result), acfg.confidence)
@@ -324,8 +326,10 @@ def measure_step(run: Run, step: int, mcfg: MeasureConfig,
 
 
 def _restart(m: RunMeasurement, variables: Any, xs: jax.Array, labels: jax.Array, result: attacks.AttackResult,
-             key: jax.Array, mcfg: MeasureConfig) -> tuple[attacks.AttackResult, np.ndarray]:
-    """Search again, from moved starts with a larger budget, every point whose attack found no error.
+             key: jax.Array, mcfg: MeasureConfig, worth: np.ndarray) -> tuple[attacks.AttackResult, np.ndarray]:
+    """Search again, from moved starts with a larger budget, every point whose attack found no error,
+    of the models marked in ``worth`` (``(n_models,)`` bool: those within ``max_other_error`` on the
+    other sphere; the others keep their failures, counted as such).
 
     Round ``r`` moves each point by a chord of ``min(restart_jitter (r + 1), 1)`` of its radius. A
     point keeps its first result unless it failed there and a restart found an error. Returns the
@@ -334,7 +338,7 @@ def _restart(m: RunMeasurement, variables: Any, xs: jax.Array, labels: jax.Array
     result = jax.tree.map(np.asarray, result)
     first_failed = ~result.found
     for r in range(mcfg.attack_restarts):
-        failed = ~result.found
+        failed = ~result.found & np.asarray(worth, bool)[:, None]
         if not failed.any():
             break
         starts = attacks.restart_points(jax.random.fold_in(key, r), xs, min(mcfg.restart_jitter * (r + 1), 1.0))
