@@ -142,6 +142,7 @@ class _Run(NamedTuple):
         return self.variables
 
 
+@pytest.mark.slow  # default-suite budget; its logic is also checked by cheaper tests in this file
 def test_certify_step_brackets_every_point_and_counts_stable_relus():
     """Two random 16-wide nets at d = 8 (random nets have errors close to every point): certified <=
     the attack's distance on every point with a found error, the certified mean equals a direct

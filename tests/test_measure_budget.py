@@ -23,6 +23,7 @@ def early_run(tmp_path_factory):
     return load_run(out)
 
 
+@pytest.mark.slow  # default-suite budget; its logic is also checked by cheaper tests in this file
 def test_splitting_skipped_exactly_where_the_other_sphere_errs_too_much(early_run):
     step = early_run.checkpoint_steps[-1]
     # min_errors above the sample count: Monte Carlo always "sees too few", so only the rule decides

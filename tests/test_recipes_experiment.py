@@ -120,6 +120,7 @@ def test_bad_recipe_names_its_field():
         config_from_table(tomllib.loads(SMOKE.replace("seeds = [0]", "seeds = [0]\ntrain_sizes = [100]")))
 
 
+@pytest.mark.slow  # default-suite budget; its logic is also checked by cheaper tests in this file
 def test_recipes_smoke(tmp_path):
     cfg = config_from_table(tomllib.loads(SMOKE))
     reproduce(cfg, tmp_path / "results", progress=False, figures_dir=tmp_path / "figures")

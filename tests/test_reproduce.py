@@ -41,6 +41,7 @@ chunk_steps = 200
 mc_samples = 4000
 attack_points = 8
 method = "monte_carlo"
+attack_restarts = 0
 [dimsweep]
 dims = [6, 10]
 models = ["quad-w{dim}"]
@@ -54,6 +55,7 @@ chunk_steps = 200
 mc_samples = 4000
 attack_points = 8
 method = "monte_carlo"
+attack_restarts = 0
 [slices]
 model = "relu-w16-d1"
 resolution = 21

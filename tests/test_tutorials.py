@@ -93,7 +93,9 @@ def executed(request, tmp_path_factory):
     return out, results
 
 
-@pytest.mark.parametrize("path", LESSONS + SOLUTIONS, ids=lambda p: p.relative_to(TUTORIALS).as_posix())
+# the solutions run with `make test-all` (slow): the lessons' own claims stay in the default suite
+@pytest.mark.parametrize("path", LESSONS + [pytest.param(p, marks=pytest.mark.slow) for p in SOLUTIONS],
+                         ids=lambda p: p.relative_to(TUTORIALS).as_posix())
 def test_tutorial_executes_and_its_claims_hold(path, executed):
     out, results = executed
     err = results[path]
