@@ -38,6 +38,8 @@ def tiny(tmp_path_factory):
     return out, report
 
 
+@pytest.mark.slow  # default-suite budget: the measurements are graded in test_attributions.py, the
+# experiment end to end by `make demo` and here in `make test-all`
 def test_tiny_reproduction_grades_against_exact_answers(tiny):
     out, report = tiny
     rows = read_csv(out / "results" / "attributions" / X.RESULTS)
