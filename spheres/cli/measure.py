@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.log_every > 0:
         raise InputError("--log-every", f"must be a number of seconds > 0, got {args.log_every}")
     log = _common.setup_logging("measure", args)
-    from spheres.core.cells import CellStore
+    from spheres.core.cells import CellStore, check_settings
     from spheres.measure import pipeline
     from spheres.nets.runs import format_seconds, load_run
 
@@ -138,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
                              f"{', '.join(map(str, run.checkpoint_steps)) or 'none (train the run first)'}")
     if (run.path / pipeline.MEASURE_DIR / pipeline.SETTINGS_FILE).is_file():
         # settings of an earlier attempt: refuse other settings before the plan (read-only when the file exists)
-        pipeline._check_settings(run.path / pipeline.MEASURE_DIR, mcfg)
+        check_settings(run.path / pipeline.MEASURE_DIR / pipeline.SETTINGS_FILE, mcfg.settings())
     if not args.dry_run:
         _common.check_output_dir(run.path / pipeline.MEASURE_DIR, "RUN_DIR")
     store = CellStore(run.path / pipeline.MEASURE_DIR)

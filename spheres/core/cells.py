@@ -112,3 +112,21 @@ def run_step_cells(store: CellStore, steps: Iterable[int], work: Callable[[int],
     if partial is not None:
         os.replace(partial, table)  # atomic: the table is complete
     return rows
+
+
+def check_settings(path: Path, settings: dict[str, Any]) -> None:
+    """Resume only with the settings a partial result was made with: write ``settings`` to ``path``
+    (JSON) the first time; afterwards raise :class:`InputError`, naming the first setting (as its
+    command-line flag) whose value differs from the saved one.
+    """
+    if not path.is_file():
+        write_json_atomic(path, settings)
+        return
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        raise InputError(str(path), f"corrupt settings; delete the {path.parent.name}/ directory") from None
+    for k, v in settings.items():
+        if saved.get(k) != v:
+            raise InputError("--" + k.replace("_", "-"), f"this run was measured with {k} = {saved.get(k)!r}, "
+                             f"not {v!r}; use the same settings to resume, or delete {path.parent} to start over")

@@ -35,7 +35,6 @@ interrupted measurement resumes where it stopped.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,9 +44,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from spheres.core.cells import CellStore, run_step_cells
+from spheres.core.cells import CellStore, check_settings, run_step_cells
 from spheres.core.errors import InputError
-from spheres.core.io import write_json_atomic
 from spheres.maths import quadratic, theory
 from spheres.maths.geometry import sample_batch
 from spheres.measure import attributions as attr
@@ -276,22 +274,6 @@ def _exact_columns(variables: Any, xs: np.ndarray, ys: np.ndarray, on_points: np
             **_mean_columns("on_point_exact_gap", np.linalg.norm(on_points - exact.point, axis=1), both)}
 
 
-def _check_settings(root: Path, acfg: AttributeConfig) -> None:
-    path = root / SETTINGS_FILE
-    settings = acfg.settings()
-    if path.is_file():
-        try:
-            saved = json.loads(path.read_text(encoding="utf-8"))
-        except ValueError:
-            raise InputError(str(path), f"corrupt settings; delete the {ATTRIBUTE_DIR}/ directory") from None
-        for k, v in settings.items():
-            if saved.get(k) != v:
-                raise InputError("--" + k.replace("_", "-"), f"this run was measured with {k} = {saved.get(k)!r}, "
-                                 f"not {v!r}; use the same settings to resume, or delete {root} to start over")
-    else:
-        write_json_atomic(path, settings)
-
-
 def attribute_run(run_dir: str | Path, acfg: AttributeConfig = AttributeConfig(), progress: bool = True,
                   on_step: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
     """Attribution measurements of every (selected) checkpoint of a run; resumable.
@@ -312,7 +294,7 @@ def attribute_run(run_dir: str | Path, acfg: AttributeConfig = AttributeConfig()
     if acfg.bands > run.config.task.dim:
         raise InputError("--bands", f"must be at most the dimension {run.config.task.dim}, got {acfg.bands}")
     root = run.path / ATTRIBUTE_DIR
-    _check_settings(root, acfg)
+    check_settings(root / SETTINGS_FILE, acfg.settings())
     measurement = make_run_attribution(run.config, acfg)
     # the table is rewritten under its final name after every checkpoint (no partial name)
     return run_step_cells(CellStore(root), steps, lambda step: attribute_step(run, step, acfg, measurement),

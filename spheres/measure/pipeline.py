@@ -41,7 +41,6 @@ measurement resumes without recomputing finished checkpoints.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
@@ -50,9 +49,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from spheres.core.cells import CellStore, run_step_cells
+from spheres.core.cells import CellStore, check_settings, run_step_cells
 from spheres.core.errors import InputError
-from spheres.core.io import write_json_atomic
 from spheres.maths import quadratic
 from spheres.measure import attacks, montecarlo, splitting
 from spheres.measure.results import ResultRow, write_rows
@@ -371,22 +369,6 @@ def _quadratic_columns(variables: Any, points: dict[str, np.ndarray], radius: fl
     }
 
 
-def _check_settings(root: Path, mcfg: MeasureConfig) -> None:
-    path = root / SETTINGS_FILE
-    settings = mcfg.settings()
-    if path.is_file():
-        try:
-            saved = json.loads(path.read_text(encoding="utf-8"))
-        except ValueError:
-            raise InputError(str(path), "corrupt measurement settings; delete the measure/ directory") from None
-        for k, v in settings.items():
-            if saved.get(k) != v:
-                raise InputError("--" + k.replace("_", "-"), f"this run was measured with {k} = {saved.get(k)!r}, "
-                                 f"not {v!r}; use the same settings to resume, or delete {root} to start over")
-    else:
-        write_json_atomic(path, settings)
-
-
 def measure_run(run_dir: str | Path, mcfg: MeasureConfig = MeasureConfig(), progress: bool = True,
                 on_step: Callable[[int], None] | None = None,
                 measurement: RunMeasurement | None = None) -> list[dict[str, Any]]:
@@ -407,7 +389,7 @@ def measure_run(run_dir: str | Path, mcfg: MeasureConfig = MeasureConfig(), prog
     run = load_run(run_dir)
     steps = run.select_steps(mcfg.steps)
     root = run.path / MEASURE_DIR
-    _check_settings(root, mcfg)
+    check_settings(root / SETTINGS_FILE, mcfg.settings())
     store = CellStore(root)
     measurement = (make_run_measurement(run.config, mcfg) if measurement is None
                    else _check_measurement(measurement, run.config, mcfg))
