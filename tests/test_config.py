@@ -24,6 +24,19 @@ def test_checkpoint_steps_log_spaced_and_include_last():
     assert len(steps) == 5
 
 
+def test_extra_checkpoints_join_the_log_spaced_ones():
+    assert TrainConfig(steps=1000, checkpoints=3, extra_checkpoints=(250, 500)).checkpoint_steps == (
+        1, 32, 250, 500, 1000)
+    assert TrainConfig(steps=4000, checkpoints=0, extra_checkpoints=(1000, 2000)).checkpoint_steps == (
+        1000, 2000, 4000)
+    assert TrainConfig(steps=10, checkpoints=0).checkpoint_steps == (10,)
+    for bad in ((0,), (11,), (2.5,)):
+        with pytest.raises(InputError, match="train.extra_checkpoints"):
+            TrainConfig(steps=10, extra_checkpoints=bad)
+    with pytest.raises(InputError, match="train.checkpoints"):
+        TrainConfig(checkpoints=-1)
+
+
 def test_members_grid_order():
     m = TrainConfig(seeds=(3, 4), learning_rates=(0.1,), train_sizes=(0, 10)).members
     assert [(x["seed"], x["train_size"]) for x in m] == [(3, 0), (3, 10), (4, 0), (4, 10)]

@@ -127,3 +127,37 @@ def test_per_model_training_overrides():
         common.check_model_train((("quad-w16", {"schedule": "constant"}),), train, ("quad-w16",))
     with pytest.raises(InputError, match="model_train.relu-w8-d2"):
         common.check_model_train((("relu-w8-d2", {}),), train, ("quad-w16",))
+
+
+def _failing_run(cfg: ToyConfig, ctx: base.Context) -> dict:
+    raise KeyboardInterrupt  # what a signal looks like inside an experiment
+
+
+def test_time_is_kept_over_invocations_and_interruptions(tmp_path, registered_toys):
+    cfg = config_from_table({"experiments": ["toy"]})
+    out = tmp_path / "results"
+    reproduce(cfg, out, progress=False)
+    report = reproduce(cfg, out, progress=False, figures_dir=tmp_path / "figures")
+    runs = json.loads((out / "toy" / "timing.json").read_text())["invocations"]
+    assert len(runs) == 2 and all(r["seconds"] >= 0 and r["started"] for r in runs)
+    assert report["toy"]["invocations"] == 2
+    assert report["toy"]["total_seconds"] == pytest.approx(sum(r["seconds"] for r in runs), abs=0.11)
+    assert "(2 invocations)" in (tmp_path / "figures" / "README.md").read_text()
+    broken = base.Experiment(name="toy", description="fails", config=ToyConfig, run=_failing_run,
+                             draw=_draw, report=_report, tables=("toy.csv",), figures=())
+    base.unregister("toy")
+    base.register(broken)
+    with pytest.raises(KeyboardInterrupt):
+        reproduce(cfg, out, progress=False)
+    runs = json.loads((out / "toy" / "timing.json").read_text())["invocations"]
+    assert len(runs) == 3 and runs[-1]["interrupted"] is True and runs[-1]["seconds"] >= 0
+    # a process killed before it records its time leaves an entry without one: counted apart
+    (out / "toy" / "timing.json").write_text(json.dumps({"invocations": runs + [{"started": "x", "seconds": None}]}))
+    base.unregister("toy")
+    base.register(TOY)
+    report = reproduce(cfg, out, progress=False, figures_dir=tmp_path / "figures")
+    assert (report["toy"]["invocations"], report["toy"]["interrupted"]) == (4, 1)
+    assert "1 killed before recording its time, not counted" in (tmp_path / "figures" / "README.md").read_text()
+    (out / "toy" / "timing.json").write_text("[1, 2]")
+    with pytest.raises(InputError, match="corrupt timing record"):
+        reproduce(cfg, out, progress=False)

@@ -17,8 +17,10 @@ take on that machine, derived from measured throughputs (the preset's comments s
 
 from __future__ import annotations
 
+import datetime
 import importlib
 import importlib.resources
+import json
 import os
 import platform
 import pkgutil
@@ -168,6 +170,34 @@ def _context(exp: Experiment, out: Path, progress: bool) -> Context:
     return Context(out / exp.name, {dep: out / dep for dep in exp.inputs}, progress)
 
 
+TIMING_FILE = "timing.json"
+
+
+def _read_timing(path: Path) -> list[dict[str, Any]]:
+    """The invocations recorded in an experiment's ``timing.json`` ([] if absent; unreadable -> error)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return []
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InputError(str(path), f"corrupt timing record ({err})") from None
+    runs = data.get("invocations") if isinstance(data, dict) else None
+    if not isinstance(runs, list) or not all(isinstance(r, dict) for r in runs):
+        raise InputError(str(path), "corrupt timing record (no list 'invocations')")
+    return runs
+
+
+def _record_timing(path: Path, runs: list[dict[str, Any]]) -> None:
+    write_json_atomic(path, {"invocations": runs})
+
+
+def timing_totals(runs: list[dict[str, Any]]) -> tuple[float, int, int]:
+    """(seconds summed over the invocations with a recorded time, their count, the invocations
+    killed before they could record one)."""
+    timed = [r for r in runs if isinstance(r.get("seconds"), (int, float))]
+    return float(sum(r["seconds"] for r in timed)), len(timed), len(runs) - len(timed)
+
+
 def reproduce(cfg: ReproduceConfig, out: str | Path, progress: bool = True, figures_dir: str | Path | None = None,
               command: str = "spheres reproduce", config_path: str = "") -> dict[str, Any]:
     """Run every experiment of ``cfg`` into ``out/<experiment>/`` (resumable); return the summaries.
@@ -181,10 +211,24 @@ def reproduce(cfg: ReproduceConfig, out: str | Path, progress: bool = True, figu
         print(f"== {name}", flush=True)
         ctx = _context(exp, out, progress)
         ctx.out.mkdir(parents=True, exist_ok=True)
-        summary = exp.run(cfg.section(name), ctx)
-        figures = exp.draw(ctx)
+        # every invocation's time is kept beside the results (an entry without seconds: interrupted)
+        timing_path = ctx.out / TIMING_FILE
+        runs = _read_timing(timing_path) + [{"started": datetime.datetime.now(datetime.timezone.utc)
+                                             .isoformat(timespec="seconds"), "seconds": None}]
+        _record_timing(timing_path, runs)
+        try:
+            summary = exp.run(cfg.section(name), ctx)
+            figures = exp.draw(ctx)
+        except BaseException:  # an error or a signal: its time counts (finished cells are kept)
+            runs[-1].update(seconds=round(time.monotonic() - start, 1), interrupted=True)
+            _record_timing(timing_path, runs)
+            raise
+        runs[-1]["seconds"] = round(time.monotonic() - start, 1)
+        _record_timing(timing_path, runs)
+        total, finished, interrupted = timing_totals(runs)
         report[name] = {"figures": [str(p) for p in figures], "tables": [str(p) for p in exp.table_paths(ctx)],
-                        "summary": summary, "seconds": round(time.monotonic() - start, 1)}
+                        "summary": summary, "seconds": runs[-1]["seconds"], "total_seconds": round(total, 1),
+                        "invocations": finished, "interrupted": interrupted}
         if figures_dir is not None:
             dest = Path(figures_dir)
             dest.mkdir(parents=True, exist_ok=True)
@@ -207,6 +251,23 @@ def summary_lines(report: dict[str, Any], out: Path) -> list[str]:
     return lines
 
 
+def _time_line(report: dict[str, Any]) -> str:
+    """The README's time sentence: per experiment, summed over every invocation that worked on it."""
+    total = {n: r.get("total_seconds", r["seconds"]) for n, r in report.items()}
+    counts = {n: (r.get("invocations", 1), r.get("interrupted", 0)) for n, r in report.items()}
+    resumed = any(c > 1 or i for c, i in counts.values())
+    parts = []
+    for n, t in total.items():
+        c, i = counts[n]
+        extra = [f"{c} invocations"] if c > 1 else []
+        extra += [f"{i} killed before recording its time, not counted"] if i else []
+        parts.append(f"{n} {t:.0f} s" + (f" ({', '.join(extra)})" if extra else ""))
+    head = ("Wall time per experiment, summed over the invocations that worked on it (the run was resumed or "
+            "re-run; each invocation's time is in `<out>/<experiment>/timing.json`): " if resumed else
+            "Wall time per experiment: ")
+    return head + ", ".join(parts) + f"; total {sum(total.values()) / 60:.1f} min."
+
+
 def figures_readme(report: dict[str, Any], out: Path, config_path: str, command: str) -> str:
     """The text of ``figures/README.md``: what each figure shows, the command that made it, the findings
     and the key numbers, all from what each experiment reports on its saved results."""
@@ -218,10 +279,8 @@ def figures_readme(report: dict[str, Any], out: Path, config_path: str, command:
              "directory; every number below is read from the saved tables, not typed in. Re-running the command "
              "regenerates all of it.", "",
              f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, {platform.python_implementation()} "
-             f"{platform.python_version()}, jax {jax.__version__} on {jax.default_backend()}. Time of this "
-             "invocation per experiment (a resumed run counts only what it recomputed): "
-             + ", ".join(f"{n} {r['seconds']:.0f} s" for n, r in report.items())
-             + f"; total {sum(r['seconds'] for r in report.values()) / 60:.1f} min.", ""]
+             f"{platform.python_version()}, jax {jax.__version__} on {jax.default_backend()}. "
+             + _time_line(report), ""]
     findings = [f for p in parts.values() for f in p.findings]
     if findings:
         lines += ["## What this run shows (computed from the tables below)", ""] + [f"- {f}" for f in findings] + [""]

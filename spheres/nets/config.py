@@ -233,7 +233,10 @@ class TrainConfig:
       learning_rates: swept (traced) PEAK learning rates, each > 0.
       train_sizes: swept training-set sizes; 0 = online, N > 0 = a fixed set of N points.
       seeds: model seeds; member keys are ``fold_in(key(0), seed)``.
-      checkpoints: number of log-spaced checkpoint steps (the last step is always included).
+      checkpoints: number of log-spaced checkpoint steps from step 1 (the last step is always
+        included; 0 = none, only ``extra_checkpoints`` and the last step).
+      extra_checkpoints: further steps in [1, steps] saved besides the log-spaced ones (e.g. a
+        denser tail, where the error rate falls and matched-rate interpolation needs neighbours).
       chunk_steps: steps per compiled call (progress bar and resume granularity).
       schedule: learning-rate schedule (static), the factor multiplying the peak rate at update
         ``k = 1..steps`` (``W = warmup_steps``, ``S = steps``, ``a = final_lr_fraction``):
@@ -265,6 +268,7 @@ class TrainConfig:
     train_sizes: tuple[int, ...] = (0,)
     seeds: tuple[int, ...] = (0,)
     checkpoints: int = 20
+    extra_checkpoints: tuple[int, ...] = ()
     chunk_steps: int = 10_000
     schedule: str = "constant"
     warmup_steps: int = 0
@@ -284,8 +288,12 @@ class TrainConfig:
     def __post_init__(self):
         check_int("train.steps", self.steps, 1)
         check_int("train.batch_size", self.batch_size, 1)
-        check_int("train.checkpoints", self.checkpoints, 1)
+        check_int("train.checkpoints", self.checkpoints, 0, hint=" (0: only extra_checkpoints and the last step)")
         check_int("train.chunk_steps", self.chunk_steps, 1)
+        if not isinstance(self.extra_checkpoints, tuple):
+            raise InputError("train.extra_checkpoints", f"must be a list of steps, got {self.extra_checkpoints!r}")
+        for s in self.extra_checkpoints:
+            check_int("train.extra_checkpoints", s, 1, hi=self.steps, hint=" (a step of training)")
         for name in ("learning_rates", "train_sizes", "seeds", *SWEPT_DEFENCES):
             value = getattr(self, name)
             if not isinstance(value, tuple) or len(value) == 0:
@@ -369,9 +377,11 @@ class TrainConfig:
 
     @property
     def checkpoint_steps(self) -> tuple[int, ...]:
-        """Sorted distinct log-spaced steps in [1, steps], always including ``steps``."""
-        raw = np.unique(np.round(np.logspace(0, math.log10(self.steps), self.checkpoints)).astype(np.int64))
-        return tuple(sorted(set(int(s) for s in raw if 1 <= s <= self.steps) | {self.steps}))
+        """Sorted distinct log-spaced steps in [1, steps], always including ``steps``, and the
+        ``extra_checkpoints``."""
+        raw = np.round(np.logspace(0, math.log10(self.steps), self.checkpoints)).astype(np.int64)
+        return tuple(sorted(set(int(s) for s in raw if 1 <= s <= self.steps) | {self.steps}
+                            | set(self.extra_checkpoints)))
 
     @property
     def ensemble_size(self) -> int:
