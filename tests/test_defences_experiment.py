@@ -86,6 +86,9 @@ def test_defences_smoke(tmp_path):
         jax.random.key(0), run.load_variables(base.step), xs, labels)
     np.testing.assert_allclose(base.certified, est.mean[0], rtol=1e-6)
     assert base.point_checks is not None and base.point_violations == 0
+    # every certified net is checked point by point (squeezed nets have no certificate)
+    assert all((r.point_checks is None) == (r.certified is None) for r in rows)
+    assert all(r.point_violations == 0 for r in rows if r.point_checks is not None)
     assert Path(out / "defences.png").exists()
     timing = read_rows(out / dexp.TIMING, TimingRow)
     assert {t.run for t in timing} == {"baseline", "rs"} and all(t.seconds_per_point_min > 0 for t in timing)

@@ -12,7 +12,7 @@ import numpy as np
 from spheres.core.config import check_float, load_section, to_table
 from spheres.core.errors import InputError
 from spheres.core.io import write_json_atomic
-from spheres.maths import analysis
+from spheres.maths import analysis, stats
 from spheres.measure.pipeline import MeasureConfig, measure_run
 from spheres.measure.results import ResultRow
 from spheres.nets.config import ExperimentConfig, TaskConfig, TrainConfig, parse_model_name
@@ -153,10 +153,122 @@ def _sphere_stats(rows: list[ResultRow], sphere: str, n_se: float = 2.0) -> dict
     }
 
 
+#: the paper's Monte Carlo budget: its nets had no error in this many samples per sphere
+PAPER_MC_SAMPLES = 10**7
+#: the error level at which the paper says trained nets still sit near the bound
+LOW_ERROR = 1e-6
+
+_OUTER = {"mu": "mu_outer", "mu_upper": "mu_outer_upper", "mu_method": "mu_outer_method",
+          "mu_samples": "mu_outer_samples", "mu_mc_errors": "mu_outer_mc_errors", "ratio": "ratio_outer",
+          "distance": "distance_outer", "distance_points": "distance_outer_points",
+          "distance_failures": "distance_outer_failures", "error_set": "error_set_outer"}
+
+
+def _field(r: ResultRow, sphere: str, name: str) -> Any:
+    return getattr(r, name if sphere == "inner" else _OUTER[name])
+
+
+def _ratios(rows: list[ResultRow], sphere: str) -> dict[str, Any]:
+    ratios = [_field(r, sphere, "ratio") for r in rows if _field(r, sphere, "ratio") is not None
+              and _field(r, sphere, "distance_failures") == 0 and (_field(r, sphere, "distance") or 0) > 0]
+    med = analysis.median_interval(ratios)
+    return {"points": 0} if med is None else {"points": med.n, "median": med.median, "lower": med.lower,
+                                              "upper": med.upper, "min": min(ratios), "max": max(ratios)}
+
+
+def low_error_stats(rows: list[ResultRow], level: float = LOW_ERROR) -> dict[str, Any]:
+    """The paper's regime: selected checkpoints whose error rate is at most ``level`` on BOTH spheres
+    (the upper end of each interval), with their d(E) / bound per sphere; where none, the checkpoint
+    that came closest (smallest upper end of the worse sphere)."""
+    def worst_upper(r):
+        ups = [r.mu_upper, r.mu_outer_upper]
+        return None if any(u is None for u in ups) else max(ups)
+
+    low = [r for r in rows if r.selected and worst_upper(r) is not None and worst_upper(r) <= level]
+    out: dict[str, Any] = {"level": level, "checkpoints": len(low), "inner": _ratios(low, "inner"),
+                           "outer": _ratios(low, "outer")}
+    measured = [r for r in rows if worst_upper(r) is not None]
+    best = min(measured, key=worst_upper, default=None)
+    if best is not None:
+        out.update(closest=worst_upper(best), closest_net=f"{best.model} N={best.train_size or 'online'} seed "
+                   f"{best.seed} step {best.step}", closest_methods=f"{best.mu_method} / {best.mu_outer_method}")
+    return out
+
+
+def rare_error_stats(rows: list[ResultRow], paper_samples: int = PAPER_MC_SAMPLES) -> dict[str, Any]:
+    """The paper's claim that the attack finds errors from almost every point of nets on which Monte
+    Carlo sees none, per sphere, over the selected checkpoints in two groups: ``exact`` (quad nets whose
+    exact rate is below 1 / ``paper_samples``: fewer than one error expected in the paper's Monte
+    Carlo budget) and ``monte_carlo`` (Monte Carlo saw no error in this run's own samples). For each:
+    checkpoints, attacked points, points where the attack found an error (with a Clopper-Pearson
+    interval of the fraction) and d(E) / bound over the checkpoints without a failure."""
+    out: dict[str, Any] = {"paper_samples": paper_samples}
+    for sphere in ("inner", "outer"):
+        groups = {
+            "exact": [r for r in rows if r.selected and _field(r, sphere, "mu_method") == "exact"
+                      and 0 < (_field(r, sphere, "mu") or 0) < 1 / paper_samples],
+            "monte_carlo": [r for r in rows if r.selected and _field(r, sphere, "mu_mc_errors") == 0
+                            and _field(r, sphere, "mu_method") != "exact"],
+        }
+        out[sphere] = {}
+        for name, sub in groups.items():
+            points = sum(_field(r, sphere, "distance_points") or 0 for r in sub)
+            found = points - sum(_field(r, sphere, "distance_failures") or 0 for r in sub)
+            g: dict[str, Any] = {"checkpoints": len(sub), "points": points, "found": found,
+                                 "ratio": _ratios(sub, sphere)}
+            if name == "monte_carlo":
+                g["samples"] = sorted({_field(r, sphere, "mu_samples") for r in sub if _field(r, sphere, "mu_samples")})
+            if points:
+                lo, hi = stats.clopper_pearson(found, points)
+                g.update(found_lower=float(lo), found_upper=float(hi))
+            out[sphere][name] = g
+    return out
+
+
 def summarise(rows: list[ResultRow], max_error: float) -> dict[str, Any]:
     """Key numbers of a table of nets x checkpoints (already :func:`select`-ed), per sphere."""
     return {"points": len(rows), "selected": sum(1 for r in rows if r.selected), "rule": rule_text(max_error),
-            "max_error": max_error, "inner": _sphere_stats(rows, "inner"), "outer": _sphere_stats(rows, "outer")}
+            "max_error": max_error, "inner": _sphere_stats(rows, "inner"), "outer": _sphere_stats(rows, "outer"),
+            "low_error": low_error_stats(rows), "rare_errors": rare_error_stats(rows)}
+
+
+def _ratio_text(t: dict[str, Any]) -> str:
+    if not t["points"]:
+        return "no complete d(E)"
+    return (f"median d(E) / bound {sci(t['median'])} [{sci(t['lower'])}, {sci(t['upper'])}] over {t['points']} "
+            f"(range {sci(t['min'])} to {sci(t['max'])})")
+
+
+def regime_findings(name: str, s: dict[str, Any]) -> list[str]:
+    """Findings on the paper's two claims about nets that almost never err (from :func:`summarise`)."""
+    out = []
+    low = s.get("low_error")
+    if low is not None:
+        if low["checkpoints"]:
+            out.append(f"{name}: {low['checkpoints']} of the {s['selected']} selected checkpoints have an error rate "
+                       f"at most {sci(low['level'])} on both spheres (upper ends of the intervals); inner sphere: "
+                       f"{_ratio_text(low['inner'])}; outer sphere: {_ratio_text(low['outer'])} (the paper: such "
+                       "nets sit close to the bound).")
+        elif "closest" in low:
+            out.append(f"{name}: no checkpoint reaches an error rate of at most {sci(low['level'])} on both spheres "
+                       f"(upper ends of the intervals); the closest is {low['closest_net']} at {sci(low['closest'])} "
+                       f"on its worse sphere ({low['closest_methods']}).")
+    rare = s.get("rare_errors")
+    if rare is not None:
+        for sphere in ("inner", "outer"):
+            for group, what in (("exact", f"an exact error rate below 1/{rare['paper_samples']:.0e} (fewer than one "
+                                          "error expected in the paper's Monte Carlo budget)"),
+                                ("monte_carlo", "no Monte Carlo error in this run's samples")):
+                g = rare[sphere][group]
+                if not g["checkpoints"]:
+                    continue
+                samples = "" if group == "exact" else f" ({', '.join(f'{n:.0e}' for n in g['samples'])} samples)"
+                out.append(f"{name}, {sphere} sphere: over the {g['checkpoints']} selected checkpoints with {what}"
+                           f"{samples}, the attack found an error from {g['found']} of {g['points']} attacked points "
+                           f"({sci(g['found'] / g['points'])}, 95% [{sci(g['found_lower'])}, "
+                           f"{sci(g['found_upper'])}]); {_ratio_text(g['ratio'])} (the paper: errors near almost "
+                           "every point though Monte Carlo sees none).")
+    return out
 
 
 def _interval(lo: Any, hi: Any) -> str:

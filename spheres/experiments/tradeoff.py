@@ -111,18 +111,18 @@ def _table(rows: list[ResultRow]) -> list[str]:
             return error_set
         return "-" if d is None else f"{d:.4f} +- {sci(se, 1)} ({fails}/{points} failed)"
 
-    lines = ["| model | N | seed | step | selected | mu inner [95%] (method) | d(E) inner +- SE | ratio inner +- SE "
-             "| mu outer [95%] (method) | d(E) outer +- SE | ratio outer +- SE |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| model | N | seed | step | selected | mu inner [95%] (method) | d(E) inner +- SE | bound inner "
+             "| ratio inner +- SE | mu outer [95%] (method) | d(E) outer +- SE | bound outer | ratio outer +- SE |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in last_checkpoints(rows):
         lines.append(
             f"| {r.model} | {r.train_size or 'online'} | {r.seed} | {r.step} | {'yes' if r.selected else 'no'} | "
             f"{rate(r.mu, r.mu_lower, r.mu_upper, r.mu_method)} | "
             f"{dist(r.distance, r.distance_se, r.distance_failures, r.distance_points, r.error_set)} | "
-            f"{sci(r.ratio)} +- {sci(r.ratio_se, 1)} | "
+            f"{sci(r.optimal_distance)} | {sci(r.ratio)} +- {sci(r.ratio_se, 1)} | "
             f"{rate(r.mu_outer, r.mu_outer_lower, r.mu_outer_upper, r.mu_outer_method)} | "
             f"{dist(r.distance_outer, r.distance_outer_se, r.distance_outer_failures, r.distance_outer_points, r.error_set_outer)}"
-            f" | {sci(r.ratio_outer)} +- {sci(r.ratio_outer_se, 1)} |")
+            f" | {sci(r.optimal_distance_outer)} | {sci(r.ratio_outer)} +- {sci(r.ratio_outer_se, 1)} |")
     return lines
 
 
@@ -136,6 +136,7 @@ def report(s: dict[str, Any], ctx: Context) -> Report:
         if s.get("paper_smallest_mu") is not None:
             text += f" The paper's nets went below {common.sci(s['paper_smallest_mu'])} (Monte Carlo saw no error)."
         findings.append(text)
+    findings += common.regime_findings("tradeoff", s)
     lines = common.bound_lines(s) + ["Last checkpoint of every net:", ""] + _table(read_rows(ctx.out / RESULTS)) + [""]
     return Report(tuple(findings), tuple(lines))
 

@@ -26,7 +26,10 @@ tables, the figures and ``figures/README.md``:
     the same for the outer sphere (distances on the sphere of radius ``outer_radius``; bound
     ``outer_radius * d_cap``); ``distance_upper`` is the strict upper bound (failures counted at
     the diameter); ``error_set`` says "no errors found" where nothing saw an error;
-    ``selected`` marks the rows a finding speaks about (see the experiment's rule).
+    ``selected`` marks the rows a finding speaks about (see the experiment's rule);
+``mu_mc_errors``, ``mu_outer_mc_errors``
+    the errors plain Monte Carlo saw in its ``mu_samples`` draws (also where the rate is exact or
+    from splitting, which replaces too few of them); empty where no Monte Carlo pass ran.
 
 Every column is a field: a new measurement adds a field here (and its source in
 :meth:`ResultRow.from_measurement`), and nothing downstream filters columns by name.
@@ -61,6 +64,7 @@ def _sphere(m: dict[str, Any], sphere: str) -> dict[str, Any]:
                    log10=m.get(f"mu_{sphere}_log10"))
         if method != "splitting":
             out["evaluations"] = m.get(f"mu_{sphere}_splitting_evaluations")  # a failed splitting run's cost
+    out["mc_errors"] = m.get(f"mu_{sphere}_mc_errors")  # errors plain sampling saw (also beside an exact rate)
     prefix = "attack" if sphere == "inner" else "attack_outer"
     out.update(distance=m.get(f"{prefix}_mean_distance"), se=m.get(f"{prefix}_mean_distance_se"),
                points=m.get(f"{prefix}_points"), failures=m.get(f"{prefix}_failures"),
@@ -152,6 +156,8 @@ class ResultRow:
     optimal_distance_outer_low: float | None = None
     optimal_distance_outer_high: float | None = None
     selected: int | None = None
+    mu_mc_errors: int | None = None
+    mu_outer_mc_errors: int | None = None
 
     @classmethod
     def from_measurement(cls: type[Row], m: dict[str, Any], **extra: Any) -> Row:
@@ -195,7 +201,8 @@ class ResultRow:
             consistent_outer=None if checks["outer"].consistent is None else int(checks["outer"].consistent),
             clt_mu_outer=m.get("clt_mu_outer"), exact_distance_outer=_exact_distance(m, "_outer"),
             optimal_distance_low=span["inner"][0], optimal_distance_high=span["inner"][1],
-            optimal_distance_outer_low=span["outer"][0], optimal_distance_outer_high=span["outer"][1], **extra)
+            optimal_distance_outer_low=span["outer"][0], optimal_distance_outer_high=span["outer"][1],
+            mu_mc_errors=inner["mc_errors"], mu_outer_mc_errors=outer["mc_errors"], **extra)
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -256,8 +263,8 @@ class DefenceRow(ResultRow):
     together); ``stable_fraction(_se)``: mean fraction of provably stable hidden ReLUs on the RS
     ball around the inner points, ``unstable_relus``: the mean number of unstable ones per point
     (of ``hidden_units``); ``point_checks``, ``point_violations``: where the experiment reran the
-    attack (the baseline), points with a found error and how many of them have a certified radius
-    above the attack's distance (0 expected: the certificate would be false).
+    attack (every certified net, both spheres), points with a found error and how many of them have
+    a certified radius above the attack's distance (0 expected: the certificate would be false).
     """
 
     defence: str = ""

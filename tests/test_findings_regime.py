@@ -1,0 +1,70 @@
+"""The paper's two claims about nets that almost never err, computed from result rows: how close the
+nets at error <= 1e-6 on both spheres come to the bound, and how often the attack finds an error where
+plain sampling sees none. Rows are hand-made, so every count and median is known."""
+
+import dataclasses
+
+import pytest
+
+from spheres.experiments import common
+from spheres.maths import stats
+from spheres.measure.results import ResultRow
+
+from test_results import measurement
+
+
+def base_row(**fields) -> ResultRow:
+    return dataclasses.replace(ResultRow.from_measurement(measurement()), **{"selected": 1, **fields})
+
+
+def exact_quad(mu, ratio, failures=0, points=200, **fields):
+    return base_row(model="quad-w1000", mu=mu, mu_lower=mu, mu_upper=mu, mu_method="exact", mu_outer=mu,
+                    mu_outer_lower=mu, mu_outer_upper=mu, mu_outer_method="exact", ratio=ratio,
+                    ratio_outer=ratio, distance=0.1, distance_outer=0.1, distance_points=points,
+                    distance_outer_points=points, distance_failures=failures, distance_outer_failures=failures,
+                    **fields)
+
+
+def test_monte_carlo_counts_travel_into_the_rows():
+    m = measurement()
+    assert ResultRow.from_measurement(m).mu_mc_errors is None  # no count column: unknown, not 0
+    m.update(mu_inner_mc_errors=0, mu_outer_mc_errors=4)
+    row = ResultRow.from_measurement(m)
+    assert (row.mu_mc_errors, row.mu_outer_mc_errors) == (0, 4)
+
+
+def test_low_error_regime_counts_only_selected_nets_below_the_level_on_both_spheres():
+    rows = [exact_quad(5e-7, 0.8), exact_quad(3e-7, 0.6),
+            exact_quad(2e-6, 0.1),                     # above the level
+            exact_quad(1e-8, 0.2, selected=0),          # not selected
+            dataclasses.replace(exact_quad(1e-8, 0.3), mu_outer_upper=5e-6)]  # the outer interval reaches above
+    s = common.low_error_stats(rows)
+    assert s["checkpoints"] == 2
+    assert s["inner"]["median"] == pytest.approx(0.7) and s["inner"]["points"] == 2
+    assert (s["inner"]["min"], s["inner"]["max"]) == (0.6, 0.8)
+    none = common.low_error_stats([exact_quad(2e-6, 0.1), exact_quad(4e-6, 0.1)])
+    assert none["checkpoints"] == 0 and none["closest"] == 2e-6
+    text = " ".join(common.regime_findings("t", {"selected": 2, "low_error": none}))
+    assert "no checkpoint reaches an error rate of at most 1.00e-06" in text and "2.00e-06" in text
+
+
+def test_rare_errors_split_into_exact_and_monte_carlo_groups_with_an_exact_interval():
+    relu = dict(mu_method="splitting", mu_samples=100000, mu=3e-6, mu_upper=6e-6, distance=0.2,
+                distance_points=200, ratio=0.5)
+    rows = [exact_quad(5e-8, 0.9, failures=10),      # fewer than one error expected in 1e7 samples
+            exact_quad(5e-8, 0.7, failures=0),
+            exact_quad(1e-6, 0.5),                    # ten expected: not in the exact group
+            base_row(mu_mc_errors=0, distance_failures=2, **relu),
+            base_row(mu_mc_errors=3, distance_failures=0, **relu),   # Monte Carlo saw errors
+            base_row(mu_mc_errors=0, distance_failures=0, selected=0, **relu)]  # not selected
+    s = common.rare_error_stats(rows)
+    g = s["inner"]["exact"]
+    assert (g["checkpoints"], g["points"], g["found"]) == (2, 400, 390)
+    lo, hi = stats.clopper_pearson(390, 400)
+    assert (g["found_lower"], g["found_upper"]) == (pytest.approx(float(lo)), pytest.approx(float(hi)))
+    assert g["ratio"]["points"] == 1 and g["ratio"]["median"] == 0.7  # the net with failures enters no ratio
+    mc = s["inner"]["monte_carlo"]
+    assert (mc["checkpoints"], mc["points"], mc["found"], mc["samples"]) == (1, 200, 198, [100000])
+    assert mc["ratio"]["points"] == 0
+    text = " ".join(common.regime_findings("t", {"selected": 5, "rare_errors": s}))
+    assert "from 390 of 400 attacked points" in text and "from 198 of 200" in text and "1e+05 samples" in text
