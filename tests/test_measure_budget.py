@@ -49,6 +49,21 @@ def test_splitting_skipped_exactly_where_the_other_sphere_errs_too_much(early_ru
     assert split and skipped  # both branches ran
 
 
+def test_no_splitting_where_the_rate_is_exact_when_asked(early_run):
+    step = early_run.checkpoint_steps[-1]
+    base = dict(mc_samples=2000, attack_points=2, method="auto", min_errors=5000, attack_restarts=0)
+    rows = measure_step(early_run, step, MeasureConfig(**base, split_exact=False))
+    for r in rows:
+        for sphere in ("inner", "outer"):
+            assert r[f"mu_{sphere}_status"].startswith("splitting not run: the rate is exact")
+            assert r[f"mu_{sphere}_method"] == "monte_carlo" and f"mu_{sphere}_splitting_evaluations" not in r
+            assert 0 <= r[f"exact_mu_{sphere}"] <= 1  # the number the tables report
+    assert "split_exact" not in MeasureConfig().settings()  # the default resumes old measurements
+    assert MeasureConfig(split_exact=False).settings()["split_exact"] is False
+    with pytest.raises(InputError, match="--no-split-exact"):
+        MeasureConfig(split_exact="no")
+
+
 def test_the_budget_rule_is_validated_and_resumes_old_measurements():
     with pytest.raises(InputError, match="--max-other-error"):
         MeasureConfig(max_other_error=0.0)

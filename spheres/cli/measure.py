@@ -51,7 +51,7 @@ def _positive_int(text: str) -> int:
 METHODS = ("auto", "monte_carlo", "splitting")
 DEFAULTS = dict(mc_samples=100_000, attack_points=100, method="auto", min_errors=10, splitting_particles=500,
                 splitting_repeats=8, splitting_max_levels=200, attack_restarts=2, restart_budget=4,
-                restart_jitter=0.1, max_other_error=1.0, seed=0)
+                restart_jitter=0.1, max_other_error=1.0, split_exact=True, seed=0)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -83,6 +83,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-other-error", type=float, default=d.max_other_error,
                         help="auto splitting and attack restarts on a sphere only for models whose Monte Carlo "
                              f"error rate on the other sphere is at most this, in (0, 1] (default {d.max_other_error:g}: always)")
+    parser.add_argument("--no-split-exact", dest="split_exact", action="store_false", default=d.split_exact,
+                        help="auto: no splitting for nets whose rates are exact (the quad net; default: split "
+                             "there too, as a check)")
     parser.add_argument("--seed", type=int, default=d.seed, help="measurement seed (default 0)")
     parser.add_argument("--step", type=_positive_int, action="append", default=[],
                         help="measure only this checkpoint step (repeatable; default: every saved checkpoint)")
@@ -128,7 +131,8 @@ def run(args: argparse.Namespace) -> int:
                                   splitting_max_levels=args.splitting_max_levels,
                                   attack_restarts=args.attack_restarts, restart_budget=args.restart_budget,
                                   restart_jitter=args.restart_jitter,
-                                  max_other_error=args.max_other_error, seed=args.seed,
+                                  max_other_error=args.max_other_error, split_exact=args.split_exact,
+                                  seed=args.seed,
                                   steps=tuple(args.step))
     run = load_run(args.run_dir)  # fail fast, before anything is written
     steps = list(mcfg.steps or run.checkpoint_steps)

@@ -96,6 +96,9 @@ class MeasureConfig:
         restarting its attack finds nothing, both at the highest cost, and neither tells anything. Its
         Monte Carlo numbers (with their upper bound) stay, its attack failures stay counted (a strict
         upper bound, drawn hollow), and the status says so.
+      split_exact: in "auto", split also where the net's rates are known exactly (the quad net,
+        :mod:`spheres.maths.quadratic`; True, the default, keeps splitting there as a check of it).
+        False spends nothing there: the exact rate is the number every table reports anyway.
       seed: measurement seed.
       steps: checkpoint steps to measure (empty: all saved checkpoints).
     """
@@ -111,6 +114,7 @@ class MeasureConfig:
     restart_budget: int = 4
     restart_jitter: float = 0.1
     max_other_error: float = 1.0
+    split_exact: bool = True
     seed: int = 0
     steps: tuple[int, ...] = ()
 
@@ -121,6 +125,8 @@ class MeasureConfig:
             check_int("--" + name.replace("_", "-"), getattr(self, name), lo)
         check_float("--restart-jitter", self.restart_jitter, 0.0, lo_open=True, hi=1.0)
         check_float("--max-other-error", self.max_other_error, 0.0, lo_open=True, hi=1.0)
+        if not isinstance(self.split_exact, bool):
+            raise InputError("--no-split-exact", f"must be true or false, got {self.split_exact!r}")
         if self.method not in METHODS:
             raise InputError("--method", f"unknown method {self.method!r}; allowed: {', '.join(METHODS)}")
 
@@ -128,6 +134,7 @@ class MeasureConfig:
         """The settings that determine the numbers (``steps`` only selects which checkpoints)."""
         d = dataclasses.asdict(self)
         d.pop("steps")
-        if d["max_other_error"] == 1.0:  # the default, which measurements saved before it had
-            d.pop("max_other_error")
+        for name, default in (("max_other_error", 1.0), ("split_exact", True)):
+            if d[name] == default:  # the defaults, which measurements saved before these fields had
+                d.pop(name)
         return d

@@ -274,8 +274,14 @@ def measure_step(run: Run, step: int, mcfg: MeasureConfig,
                      "accuracy_samples": min(n, EVAL_SIZE) if n else EVAL_SIZE,
                      **_rate_columns("mu_inner", mc.inner, i), **_rate_columns("mu_outer", mc.outer, i)})
 
+    exact = cfg.model.arch == "quad"  # its rates are computed exactly below
     for sphere, rates in zip(SPHERES, mc):
         if mcfg.method == "monte_carlo":
+            continue
+        if mcfg.method == "auto" and exact and not mcfg.split_exact:
+            for row in rows:
+                if row[f"mu_{sphere}_mc_errors"] < mcfg.min_errors:
+                    row[f"mu_{sphere}_status"] = "splitting not run: the rate is exact (split_exact = false)"
             continue
         if mcfg.method == "splitting":
             need = np.arange(n_members)
