@@ -2,7 +2,7 @@
 
 import pytest
 
-from spheres.core.cells import CellStore
+from spheres.core.cells import CellStore, check_settings
 from spheres.core.errors import InputError
 
 
@@ -75,3 +75,33 @@ def test_step_cells_resume_and_publish_the_table_only_when_complete(tmp_path):
         run_step_cells(CellStore(tmp_path / "n"), [1, 5], work, tmp_path / "u.csv", progress=False,
                        on_step=stop_after_first)
     assert len(read_csv(tmp_path / "u.csv")) == 2
+
+
+def test_settings_are_checked_both_ways_with_defaults_for_later_fields(tmp_path):
+    import json
+
+    from spheres.measure.config import MeasureConfig
+
+    def check(path, cfg):
+        check_settings(path, cfg.settings(), cfg.LATER_FIELDS, cfg.FLAGS)
+
+    # saved before split_exact existed: the default resumes, a non-default value is refused
+    old = tmp_path / "old.json"
+    legacy = MeasureConfig().settings()
+    old.write_text(json.dumps(legacy))
+    check(old, MeasureConfig())
+    with pytest.raises(InputError) as info:
+        check(old, MeasureConfig(split_exact=False))
+    assert info.value.field == "--no-split-exact" and "split_exact = True, not False" in str(info.value)
+    # saved with a non-default value: leaving the field out (the default) is refused, not ignored
+    new = tmp_path / "new.json"
+    check(new, MeasureConfig(split_exact=False, max_other_error=0.1))
+    check(new, MeasureConfig(split_exact=False, max_other_error=0.1))
+    for cfg, field in ((MeasureConfig(max_other_error=0.1), "--no-split-exact"),
+                       (MeasureConfig(split_exact=False), "--max-other-error")):
+        with pytest.raises(InputError) as info:
+            check(new, cfg)
+        assert info.value.field == field
+    (tmp_path / "bad.json").write_text("[1]")
+    with pytest.raises(InputError, match="corrupt settings"):
+        check(tmp_path / "bad.json", MeasureConfig())

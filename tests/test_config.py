@@ -30,7 +30,7 @@ def test_extra_checkpoints_join_the_log_spaced_ones():
     assert TrainConfig(steps=4000, checkpoints=0, extra_checkpoints=(1000, 2000)).checkpoint_steps == (
         1000, 2000, 4000)
     assert TrainConfig(steps=10, checkpoints=0).checkpoint_steps == (10,)
-    for bad in ((0,), (11,), (2.5,)):
+    for bad in ((0,), (11,), (2.5,), (5, 3), (3, 3)):
         with pytest.raises(InputError, match="train.extra_checkpoints"):
             TrainConfig(steps=10, extra_checkpoints=bad)
     with pytest.raises(InputError, match="train.checkpoints"):

@@ -168,6 +168,11 @@ def test_certify_step_brackets_every_point_and_counts_stable_relus():
         assert np.all(direct.radii[i][found] <= np.asarray(res.distance[i])[found] + 1e-6)
         np.testing.assert_allclose(r["certified"], direct.mean[i], rtol=1e-6)
         assert r["certified"] > 0 and r["hidden_units"] == 32
+    # the point checks cover both spheres: the inner and the outer points with a found error
+    xo, lo = dexp.attack_points(cfg, mcfg, 3, "outer")
+    res_out = rc.attack_models(v, xo, lo)
+    for i, r in enumerate(rows):
+        assert r["point_checks"] == int(np.sum(res.found[i])) + int(np.sum(res_out.found[i]))
     sf = relu_stability.stable_fraction(jax.tree.map(lambda a: a[1], v), cfg.model, xs, 0.05)
     np.testing.assert_allclose(rows[1]["stable_fraction"], float(sf.overall.mean), rtol=1e-6)
     np.testing.assert_allclose(rows[1]["unstable_relus"], 32 * (1 - float(sf.overall.mean)), rtol=1e-6)

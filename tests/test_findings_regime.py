@@ -42,10 +42,16 @@ def test_low_error_regime_counts_only_selected_nets_below_the_level_on_both_sphe
     assert s["checkpoints"] == 2
     assert s["inner"]["median"] == pytest.approx(0.7) and s["inner"]["points"] == 2
     assert (s["inner"]["min"], s["inner"]["max"]) == (0.6, 0.8)
-    none = common.low_error_stats([exact_quad(2e-6, 0.1), exact_quad(4e-6, 0.1)])
+    # the closest is sought among the selected rows only (an unselected one-class net can be lower)
+    none = common.low_error_stats([exact_quad(2e-6, 0.1), exact_quad(4e-6, 0.1), exact_quad(1e-9, 0.1, selected=0)])
     assert none["checkpoints"] == 0 and none["closest"] == 2e-6
     text = " ".join(common.regime_findings("t", {"selected": 2, "low_error": none}))
-    assert "no checkpoint reaches an error rate of at most 1.00e-06" in text and "2.00e-06" in text
+    assert "no selected checkpoint reaches an error rate of at most 1.00e-06" in text and "2.00e-06" in text
+    # a net with attack failures enters no ratio, and the finding says how many were left out
+    s = common.low_error_stats([exact_quad(5e-7, 0.8), exact_quad(5e-7, 0.9, failures=3)])
+    assert (s["inner"]["points"], s["inner"]["of"], s["inner"]["with_failures"]) == (1, 2, 1)
+    text = " ".join(common.regime_findings("t", {"selected": 2, "low_error": s}))
+    assert "over the 1 of the 2 with a complete d(E); 1 left out for attack failures" in text
 
 
 def test_rare_errors_split_into_exact_and_monte_carlo_groups_with_an_exact_interval():
@@ -63,8 +69,15 @@ def test_rare_errors_split_into_exact_and_monte_carlo_groups_with_an_exact_inter
     lo, hi = stats.clopper_pearson(390, 400)
     assert (g["found_lower"], g["found_upper"]) == (pytest.approx(float(lo)), pytest.approx(float(hi)))
     assert g["ratio"]["points"] == 1 and g["ratio"]["median"] == 0.7  # the net with failures enters no ratio
+    assert (g["found_fraction_min"], g["found_fraction_median"]) == (0.95, 0.975)
     mc = s["inner"]["monte_carlo"]
     assert (mc["checkpoints"], mc["points"], mc["found"], mc["samples"]) == (1, 200, 198, [100000])
     assert mc["ratio"]["points"] == 0
     text = " ".join(common.regime_findings("t", {"selected": 5, "rare_errors": s}))
     assert "from 390 of 400 attacked points" in text and "from 198 of 200" in text and "1e+05 samples" in text
+    assert "per checkpoint median 0.975, lowest 0.95" in text
+    # no rows in a group, or rows without attacked points: no finding, no division by zero
+    empty = common.rare_error_stats([base_row(mu_mc_errors=0, distance_points=None, **{
+        k: v for k, v in relu.items() if k != "distance_points"})])
+    assert empty["inner"]["monte_carlo"]["points"] == 0
+    assert common.regime_findings("t", {"selected": 1, "rare_errors": empty}) == []

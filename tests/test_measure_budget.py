@@ -60,7 +60,7 @@ def test_no_splitting_where_the_rate_is_exact_when_asked(early_run):
             assert 0 <= r[f"exact_mu_{sphere}"] <= 1  # the number the tables report
     assert "split_exact" not in MeasureConfig().settings()  # the default resumes old measurements
     assert MeasureConfig(split_exact=False).settings()["split_exact"] is False
-    with pytest.raises(InputError, match="--no-split-exact"):
+    with pytest.raises(InputError, match="split_exact"):
         MeasureConfig(split_exact="no")
 
 

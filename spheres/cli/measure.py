@@ -142,7 +142,8 @@ def run(args: argparse.Namespace) -> int:
                              f"{', '.join(map(str, run.checkpoint_steps)) or 'none (train the run first)'}")
     if (run.path / pipeline.MEASURE_DIR / pipeline.SETTINGS_FILE).is_file():
         # settings of an earlier attempt: refuse other settings before the plan (read-only when the file exists)
-        check_settings(run.path / pipeline.MEASURE_DIR / pipeline.SETTINGS_FILE, mcfg.settings())
+        check_settings(run.path / pipeline.MEASURE_DIR / pipeline.SETTINGS_FILE, mcfg.settings(), mcfg.LATER_FIELDS,
+                       mcfg.FLAGS)
     if not args.dry_run:
         _common.check_output_dir(run.path / pipeline.MEASURE_DIR, "RUN_DIR")
     store = CellStore(run.path / pipeline.MEASURE_DIR)

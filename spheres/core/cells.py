@@ -114,10 +114,16 @@ def run_step_cells(store: CellStore, steps: Iterable[int], work: Callable[[int],
     return rows
 
 
-def check_settings(path: Path, settings: dict[str, Any]) -> None:
+def check_settings(path: Path, settings: dict[str, Any], defaults: dict[str, Any] | None = None,
+                   flags: dict[str, str] | None = None) -> None:
     """Resume only with the settings a partial result was made with: write ``settings`` to ``path``
     (JSON) the first time; afterwards raise :class:`InputError`, naming the first setting (as its
     command-line flag) whose value differs from the saved one.
+
+    Both ways: a key on either side only counts as its value in ``defaults`` (settings that leave
+    out a field at its default still resume what was saved before the field existed, and a saved
+    non-default value is never matched by leaving the field out). ``flags`` names a setting's flag
+    where it is not ``--`` + the name (``split_exact`` -> ``--no-split-exact``).
     """
     if not path.is_file():
         write_json_atomic(path, settings)
@@ -126,7 +132,12 @@ def check_settings(path: Path, settings: dict[str, Any]) -> None:
         saved = json.loads(path.read_text(encoding="utf-8"))
     except ValueError:
         raise InputError(str(path), f"corrupt settings; delete the {path.parent.name}/ directory") from None
-    for k, v in settings.items():
-        if saved.get(k) != v:
-            raise InputError("--" + k.replace("_", "-"), f"this run was measured with {k} = {saved.get(k)!r}, "
-                             f"not {v!r}; use the same settings to resume, or delete {path.parent} to start over")
+    if not isinstance(saved, dict):
+        raise InputError(str(path), f"corrupt settings; delete the {path.parent.name}/ directory")
+    defaults, flags = defaults or {}, flags or {}
+    for k in [*settings, *(k for k in saved if k not in settings)]:
+        old, new = saved.get(k, defaults.get(k)), settings.get(k, defaults.get(k))
+        if old != new:
+            raise InputError(flags.get(k, "--" + k.replace("_", "-")),
+                             f"this run was measured with {k} = {old!r}, not {new!r}; use the same settings to "
+                             f"resume, or delete {path.parent} to start over")

@@ -227,13 +227,20 @@ def extrapolate(fit: PowerLaw, level: float) -> Reach:
     >>> r = extrapolate(f, 1e-6)
     >>> round(r.steps), round(r.log10_se, 6)
     (1000000, 0.060828)
+    >>> extrapolate(PowerLaw(0.0, -1e-3, np.diag([1e-4, 1e-4]), 5, 10.0, 100.0), 1e-8).steps
+    inf
     """
     if not fit.slope < 0:
         return Reach(None, None, None, None, True)
     g = (math.log10(level) - fit.intercept) / fit.slope
     grad = np.array([-1.0 / fit.slope, -g / fit.slope])
     se = float(math.sqrt(max(grad @ fit.cov @ grad, 0.0)))
-    return Reach(10.0**g, 10.0 ** (g - Z95 * se), 10.0 ** (g + Z95 * se), se, True)
+    return Reach(_pow10(g), _pow10(g - Z95 * se), _pow10(g + Z95 * se), se, True)
+
+
+def _pow10(x: float) -> float:
+    """``10^x``, ``inf`` beyond the float range (a nearly flat fit's steps to a far level)."""
+    return math.inf if x > 300 else 10.0**x
 
 
 def steps_to_reach(steps: Any, mu: Any, upper: Any, fit: PowerLaw | None, level: float) -> Reach:
@@ -362,6 +369,9 @@ def _steps_text(r: dict[str, Any] | None) -> str:
         return "not reached, no falling fit"
     if not r["extrapolated_both"]:
         return f"{sci(r['steps_both'])} steps (measured)"
+    if not math.isfinite(r["steps_both"]):
+        return (f"beyond 1e300 steps (extrapolated: the {r['limiting_sphere']} sphere's fit is nearly flat), "
+                "i.e. not reached by this recipe")
     return (f"{sci(r['steps_both'])} steps [95% {sci(r['steps_both_lower'])}, {sci(r['steps_both_upper'])}] "
             f"(extrapolated, {r['limiting_sphere']} sphere limiting)")
 

@@ -25,6 +25,7 @@ import os
 import platform
 import pkgutil
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,16 +175,21 @@ TIMING_FILE = "timing.json"
 
 
 def _read_timing(path: Path) -> list[dict[str, Any]]:
-    """The invocations recorded in an experiment's ``timing.json`` ([] if absent; unreadable -> error)."""
+    """The invocations recorded in an experiment's ``timing.json`` ([] if absent). An unreadable
+    record is moved aside (``timing.json.corrupt``) with a warning: bookkeeping never stops a run."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return []
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise InputError(str(path), f"corrupt timing record ({err})") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        data = None
     runs = data.get("invocations") if isinstance(data, dict) else None
     if not isinstance(runs, list) or not all(isinstance(r, dict) for r in runs):
-        raise InputError(str(path), "corrupt timing record (no list 'invocations')")
+        aside = path.with_name(path.name + ".corrupt")
+        os.replace(path, aside)
+        print(f"spheres reproduce: warning: {path}: unreadable timing record moved to {aside.name}; "
+              "this experiment's time restarts from this invocation", file=sys.stderr, flush=True)
+        return []
     return runs
 
 
@@ -193,7 +199,7 @@ def _record_timing(path: Path, runs: list[dict[str, Any]]) -> None:
 
 def timing_totals(runs: list[dict[str, Any]]) -> tuple[float, int, int]:
     """(seconds summed over the invocations with a recorded time, their count, the invocations
-    killed before they could record one)."""
+    killed before they could record one: ``seconds`` null)."""
     timed = [r for r in runs if isinstance(r.get("seconds"), (int, float))]
     return float(sum(r["seconds"] for r in timed)), len(timed), len(runs) - len(timed)
 
@@ -211,7 +217,7 @@ def reproduce(cfg: ReproduceConfig, out: str | Path, progress: bool = True, figu
         print(f"== {name}", flush=True)
         ctx = _context(exp, out, progress)
         ctx.out.mkdir(parents=True, exist_ok=True)
-        # every invocation's time is kept beside the results (an entry without seconds: interrupted)
+        # every invocation's time is kept beside the results (an entry without seconds: killed before it could record them)
         timing_path = ctx.out / TIMING_FILE
         runs = _read_timing(timing_path) + [{"started": datetime.datetime.now(datetime.timezone.utc)
                                              .isoformat(timespec="seconds"), "seconds": None}]
@@ -225,10 +231,10 @@ def reproduce(cfg: ReproduceConfig, out: str | Path, progress: bool = True, figu
             raise
         runs[-1]["seconds"] = round(time.monotonic() - start, 1)
         _record_timing(timing_path, runs)
-        total, finished, interrupted = timing_totals(runs)
+        total, finished, unrecorded = timing_totals(runs)
         report[name] = {"figures": [str(p) for p in figures], "tables": [str(p) for p in exp.table_paths(ctx)],
                         "summary": summary, "seconds": runs[-1]["seconds"], "total_seconds": round(total, 1),
-                        "invocations": finished, "interrupted": interrupted}
+                        "invocations": finished, "unrecorded": unrecorded}
         if figures_dir is not None:
             dest = Path(figures_dir)
             dest.mkdir(parents=True, exist_ok=True)
@@ -254,7 +260,7 @@ def summary_lines(report: dict[str, Any], out: Path) -> list[str]:
 def _time_line(report: dict[str, Any]) -> str:
     """The README's time sentence: per experiment, summed over every invocation that worked on it."""
     total = {n: r.get("total_seconds", r["seconds"]) for n, r in report.items()}
-    counts = {n: (r.get("invocations", 1), r.get("interrupted", 0)) for n, r in report.items()}
+    counts = {n: (r.get("invocations", 1), r.get("unrecorded", 0)) for n, r in report.items()}
     resumed = any(c > 1 or i for c, i in counts.values())
     parts = []
     for n, t in total.items():

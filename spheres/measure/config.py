@@ -126,15 +126,21 @@ class MeasureConfig:
         check_float("--restart-jitter", self.restart_jitter, 0.0, lo_open=True, hi=1.0)
         check_float("--max-other-error", self.max_other_error, 0.0, lo_open=True, hi=1.0)
         if not isinstance(self.split_exact, bool):
-            raise InputError("--no-split-exact", f"must be true or false, got {self.split_exact!r}")
+            raise InputError("split_exact", f"must be true or false, got {self.split_exact!r}")
         if self.method not in METHODS:
             raise InputError("--method", f"unknown method {self.method!r}; allowed: {', '.join(METHODS)}")
+
+    #: fields added after measurements were first saved: left out of :meth:`settings` at their
+    #: defaults, and compared against these defaults where a saved settings file lacks them
+    LATER_FIELDS = {"max_other_error": 1.0, "split_exact": True}
+    #: command-line flags that are not ``--`` + the field name
+    FLAGS = {"split_exact": "--no-split-exact"}
 
     def settings(self) -> dict[str, Any]:
         """The settings that determine the numbers (``steps`` only selects which checkpoints)."""
         d = dataclasses.asdict(self)
         d.pop("steps")
-        for name, default in (("max_other_error", 1.0), ("split_exact", True)):
-            if d[name] == default:  # the defaults, which measurements saved before these fields had
+        for name, default in self.LATER_FIELDS.items():
+            if d[name] == default:
                 d.pop(name)
         return d

@@ -395,7 +395,7 @@ def measure_run(run_dir: str | Path, mcfg: MeasureConfig = MeasureConfig(), prog
     run = load_run(run_dir)
     steps = run.select_steps(mcfg.steps)
     root = run.path / MEASURE_DIR
-    check_settings(root / SETTINGS_FILE, mcfg.settings())
+    check_settings(root / SETTINGS_FILE, mcfg.settings(), mcfg.LATER_FIELDS, mcfg.FLAGS)
     store = CellStore(root)
     measurement = (make_run_measurement(run.config, mcfg) if measurement is None
                    else _check_measurement(measurement, run.config, mcfg))

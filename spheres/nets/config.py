@@ -294,6 +294,9 @@ class TrainConfig:
             raise InputError("train.extra_checkpoints", f"must be a list of steps, got {self.extra_checkpoints!r}")
         for s in self.extra_checkpoints:
             check_int("train.extra_checkpoints", s, 1, hi=self.steps, hint=" (a step of training)")
+        if list(self.extra_checkpoints) != sorted(set(self.extra_checkpoints)):
+            raise InputError("train.extra_checkpoints", f"must be increasing steps without repeats (one spelling per "
+                             f"schedule, so a resumed run compares equal), got {list(self.extra_checkpoints)}")
         for name in ("learning_rates", "train_sizes", "seeds", *SWEPT_DEFENCES):
             value = getattr(self, name)
             if not isinstance(value, tuple) or len(value) == 0:

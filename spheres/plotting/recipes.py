@@ -60,7 +60,7 @@ def draw_recipes(results: str | os.PathLike, steps: str | os.PathLike, out: str 
                 f = fit_of.get((key[0], key[1], float(key[2]), float(key[3])))
                 slope, icpt = (f or {}).get(f"slope_{sphere}"), (f or {}).get(f"intercept_{sphere}")
                 if slope is not None and icpt is not None and slope < 0:
-                    t_end = min(10 ** ((-8 - icpt) / slope), 10 * t[-1])
+                    t_end = 10 ** min((-8 - icpt) / slope, np.log10(10 * t[-1]))  # no overflow when flat
                     tt = np.geomspace(t[-1] / 10, max(t_end, t[-1]), 30)
                     for row, scale in ((0, 1.0), (1, b)):
                         axes[row, col].plot(tt * scale, 10 ** (icpt + slope * np.log10(tt)), color=color,
