@@ -22,7 +22,8 @@ STEP_COLUMNS = ("model", "recipe", "learning_rate", "seed", "level", "slope_inne
 def draw_recipes(results: str | os.PathLike, steps: str | os.PathLike, out: str | os.PathLike) -> Path:
     """Four panels: inner / outer sphere (columns) against step (top) and samples = step x batch (bottom).
 
-    One line per (model, recipe, peak lr, seed): colour by recipe, line style by model; error bars
+    One line per (model, recipe, peak lr, seed): colour by recipe, line style by model, marker by
+    the peak lr's rank within its model and recipe (two lrs of one recipe stay apart); error bars
     are the 95% intervals (none for exact rates); the power-law fit of the last decade is dashed,
     extended to the error rate 1e-8 or ten times the last step. Zero rates are not drawn (log axes).
     """
@@ -35,6 +36,8 @@ def draw_recipes(results: str | os.PathLike, steps: str | os.PathLike, out: str 
     models = sorted(set(model))
     styles = ("-", ":", "-.", "--")
     curves = sorted({(model[i], recipe[i], lr[i], seed[i]) for i in range(len(rows))})
+    markers = ("o", "s", "^", "D", "v")
+    lrs_of = {(m, r): sorted({c[2] for c in curves if c[:2] == (m, r)}) for m, r, _, _ in curves}
     fit_of = {(text([f], "model")[0], text([f], "recipe")[0], f["learning_rate"], f["seed"]): f for f in fits}
     with slide_style():
         fig = Figure(figsize=(13, 9.5), layout="constrained")
@@ -54,9 +57,11 @@ def draw_recipes(results: str | os.PathLike, steps: str | os.PathLike, out: str 
                 err = np.stack([np.where(np.isfinite(lo[idx]), m - lo[idx], 0.0),
                                 np.where(np.isfinite(hi[idx]), hi[idx] - m, 0.0)])
                 label = f"{key[0]}, {key[1]} (lr {key[2]:g}, batch {int(b)}, seed {int(key[3])})"
+                marker = markers[lrs_of[key[:2]].index(key[2]) % len(markers)]
                 for row, scale in ((0, 1.0), (1, b)):
                     axes[row, col].errorbar(t * scale, m, yerr=np.clip(err, 0, None), color=color, ls=ls,
-                                            marker="o", ms=4, capsize=2, lw=1.5, label=label if col == 0 else None)
+                                            marker=marker, ms=4, capsize=2, lw=1.5,
+                                            label=label if (col, row) == (0, 0) else None)
                 f = fit_of.get((key[0], key[1], float(key[2]), float(key[3])))
                 slope, icpt = (f or {}).get(f"slope_{sphere}"), (f or {}).get(f"intercept_{sphere}")
                 if slope is not None and icpt is not None and slope < 0:
