@@ -161,3 +161,17 @@ def test_time_is_kept_over_invocations_and_interruptions(tmp_path, registered_to
     (out / "toy" / "timing.json").write_text("[1, 2]")  # unreadable: moved aside, the run goes on
     report = reproduce(cfg, out, progress=False)
     assert report["toy"]["invocations"] == 1 and (out / "toy" / "timing.json.corrupt").read_text() == "[1, 2]"
+
+
+def _infinite_run(cfg: ToyConfig, ctx: base.Context) -> dict:
+    _run(cfg, ctx)
+    return {"steps": float("inf"), "nested": [{"x": float("-inf"), "y": float("nan")}]}
+
+
+def test_a_summary_with_infinite_numbers_is_written_as_strict_json(tmp_path, registered_toys):
+    base.unregister("toy")
+    base.register(base.Experiment(name="toy", description="inf", config=ToyConfig, run=_infinite_run, draw=_draw,
+                                  report=_report, tables=("toy.csv",), figures=()))
+    reproduce(config_from_table({"experiments": ["toy"]}), tmp_path, progress=False)
+    saved = json.loads((tmp_path / "summary.json").read_text())["toy"]["summary"]
+    assert saved == {"steps": "inf", "nested": [{"x": "-inf", "y": None}]}

@@ -36,7 +36,7 @@ import jax
 import spheres.experiments as _package
 from spheres.core.config import check_float, load_section, read_toml
 from spheres.core.errors import InputError
-from spheres.core.io import write_json_atomic, write_text_atomic
+from spheres.core.io import json_safe, write_json_atomic, write_text_atomic
 from spheres.experiments.base import Context, Experiment, register, registered
 
 PRESETS = ("quick", "standard", "full")
@@ -240,7 +240,7 @@ def reproduce(cfg: ReproduceConfig, out: str | Path, progress: bool = True, figu
             dest.mkdir(parents=True, exist_ok=True)
             for p in report[name]["figures"] + report[name]["tables"]:
                 shutil.copyfile(p, dest / curated_name(name, p))
-    write_json_atomic(out / "summary.json", report)
+    write_json_atomic(out / "summary.json", json_safe(report))  # e.g. inf steps of a flat recipe fit
     if figures_dir is not None:
         write_text_atomic(Path(figures_dir) / "README.md", figures_readme(report, out, config_path, command))
     return report

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from spheres.core.errors import InputError
-from spheres.core.io import read_csv, write_csv_atomic
+from spheres.core.io import json_safe, read_csv, write_csv_atomic
 from spheres.maths import theory
 
 Row = TypeVar("Row", bound="ResultRow")
@@ -210,12 +210,7 @@ class ResultRow:
     def as_json(self) -> dict[str, Any]:
         """:meth:`as_dict` for strict JSON: an infinite value (``exact_distance`` of a sphere without
         errors) becomes the string ``"inf"`` (``"-inf"``), as in the CSV; ``nan`` becomes ``None``."""
-        def safe(v: Any) -> Any:
-            if isinstance(v, float) and not math.isfinite(v):
-                return None if math.isnan(v) else ("inf" if v > 0 else "-inf")
-            return v
-
-        return {k: safe(v) for k, v in self.as_dict().items()}
+        return json_safe(self.as_dict())
 
     def worst_error(self) -> float | None:
         """The larger of the two spheres' error rates (``None`` if either is unmeasured)."""
