@@ -176,3 +176,13 @@ def test_certify_step_brackets_every_point_and_counts_stable_relus():
     sf = relu_stability.stable_fraction(jax.tree.map(lambda a: a[1], v), cfg.model, xs, 0.05)
     np.testing.assert_allclose(rows[1]["stable_fraction"], float(sf.overall.mean), rtol=1e-6)
     np.testing.assert_allclose(rows[1]["unstable_relus"], 32 * (1 - float(sf.overall.mean)), rtol=1e-6)
+
+
+def test_each_defence_is_judged_against_its_own_baseline():
+    assert dexp._reference("adversarial (exact, quad)") == "none (quad)"
+    assert dexp._reference("none (quad)") == "none (quad)" and dexp._reference("adversarial (PGD)") == "none"
+    t = dict(ratio_median=0.7, ratio_lower=0.69, ratio_upper=0.71)
+    assert dexp._verdict(t, {"ratio_median": None}, "none (quad)").startswith("has no verdict (its baseline, 'none (quad)'")
+    assert dexp._verdict(t, dict(ratio_median=0.6, ratio_lower=0.58, ratio_upper=0.62)).startswith("moves towards")
+    assert dexp._verdict(t, dict(ratio_median=0.8, ratio_lower=0.78, ratio_upper=0.82)).startswith("falls below")
+    assert dexp._verdict(t, dict(ratio_median=0.7, ratio_lower=0.6, ratio_upper=0.8)).startswith("moves along")

@@ -77,6 +77,11 @@ def test_measured_where_reached_else_extrapolated():
     r = recipes.steps_to_reach(steps, mu, up, fit, 1e-8)
     assert r.extrapolated
     np.testing.assert_allclose(r.steps, 1e4, rtol=1e-8)
+    # a dip below the level that does not last is not a reach: the last checkpoint is above it
+    dip_mu, dip_up = [1e-3, 1e-5, 1e-3, 1e-5, 1e-5], [2e-3, 2e-5, 2e-3, 2e-5, 2e-5]
+    r = recipes.steps_to_reach([10, 20, 40, 80, 160], dip_mu, dip_up, None, 1e-4)
+    assert not r.extrapolated and r.steps == 80
+    assert recipes.steps_to_reach([10, 20, 40], dip_mu[:3], dip_up[:3], None, 1e-4).steps is None
     rising = recipes.fit_power_law(steps, mu[::-1], [0.05] * 4)
     assert recipes.steps_to_reach(steps, mu[::-1], mu[::-1], rising, 1e-8).steps is None
 

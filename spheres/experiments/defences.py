@@ -519,10 +519,16 @@ def _sphere_summary(sub: list[DefenceRow], sphere: str) -> dict[str, Any]:
                 certified_share_upper=None if share is None else share.upper)
 
 
-def _verdict(t: dict[str, Any], base: dict[str, Any]) -> str:
+def _reference(defence: str) -> str:
+    """The undefended net a defence is compared with: the quad net's defences with the quad baseline
+    (``eps = 0`` of its exact-training run), every other with the ReLU baseline."""
+    return "none (quad)" if defence.endswith("quad)") else "none"
+
+
+def _verdict(t: dict[str, Any], base: dict[str, Any], reference: str = "none") -> str:
     """Along / below / above the curve, against the baseline's median ratio interval (module ``report``)."""
     if t["ratio_median"] is None or base.get("ratio_median") is None:
-        return "no verdict (no baseline ratio)"
+        return f"has no verdict (its baseline, '{reference}', has no selected point with a complete d(E))"
     if t["ratio_upper"] < base["ratio_lower"]:
         return "falls below the curve (its ratio's interval lies under the baseline's)"
     if t["ratio_lower"] > base["ratio_upper"]:
@@ -624,9 +630,9 @@ def report(s: dict[str, Any], ctx: Context) -> Report:
                     f"checkpoint) rows (attack rerun), {s['point_checks'] - s['point_violations']} of "
                     f"{s['point_checks']} points with a found error have certified radius <= attack distance "
                     f"({s['point_violations']} violations).")
-    base = s["defences"].get("none", {})
     findings.append("defences: verdict rule: a defence 'moves along the curve' when the 95% interval of its median "
-                    "ratio d(E) / d_cap(mu) overlaps the baseline's on that sphere, 'falls below' when the interval "
+                    "ratio d(E) / d_cap(mu) overlaps its baseline's on that sphere (the quad net's defences: the quad "
+                    "baseline, eps = 0 of the same run; every other: the ReLU baseline), 'falls below' when the interval "
                     "lies under the baseline's, 'moves towards the bound' when above; a point is 'within its "
                     "uncertainty of the bound' when d(E) + 2 SE reaches the bound at the upper end of mu's interval. "
                     "Squeezed nets are attacked through the quantiser's straight-through gradient (every error the "
@@ -639,7 +645,9 @@ def report(s: dict[str, Any], ctx: Context) -> Report:
                 findings.append(f"defences, {name}, {sphere} sphere: none of its {t['points']} checkpoints passes the "
                                 f"rule ({s['rule']}) with a complete d(E); no claim.")
                 continue
-            verdict = ("is the reference" if name == "none" else _verdict(u, base.get(sphere, {})))
+            ref = _reference(name)
+            verdict = ("is the reference" if name == ref else
+                       _verdict(u, s["defences"].get(ref, {}).get(sphere, {}), ref))
             cert = ("" if u["certified_share"] is None else
                     f"; the certified radius is a median {sci(u['certified_share'])} "
                     f"{_bracket(u['certified_share_lower'], u['certified_share_upper'])} of the attack's d(E) "
@@ -658,8 +666,9 @@ def report(s: dict[str, Any], ctx: Context) -> Report:
             u = t[sphere]
             near[sphere][0] += u["within_2se_of_bound"]
             near[sphere][1] += u["checked"]
-            if name != "none" and u["checked"]:
-                verdict = _verdict(u, base.get(sphere, {})).split(" (")[0]
+            if name != _reference(name) and u["checked"]:
+                verdict = _verdict(u, s["defences"].get(_reference(name), {}).get(sphere, {}),
+                                   _reference(name)).split(" (")[0]
                 groups.setdefault(verdict, []).append(f"{name} ({sphere})")
     summary = "; ".join(f"{k}: {', '.join(v)}" for k, v in groups.items()) or "no defence has a selected point"
     findings.append(f"defences, in sum (rule above, over the {s['selected']} of {s['points']} net x checkpoint rows "

@@ -15,9 +15,10 @@ with mu > 0), a power law ``log10 mu = a + b log10 t`` by weighted least squares
 covariance of (a, b) is scaled by the reduced chi-square when it exceeds 1. From it the steps to reach
 a level L (:func:`steps_to_reach`) are ``t_L = 10^((log10 L - a) / b)`` (b < 0), with the delta-method
 SE of log10 t_L from the covariance and a 95% interval ``10^(log10 t_L +- 1.96 SE)``. A level is
-*measured* when some checkpoint reaches it (the upper end of mu's interval, or the exact rate, at most
-L: the first such step is reported, an upper bound on the step that crossed it) and *extrapolated*
-(marked so) with the fit when not. A curve reaches L on both spheres at the larger of its two
+*measured* when the curve reaches it and stays there: the first checkpoint from which the upper end of
+mu's interval (or the exact rate) is at most L at every later checkpoint too (an upper bound on the
+step that crossed it; a rate that dips below L and rises again has not reached it). It is
+*extrapolated* (marked so) with the fit when not. A curve reaches L on both spheres at the larger of its two
 spheres' steps.
 """
 
@@ -244,7 +245,8 @@ def _pow10(x: float) -> float:
 
 
 def steps_to_reach(steps: Any, mu: Any, upper: Any, fit: PowerLaw | None, level: float) -> Reach:
-    """Measured where a checkpoint reaches ``level`` (its ``upper`` at most ``level``), else extrapolated.
+    """Measured where the curve reaches ``level`` and stays (the first checkpoint from which every
+    ``upper`` is at most ``level``, the last one included), else extrapolated.
 
     Args:
       steps, mu, upper: shape ``(n,)``: checkpoint steps, error rates and the upper ends of their
@@ -253,11 +255,16 @@ def steps_to_reach(steps: Any, mu: Any, upper: Any, fit: PowerLaw | None, level:
       level: the error rate to reach.
     """
     order = np.argsort(np.asarray(steps, np.float64))
-    for i in order:
+    first = None
+    for i in order:  # the start of the final run of checkpoints at or below the level
         u = upper[i] if upper[i] is not None else mu[i]
         if u is not None and u <= level:
-            t = float(steps[i])
-            return Reach(t, t, t, 0.0, False)
+            first = i if first is None else first
+        else:
+            first = None
+    if first is not None:
+        t = float(steps[first])
+        return Reach(t, t, t, 0.0, False)
     return extrapolate(fit, level) if fit is not None else Reach(None, None, None, None, True)
 
 
