@@ -191,13 +191,22 @@ def report(s: dict[str, Any], ctx: Context) -> Report:
                          f"{law['n']} | {law['dims']} | | |")
             verdict = "consistent with" if abs(law["z"]) < 2 else "departs from"
             findings.append(f"dimsweep, {fam}: d(E)/d_cap changes with d at a slope {law['slope']:+.3f} +- "
-                            f"{law['slope_se']:.3f} in log d ({law['n']} selected checkpoints, d = "
-                            f"{law['dims'][0]}..{law['dims'][-1]}), z = {law['z']:+.1f}: {verdict} the exact "
-                            "1/sqrt(d) law.")
+                            f"{law['slope_se']:.3f} in log d ({law['n']} selected checkpoints in {len(law['dims'])} "
+                            f"dimensions, d = {', '.join(map(str, law['dims']))}), z = {law['z']:+.1f}: {verdict} the "
+                            "exact 1/sqrt(d) law.")
         for m in f["matched"]:
             if m.get("slope") is None:
                 lines.append(f"| {fam} | {sci(m['rate'])} | not reached | | | {m['runs']} runs | {m['dims']} | | |")
+                findings.append(f"dimsweep, {fam}, at the matched inner error rate {sci(m['rate'])}: no fit ({m['runs']} "
+                                f"runs in {len(m['dims'])} dimensions reach it between two checkpoints that pass "
+                                "the rule; the fit needs 3 runs in 2 dimensions).")
             else:
+                verdict = "consistent with" if abs(m["z"]) < 2 else "departs from"
+                findings.append(f"dimsweep, {fam}, every run interpolated to the matched inner error rate "
+                                f"{sci(m['rate'])}: slope {m['slope']:+.3f} +- {m['slope_se']:.3f} in log d ({m['runs']} "
+                                f"runs, d = {', '.join(map(str, m['dims']))}), z = {m['z']:+.1f}: {verdict} the exact "
+                                f"1/sqrt(d) law (raw exponent of d(E) in d {m['exponent']:+.3f} +- "
+                                f"{m['exponent_se']:.3f}, the bound's own {m['cap_exponent']:+.3f}).")
                 lines.append(f"| {fam} | {sci(m['rate'])} | {m['slope']:+.3f} | {m['slope_se']:.3f} | "
                              f"{m['z']:+.1f} | {m['runs']} runs | {m['dims']} | {m['exponent']:+.3f} +- "
                              f"{m['exponent_se']:.3f} | {m['cap_exponent']:+.3f} |")
