@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/spheres reproduce --quick --out results/quick --figures figures
+	$(BIN)/spheres reproduce --quick --out results/quick --figures results/quick/figures
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow" -n 2 --dist loadfile
@@ -29,9 +29,10 @@ test-all: $(STAMP)
 bench: $(STAMP)
 	for b in benchmarks/*.py; do $(BIN)/python $$b --quick || exit 1; done
 
-# d = 500 with the paper's nets, sized for 2 hours on a quiet 2-core CPU: resumable, re-run to continue
+# d = 500 with the paper's nets, sized for 2 hours on a quiet 2-core CPU: resumable, re-run to continue;
+# the curated figures/ come from it
 standard: $(STAMP)
-	$(BIN)/spheres reproduce --standard --out results/standard
+	$(BIN)/spheres reproduce --standard --out results/standard --figures figures
 
 # the paper's budgets (1M steps per net; sized for a GPU): resumable, re-run to continue
 reproduce: $(STAMP)
