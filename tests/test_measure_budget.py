@@ -49,6 +49,7 @@ def test_splitting_skipped_exactly_where_the_other_sphere_errs_too_much(early_ru
     assert split and skipped  # both branches ran
 
 
+@pytest.mark.slow  # default-suite budget (it trains the fixture's nets); the settings check below is in the default suite
 def test_no_splitting_where_the_rate_is_exact_when_asked(early_run):
     step = early_run.checkpoint_steps[-1]
     base = dict(mc_samples=2000, attack_points=2, method="auto", min_errors=5000, attack_restarts=0)
@@ -59,6 +60,13 @@ def test_no_splitting_where_the_rate_is_exact_when_asked(early_run):
             assert r[f"mu_{sphere}_method"] == "monte_carlo" and f"mu_{sphere}_splitting_evaluations" not in r
             assert 0 <= r[f"exact_mu_{sphere}"] <= 1  # the number the tables report
     assert "split_exact" not in MeasureConfig().settings()  # the default resumes old measurements
+    assert MeasureConfig(split_exact=False).settings()["split_exact"] is False
+    with pytest.raises(InputError, match="split_exact"):
+        MeasureConfig(split_exact="no")
+
+
+def test_split_exact_is_validated_and_resumes_old_measurements():
+    assert "split_exact" not in MeasureConfig().settings()
     assert MeasureConfig(split_exact=False).settings()["split_exact"] is False
     with pytest.raises(InputError, match="split_exact"):
         MeasureConfig(split_exact="no")
