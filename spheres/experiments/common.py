@@ -117,13 +117,25 @@ def rule_text(max_error: float) -> str:
     return f"checkpoints whose error rate is at most {max_error:g} on both spheres"
 
 
+#: the outer sphere's name of each inner-sphere column of a ResultRow
+_OUTER = {"mu": "mu_outer", "mu_lower": "mu_outer_lower", "mu_upper": "mu_outer_upper",
+          "mu_method": "mu_outer_method", "mu_samples": "mu_outer_samples", "mu_mc_errors": "mu_outer_mc_errors",
+          "ratio": "ratio_outer", "distance": "distance_outer", "distance_se": "distance_outer_se",
+          "distance_points": "distance_outer_points", "distance_failures": "distance_outer_failures",
+          "consistent_with_bound": "consistent_outer", "optimal_distance": "optimal_distance_outer",
+          "error_set": "error_set_outer"}
+
+
+def _field(r: ResultRow, sphere: str, name: str) -> Any:
+    """Column ``name`` (its inner-sphere spelling) of ``r`` on ``sphere``."""
+    return getattr(r, name if sphere == "inner" else _OUTER[name])
+
+
 def _sphere_stats(rows: list[ResultRow], sphere: str, n_se: float = 2.0) -> dict[str, Any]:
     """Bound checks over every row (the theorem holds for any classifier), ratios over the selected ones."""
-    g = (lambda r, name: getattr(r, name if sphere == "inner" else {"mu": "mu_outer", "distance": "distance_outer",
-         "distance_se": "distance_outer_se", "distance_failures": "distance_outer_failures",
-         "consistent_with_bound": "consistent_outer", "optimal_distance": "optimal_distance_outer",
-         "ratio": "ratio_outer", "mu_lower": "mu_outer_lower", "mu_upper": "mu_outer_upper",
-         "mu_method": "mu_outer_method", "error_set": "error_set_outer"}[name]))
+    def g(r, name):
+        return _field(r, sphere, name)
+
     checks = [r for r in rows if g(r, "consistent_with_bound") is not None and (g(r, "distance") or 0) > 0]
     detectable = [n_se * (g(r, "distance_se") or 0.0) / g(r, "optimal_distance") for r in checks]
     ratios = [g(r, "ratio") for r in rows if r.selected and g(r, "ratio") is not None
@@ -158,16 +170,6 @@ PAPER_MC_SAMPLES = 10**7
 #: the error level at which the paper says trained nets still sit near the bound
 LOW_ERROR = 1e-6
 
-_OUTER = {"mu": "mu_outer", "mu_upper": "mu_outer_upper", "mu_method": "mu_outer_method",
-          "mu_samples": "mu_outer_samples", "mu_mc_errors": "mu_outer_mc_errors", "ratio": "ratio_outer",
-          "distance": "distance_outer", "distance_points": "distance_outer_points",
-          "distance_failures": "distance_outer_failures", "error_set": "error_set_outer"}
-
-
-def _field(r: ResultRow, sphere: str, name: str) -> Any:
-    return getattr(r, name if sphere == "inner" else _OUTER[name])
-
-
 def _ratios(rows: list[ResultRow], sphere: str) -> dict[str, Any]:
     """d(E) / bound over the rows with a complete d(E) (no attack failure, d(E) > 0), with how many of
     ``rows`` that leaves out and why. The interval treats the checkpoints as independent draws
@@ -194,12 +196,10 @@ def low_error_stats(rows: list[ResultRow], level: float = LOW_ERROR) -> dict[str
     low = [r for r in measured if worst_upper(r) <= level]
     out: dict[str, Any] = {"level": level, "checkpoints": len(low), "inner": _ratios(low, "inner"),
                            "outer": _ratios(low, "outer")}
-    out["closest_by_model"] = {}
-    for model in sorted({r.model for r in measured}):
-        b = min((r for r in measured if r.model == model), key=worst_upper)
-        out["closest_by_model"][model] = {"worst_upper": worst_upper(b), "net": f"N={b.train_size or 'online'} "
-                                          f"seed {b.seed} step {b.step}"}
-    best = min(measured, key=worst_upper, default=None)
+    closest = {m: min((r for r in measured if r.model == m), key=worst_upper) for m in sorted({r.model for r in measured})}
+    out["closest_by_model"] = {m: {"worst_upper": worst_upper(b), "net": f"N={b.train_size or 'online'} seed {b.seed} "
+                                   f"step {b.step}"} for m, b in closest.items()}
+    best = min(closest.values(), key=worst_upper, default=None)
     if best is not None:
         out.update(closest=worst_upper(best), closest_net=f"{best.model} N={best.train_size or 'online'} seed "
                    f"{best.seed} step {best.step}", closest_methods=f"{best.mu_method} / {best.mu_outer_method}")
