@@ -666,9 +666,9 @@ def report(s: dict[str, Any], ctx: Context) -> Report:
             u = t[sphere]
             near[sphere][0] += u["within_2se_of_bound"]
             near[sphere][1] += u["checked"]
-            if name != _reference(name) and u["checked"]:
-                verdict = _verdict(u, s["defences"].get(_reference(name), {}).get(sphere, {}),
-                                   _reference(name)).split(" (")[0]
+            ref = _reference(name)
+            if name != ref and u["checked"]:
+                verdict = _verdict(u, s["defences"].get(ref, {}).get(sphere, {}), ref).split(" (")[0]
                 groups.setdefault(verdict, []).append(f"{name} ({sphere})")
     summary = "; ".join(f"{k}: {', '.join(v)}" for k, v in groups.items()) or "no defence has a selected point"
     findings.append(f"defences, in sum (rule above, over the {s['selected']} of {s['points']} net x checkpoint rows "

@@ -259,8 +259,8 @@ def summary_lines(report: dict[str, Any], out: Path) -> list[str]:
 
 def _time_line(report: dict[str, Any]) -> str:
     """The README's time sentence: per experiment, summed over every invocation that worked on it."""
-    total = {n: r.get("total_seconds", r["seconds"]) for n, r in report.items()}
-    counts = {n: (r.get("invocations", 1), r.get("unrecorded", 0)) for n, r in report.items()}
+    total = {n: r["total_seconds"] for n, r in report.items()}
+    counts = {n: (r["invocations"], r["unrecorded"]) for n, r in report.items()}
     resumed = any(c > 1 or i for c, i in counts.values())
     parts = []
     for n, t in total.items():
