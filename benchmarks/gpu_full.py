@@ -66,6 +66,7 @@ def sample_ensemble(label: str, cfg, mcfg, steps: int, workdir: Path, smoke: boo
     chunk; measure its last checkpoint with ``mcfg``'s Monte Carlo and attack budgets."""
     size, preset_steps, checkpoints = cfg.train.ensemble_size, cfg.train.steps, len(cfg.train.checkpoint_steps)
     short = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, steps=1 + steps, checkpoints=1,
+                                                               extra_checkpoints=(),
                                                                chunk_steps=steps, warmup_steps=0,
                                                                schedule="constant", final_lr_fraction=0.0))
     run_dir = workdir / label.replace("/", "_")

@@ -207,6 +207,8 @@ def preset_ensembles(preset: str = "standard") -> list[tuple[str, config.Experim
             for m in sec.models:
                 run = common.run_config(sec.task, m, sec.train_of(m), sec.model_learning_rates)
                 out.append((f"{name}/{m}", run, sec.measure))
+            for label, m, train in sec.extra_run_trains():
+                out.append((f"{name}/{label}", common.run_config(sec.task, m, train), sec.measure))
         elif name == "recipes":
             for m in sec.models:
                 for rname, recipe in sec.recipes.items():

@@ -35,6 +35,10 @@ def test_standard_preset_holds_the_regime_it_promises():
         sizes = t.train_of(model).train_sizes
         assert 0 in sizes and len([n for n in sizes if n > 0]) == 5
     assert t.measure.attack_points >= 200 and t.measure.method == "auto"
+    # the online relu net once more on the recipe study's fastest recipe, a long batch-500 schedule
+    (_, model, long), = t.extra_run_trains()
+    assert model == "relu-w1000-d2" and long.train_sizes == (0,) and long.batch_size == 500
+    assert long.steps >= 50_000 and long.schedule == "cosine"
     assert cfg.section("recipes").task.dim == 500
     d = cfg.section("dimsweep")
     assert max(d.dims) >= 2048 and "quad-w{dim}" in d.models and d.measure.attack_points >= 200
@@ -75,6 +79,36 @@ def test_tradeoff_model_train_overrides_one_model_and_names_bad_fields():
             config_from_table(tomllib.loads('experiments = ["tradeoff"]\n[tradeoff]\n'
                                             'models = ["quad-w8", "relu-w8-d1"]\n' + text))
         assert info.value.field == field
+
+
+def test_tradeoff_extra_runs_train_a_model_on_its_own_recipe_and_name_bad_fields():
+    base = ('experiments = ["tradeoff"]\n[tradeoff]\nmodels = ["quad-w8", "relu-w8-d1"]\n'
+            '[tradeoff.model_learning_rates]\nrelu-w8-d1 = 0.02\n'
+            '[tradeoff.train]\nsteps = 100\ntrain_sizes = [0, 10]\n'
+            '[tradeoff.model_train.relu-w8-d1]\nsteps = 50\n')
+    cfg = config_from_table(tomllib.loads(base + '[tradeoff.extra_runs.long]\nmodel = "relu-w8-d1"\n'
+                                                 'steps = 300\nbatch_size = 20\ntrain_sizes = [0]\n'))
+    (label, model, train), = cfg.section("tradeoff").extra_run_trains()
+    assert (label, model, train.steps, train.batch_size, train.train_sizes) == ("long", "relu-w8-d1", 300, 20, (0,))
+    assert train.learning_rates == (0.02,)  # the model's own rate unless the run sets one
+    cfg = config_from_table(tomllib.loads(base + '[tradeoff.extra_runs.long]\nmodel = "relu-w8-d1"\n'
+                                                 'learning_rates = [0.5]\n'))
+    (_, _, train), = cfg.section("tradeoff").extra_run_trains()
+    assert train.learning_rates == (0.5,) and train.steps == 50  # the model's model_train carries over
+    for text, field in (('[tradeoff.extra_runs.long]\nmodel = "relu-w9-d1"\n', "tradeoff.extra_runs.long.model"),
+                        ('[tradeoff.extra_runs.long]\nsteps = 5\n', "tradeoff.extra_runs.long.model"),
+                        ('[tradeoff.extra_runs.long]\nmodel = "quad-w8"\nsteps = 0\n',
+                         "tradeoff.extra_runs.long.steps"),
+                        ('[tradeoff.extra_runs.long]\nmodel = "quad-w8"\nnope = 1\n',
+                         "tradeoff.extra_runs.long.nope"),
+                        ('[tradeoff.extra_runs."quad-w8"]\nmodel = "quad-w8"\n', "tradeoff.extra_runs.quad-w8"),
+                        ('[tradeoff.extra_runs."../x"]\nmodel = "quad-w8"\n', "tradeoff.extra_runs.../x"),
+                        ('[tradeoff.extra_runs.nan]\nmodel = "quad-w8"\n', "tradeoff.extra_runs.nan"),
+                        ("extra_runs = 3\n", "tradeoff.extra_runs")):
+        doc = base + text if text.startswith("[") else base.replace("[tradeoff]\n", "[tradeoff]\n" + text)
+        with pytest.raises(InputError) as info:
+            config_from_table(tomllib.loads(doc))
+        assert info.value.field == field, text
 
 
 def test_standard_dry_run_prints_the_plan_and_writes_nothing(tmp_path, monkeypatch, capsys):

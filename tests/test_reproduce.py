@@ -37,6 +37,13 @@ train_sizes = [0, 100]
 seeds = [0]
 checkpoints = 3
 chunk_steps = 200
+[tradeoff.extra_runs.long]
+model = "relu-w16-d1"
+steps = 300
+batch_size = 100
+train_sizes = [0]
+checkpoints = 2
+chunk_steps = 300
 [tradeoff.measure]
 mc_samples = 4000
 attack_points = 8
@@ -92,7 +99,11 @@ def test_every_experiment_produces_its_figures_and_tables(smoke_run):
 def test_tradeoff_table_is_consistent_with_the_bound(smoke_run):
     out, _ = smoke_run
     rows = read_csv(out / "results" / "tradeoff" / "results.csv")
-    assert len(rows) == 2 * 2 * 3  # models x sizes x checkpoints
+    assert len(rows) == 2 * 2 * 3 + 2  # models x sizes x checkpoints, and the extra run's 2 checkpoints
+    extra = [r for r in rows if r["run"] is not None]
+    assert [(r["run"], r["model"], r["train_size"], r["step"]) for r in extra] == [
+        ("long", "relu-w16-d1", 0, 1), ("long", "relu-w16-d1", 0, 300)]
+    assert (out / "results" / "tradeoff" / "runs" / "long").is_dir()
     from spheres.maths import theory
     checked = 0
     for r in rows:

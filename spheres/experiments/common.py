@@ -103,6 +103,12 @@ def sci(x: Any, digits: int = 2) -> str:
     return f"{x:.{digits}e}" if abs(x) < 1e-3 or abs(x) >= 1e4 else f"{x:.{digits + 1}g}"
 
 
+def net_name(r: ResultRow, model: bool = True) -> str:
+    """One checkpoint of one net in words: ``relu-w1000-d2 (long) N=online seed 0 step 64000``."""
+    head = (r.model if model else "") + (f" ({r.run})" if r.run else "")
+    return f"{head} N={r.train_size or 'online'} seed {r.seed} step {r.step}".strip()
+
+
 def select(rows: list[ResultRow], max_error: float) -> list[ResultRow]:
     """Mark each row ``selected`` when its error-rate estimates on BOTH spheres are at most ``max_error``.
 
@@ -160,8 +166,7 @@ def _sphere_stats(rows: list[ResultRow], sphere: str, n_se: float = 2.0) -> dict
         "smallest_mu_lower": None if smallest is None else g(smallest, "mu_lower"),
         "smallest_mu_upper": None if smallest is None else g(smallest, "mu_upper"),
         "smallest_mu_method": None if smallest is None else g(smallest, "mu_method"),
-        "smallest_mu_net": None if smallest is None else f"{smallest.model} N={smallest.train_size or 'online'} "
-                                                          f"seed {smallest.seed} step {smallest.step}",
+        "smallest_mu_net": None if smallest is None else net_name(smallest),
     }
 
 
@@ -197,12 +202,12 @@ def low_error_stats(rows: list[ResultRow], level: float = LOW_ERROR) -> dict[str
     out: dict[str, Any] = {"level": level, "checkpoints": len(low), "inner": _ratios(low, "inner"),
                            "outer": _ratios(low, "outer")}
     closest = {m: min((r for r in measured if r.model == m), key=worst_upper) for m in sorted({r.model for r in measured})}
-    out["closest_by_model"] = {m: {"worst_upper": worst_upper(b), "net": f"N={b.train_size or 'online'} seed {b.seed} "
-                                   f"step {b.step}"} for m, b in closest.items()}
+    out["closest_by_model"] = {m: {"worst_upper": worst_upper(b), "net": net_name(b, model=False)}
+                               for m, b in closest.items()}
     best = min(closest.values(), key=worst_upper, default=None)
     if best is not None:
-        out.update(closest=worst_upper(best), closest_net=f"{best.model} N={best.train_size or 'online'} seed "
-                   f"{best.seed} step {best.step}", closest_methods=f"{best.mu_method} / {best.mu_outer_method}")
+        out.update(closest=worst_upper(best), closest_net=net_name(best),
+                   closest_methods=f"{best.mu_method} / {best.mu_outer_method}")
     return out
 
 

@@ -8,11 +8,14 @@ errors) and d(E) by the on-manifold attack, and each point is set against the ex
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 from spheres.core.config import check_float
+from spheres.core.errors import InputError
 from spheres.experiments import common
 from spheres.experiments.base import Context, Experiment, Report
 from spheres.measure.pipeline import MeasureConfig
@@ -36,6 +39,10 @@ class TradeoffConfig:
       model_learning_rates: ``{model = lr}`` overriding ``train.learning_rates`` for that model.
       model_train: ``{model = {field = value}}`` replacing fields of ``train`` for that model (e.g. a
         costly net trained online only, with fewer steps: ``{steps = 3000, train_sizes = [0]}``).
+      extra_runs: ``{label = {model = name, field = value}}``: further training runs of a model of
+        ``models`` on their own recipe (the model's training with these [train] fields replaced), in
+        ``runs/<label>``; their rows carry ``run = label`` (e.g. the online net on a long batch-500
+        schedule beside the ensemble of every training-set size at batch 50).
       select_max_error: the findings speak about checkpoints whose error rate is at most this on BOTH
         spheres (the others stay in the table and the figure, marked).
       paper_smallest_mu: the error rate the paper's nets went below, quoted beside the run's (a number
@@ -49,6 +56,7 @@ class TradeoffConfig:
     measure: MeasureConfig = field(default_factory=MeasureConfig)
     model_learning_rates: tuple[tuple[str, float], ...] = ()
     model_train: tuple[tuple[str, Any], ...] = ()
+    extra_runs: tuple[tuple[str, Any], ...] = ()
     select_max_error: float = 0.01
     paper_smallest_mu: float | None = None
 
@@ -63,6 +71,9 @@ class TradeoffConfig:
         common.check_models(self.models)
         common.check_learning_rates(self.model_learning_rates, self.models)
         common.check_model_train(self.model_train, self.train, self.models)
+        for label, _, _ in self.extra_run_trains():
+            if label in self.models:
+                raise InputError(f"extra_runs.{label}", "a run label must differ from the model names")
         check_float("select_max_error", self.select_max_error, 0.0, hi=1.0)
         if self.paper_smallest_mu is not None:
             check_float("paper_smallest_mu", self.paper_smallest_mu, 0.0, lo_open=True, hi=1.0)
@@ -70,6 +81,29 @@ class TradeoffConfig:
     def train_of(self, model: str) -> TrainConfig:
         """``train`` with the fields of ``model_train.<model>`` replaced."""
         return common.train_of(self.train, self.model_train, model)
+
+    def extra_run_trains(self) -> list[tuple[str, str, TrainConfig]]:
+        """``(label, model, train)`` of every run of ``extra_runs`` (validated)."""
+        if not isinstance(self.extra_runs, tuple) or any(
+                not isinstance(p, tuple) or len(p) != 2 or not isinstance(p[1], dict) for p in self.extra_runs):
+            raise InputError("extra_runs", "must be a table of label = {model = name, train field = value}")
+        out = []
+        for label, table in self.extra_runs:
+            if not re.fullmatch(r"[A-Za-z][A-Za-z0-9._-]{0,63}", label) or label.lower() in ("inf", "nan"):
+                raise InputError(f"extra_runs.{label}", "a label is a letter and up to 63 letters, digits, '.', "
+                                                        "'_' or '-' (it names a directory and a table column)")
+            table = dict(table)
+            model = table.pop("model", None)
+            if model not in self.models:
+                raise InputError(f"extra_runs.{label}.model", f"must be one of models {list(self.models)}, "
+                                                              f"got {model!r}")
+            base = self.train_of(model)
+            lr = dict(self.model_learning_rates).get(model)
+            if lr is not None:  # the model's own rate unless the run sets its own
+                base = dataclasses.replace(base, learning_rates=(lr,))
+            train = common.train_of(base, ((label, table),), label, field="extra_runs")
+            out.append((label, model, train))
+        return out
 
 
 def run(cfg: TradeoffConfig, ctx: Context) -> dict[str, Any]:
@@ -79,6 +113,11 @@ def run(cfg: TradeoffConfig, ctx: Context) -> dict[str, Any]:
         common.log(f"[tradeoff] {model}: {exp.train.ensemble_size} networks at d = {cfg.task.dim}, "
                    f"{exp.train.steps} steps")
         rows += common.train_and_measure(exp, ctx.out / "runs" / model, cfg.measure, ctx.progress)
+    for label, model, train in cfg.extra_run_trains():
+        exp = common.run_config(cfg.task, model, train)
+        common.log(f"[tradeoff] {label} ({model}): {exp.train.ensemble_size} networks at d = {cfg.task.dim}, "
+                   f"{exp.train.steps} steps at batch {exp.train.batch_size}")
+        rows += common.train_and_measure(exp, ctx.out / "runs" / label, cfg.measure, ctx.progress, run=label)
     rows = common.select(rows, cfg.select_max_error)
     write_rows(ctx.out / RESULTS, rows)
     common.write_selection(ctx.out, cfg.select_max_error)
@@ -94,10 +133,10 @@ def last_checkpoints(rows: list[ResultRow]) -> list[ResultRow]:
     """The last checkpoint of every net (model, training-set size, seed, learning rate), sorted."""
     last: dict[tuple, ResultRow] = {}
     for r in rows:
-        key = (r.model, r.train_size, r.seed, r.learning_rate)
+        key = (r.model, r.run or "", r.train_size, r.seed, r.learning_rate)
         if key not in last or r.step > last[key].step:
             last[key] = r
-    return [last[k] for k in sorted(last, key=lambda k: (k[0], k[1] or 10**12, k[2], k[3]))]
+    return [last[k] for k in sorted(last, key=lambda k: (k[0], k[1], k[2] or 10**12, k[3], k[4]))]
 
 
 def _table(rows: list[ResultRow]) -> list[str]:
@@ -116,7 +155,7 @@ def _table(rows: list[ResultRow]) -> list[str]:
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in last_checkpoints(rows):
         lines.append(
-            f"| {r.model} | {r.train_size or 'online'} | {r.seed} | {r.step} | {'yes' if r.selected else 'no'} | "
+            f"| {r.model}{f' ({r.run})' if r.run else ''} | {r.train_size or 'online'} | {r.seed} | {r.step} | {'yes' if r.selected else 'no'} | "
             f"{rate(r.mu, r.mu_lower, r.mu_upper, r.mu_method)} | "
             f"{dist(r.distance, r.distance_se, r.distance_failures, r.distance_points, r.error_set)} | "
             f"{sci(r.optimal_distance)} | {sci(r.ratio)} +- {sci(r.ratio_se, 1)} | "

@@ -158,6 +158,8 @@ class ResultRow:
     selected: int | None = None
     mu_mc_errors: int | None = None
     mu_outer_mc_errors: int | None = None
+    #: the experiment's label of the training run when a model has several (tradeoff's ``extra_runs``)
+    run: str | None = None
 
     @classmethod
     def from_measurement(cls: type[Row], m: dict[str, Any], **extra: Any) -> Row:
@@ -234,11 +236,17 @@ def write_rows(path: str | Path, rows: list[ResultRow], cls: type[ResultRow] = R
     return write_csv_atomic(path, [r.as_dict() for r in rows], columns(cls))
 
 
+#: columns added after tables were committed: a table without one reads it at this value
+LATER_COLUMNS = {"run": None}
+
+
 def read_rows(path: str | Path, cls: type[Row] = ResultRow) -> list[Row]:
-    """Read rows written by :func:`write_rows`; a missing column is an error naming the file and column."""
+    """Read rows written by :func:`write_rows`; a missing column is an error naming the file and column
+    (except those of :data:`LATER_COLUMNS`, read at their value)."""
     names = columns(cls)
     out = []
     for raw in read_csv(path):
+        raw = {**LATER_COLUMNS, **raw}
         missing = [c for c in names if c not in raw]
         if missing:
             raise InputError(str(path), f"missing column {missing[0]!r} (expected {', '.join(names)})")
@@ -264,7 +272,7 @@ class DefenceRow(ResultRow):
 
     defence: str = ""
     strength: float | None = None
-    run: str = ""
+    run: str | None = None
     certified: float | None = None
     certified_se: float | None = None
     certified_points: int | None = None

@@ -140,7 +140,8 @@ def draw_tradeoff(results_csv: str | os.PathLike, out_png: str | os.PathLike,
 
     Args:
       results_csv: table with at least the columns in :data:`COLUMNS`, one row per model x training-set
-        size x seed x checkpoint step; ``train_size == 0`` means online; all rows share one ``dim``.
+        size x seed x checkpoint step; ``train_size == 0`` means online; all rows share one ``dim``; an
+        optional column ``run`` labels a model's further runs (drawn as a model of their own).
       out_png: where to write the figure.
       threshold: the selection rule's error threshold, for the note on faded points.
     Returns:
@@ -150,7 +151,8 @@ def draw_tradeoff(results_csv: str | os.PathLike, out_png: str | os.PathLike,
     """
     rows = load_table(results_csv, COLUMNS)
     col = {c: numeric(rows, c, results_csv) for c in COLUMNS if c != "model"}
-    models = text(rows, "model")
+    # a model's further runs on their own recipe (column ``run``) get their own marker and legend entry
+    models = [f"{m} ({r})" if r else m for m, r in zip(text(rows, "model"), text(rows, "run"))]
     for name in ("dim", "outer_radius"):
         values = np.unique(col[name][np.isfinite(col[name])])
         if values.size != 1:
