@@ -224,7 +224,7 @@ def preset_ensembles(preset: str = "standard") -> list[tuple[str, config.Experim
             for spec in defences.specs(sec):
                 out.append((f"{name}/{spec.run}", config.ExperimentConfig(
                     task=sec.task, model=config.parse_model_name(spec.model),
-                    train=dataclasses.replace(sec.train, **spec.train)), sec.measure))
+                    train=defences.spec_train(sec, spec)), sec.measure))
         elif name == "attributions":
             for d in sec.all_dims:
                 task = dataclasses.replace(sec.task, dim=d)

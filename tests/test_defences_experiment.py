@@ -62,10 +62,16 @@ def test_fold_masks_reproduces_the_masked_net():
 
 
 @pytest.mark.slow
-def test_defences_smoke(tmp_path):
+def test_defences_smoke(tmp_path, monkeypatch):
     cfg = config_from_table(tomllib.loads(TINY))
     reproduce(cfg, tmp_path, progress=False)
     out = tmp_path / "defences"
+    table = (out / dexp.RESULTS).read_text()
+    # resumed: every certificate, detector row and timing comes from its cell, the table unchanged
+    for name in ("certify_step", "detector_rows", "time_certification"):
+        monkeypatch.setattr(dexp, name, lambda *a, **k: pytest.fail("recomputed on resume"))
+    reproduce(cfg, tmp_path, progress=False)
+    assert (out / dexp.RESULTS).read_text() == table
     rows = read_rows(out / dexp.RESULTS, DefenceRow)
     runs = {r.run for r in rows}
     assert runs == {"baseline", "pgd", "quad", "gradpen", "squeeze4", "masks", "rs"}
@@ -186,3 +192,52 @@ def test_each_defence_is_judged_against_its_own_baseline():
     assert dexp._verdict(t, dict(ratio_median=0.6, ratio_lower=0.58, ratio_upper=0.62)).startswith("moves towards")
     assert dexp._verdict(t, dict(ratio_median=0.8, ratio_lower=0.78, ratio_upper=0.82)).startswith("falls below")
     assert dexp._verdict(t, dict(ratio_median=0.7, ratio_lower=0.6, ratio_upper=0.8)).startswith("moves along")
+
+
+def test_certificates_are_cells_computed_once_and_refused_with_other_settings(tmp_path, monkeypatch):
+    """A resumed defences run certifies nothing twice: one cell per checkpoint in runs/<run>/certify/,
+    loaded (an infinite radius included) on the second call; other settings are refused by name."""
+    calls = []
+
+    def fake_certify(run, step, mcfg, rc, check_points=False):
+        calls.append(("certify", step))
+        return [dict(certified=float("inf"), certified_se=0.0, point_checks=3)]
+
+    def fake_detectors(run, spec_run, step, cfg, rc, programs):
+        calls.append(("detect", step))
+        return [DetectorRow(run=spec_run, model="m", seed=0, step=step, bits=4, detector="flip", threshold=None,
+                            target_false_alarm=None, adversarial=5, detected=2, detection=0.4, detection_lower=0.05,
+                            detection_upper=0.85, clean=10, false_alarms=1, false_alarm=0.1, false_alarm_lower=0.0,
+                            false_alarm_upper=0.45)]
+
+    monkeypatch.setattr(dexp, "certify_step", fake_certify)
+    monkeypatch.setattr(dexp, "detector_rows", fake_detectors)
+    cfg = config_from_table(tomllib.loads(TINY)).section("defences")
+    spec = dexp.specs(cfg)[0]
+    first = dexp.certify_cells(cfg, spec, None, tmp_path, [1, 60], None, {4: None})
+    assert calls == [("certify", 1), ("detect", 1), ("certify", 60), ("detect", 60)]
+    again = dexp.certify_cells(cfg, spec, None, tmp_path, [1, 60], None, {4: None})
+    assert len(calls) == 4 and again == first and again[0][60][0]["certified"] == float("inf")
+    assert sorted(p.name for p in (tmp_path / dexp.CERTIFY_DIR / "cells").iterdir()) == [
+        "step=00000001.json", "step=00000060.json"]
+    import dataclasses
+    other = dataclasses.replace(cfg, certify_bisections=9)
+    with pytest.raises(Exception, match="certify_bisections"):
+        dexp.certify_cells(other, spec, None, tmp_path, [1, 60], None, {4: None})
+
+
+def test_quad_train_overrides_the_quad_run_only_and_names_bad_fields():
+    from spheres.core.errors import InputError
+    cfg = config_from_table(tomllib.loads(TINY.replace(
+        'detector_clean_points = 50\n', 'detector_clean_points = 50\n[defences.quad_train]\nbatch_size = 64\n'
+        'learning_rates = [0.003]\n'))).section("defences")
+    trains = {s.run: dexp.spec_train(cfg, s) for s in dexp.specs(cfg)}
+    assert trains["quad"].batch_size == 64 and trains["quad"].learning_rates == (0.003,)
+    assert trains["quad"].adversarial == "exact" and trains["quad"].adv_epsilons == (0.0, 0.1)
+    assert trains["baseline"].batch_size == 32 and trains["pgd"].batch_size == 32
+    for text, field in (("steps = 0\n", "defences.quad_train.steps"), ("seeds = [1]\n", "defences.quad_train.seeds"),
+                        ("nope = 1\n", "defences.quad_train.nope")):
+        with pytest.raises(InputError) as info:
+            config_from_table(tomllib.loads(TINY.replace(
+                'detector_clean_points = 50\n', 'detector_clean_points = 50\n[defences.quad_train]\n' + text)))
+        assert info.value.field == field, text

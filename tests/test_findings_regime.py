@@ -83,3 +83,28 @@ def test_rare_errors_split_into_exact_and_monte_carlo_groups_with_an_exact_inter
     assert empty["inner"]["monte_carlo"]["points"] == 0
     lines = common.regime_findings("t", {"selected": 1, "rare_errors": empty})
     assert len(lines) == 2 and all("had zero Monte Carlo errors" in line and "no test" in line for line in lines)
+
+
+def test_extra_run_steps_still_needed_follow_the_curve_exactly():
+    """A net of ``extra_runs`` whose rates fall as an exact power law, outer twice inner: the steps
+    to 1e-6 on both come from the outer sphere, 1e-6 = 2e-2 (t / 1000)^-2 at t = 1000 sqrt(2e4)."""
+    from spheres.experiments import tradeoff
+    rows = []
+    for t in (1000, 2000, 4000, 8000):
+        mu = 1e-2 * (t / 1000) ** -2.0
+        rows.append(base_row(step=t, mu=mu, mu_lower=mu / 1.2, mu_upper=mu * 1.2, mu_method="splitting",
+                             mu_outer=2 * mu, mu_outer_lower=2 * mu / 1.2, mu_outer_upper=2.4 * mu,
+                             mu_outer_method="splitting", run="long", train_size=0))
+    rows.append(dataclasses.replace(rows[0], run=None))  # the model's own ensemble is left out
+    (e,) = tradeoff.extra_run_stats(rows)
+    assert e["run"] == "long" and e["checkpoints"] == [1000, 2000, 4000, 8000] and e["last_step"] == 8000
+    assert e["limiting_sphere"] == "outer" and e["extrapolated"]
+    assert e["steps"] == pytest.approx(1000 * 2e4 ** 0.5, rel=1e-6)
+    assert e["steps_lower"] < e["steps"] < e["steps_upper"]
+    assert e["slope_inner"] == pytest.approx(-2.0) and e["worst_upper"] == pytest.approx(2.4 * rows[3].mu)
+    (text,) = tradeoff._extra_run_findings({"extra_runs": [e]})
+    assert "1.41e+05 steps" in text and "outer sphere limits" in text
+    # a net that got there and stayed: measured, with the step
+    low = [dataclasses.replace(r, mu_upper=r.mu * 1e-3, mu_outer_upper=r.mu * 1e-3) for r in rows[:4]]
+    (m,) = tradeoff.extra_run_stats(low, level=1e-5)
+    assert not m["extrapolated"] and m["steps"] == 1000

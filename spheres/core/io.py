@@ -55,6 +55,18 @@ def json_safe(obj: Any) -> Any:
     return obj
 
 
+def json_restore(obj: Any) -> Any:
+    """The inverse of :func:`json_safe` on what it wrote: ``"inf"`` / ``"-inf"`` back to floats
+    (``nan`` stays ``None``). Dicts and lists are walked."""
+    if isinstance(obj, str) and obj in ("inf", "-inf"):
+        return float(obj)
+    if isinstance(obj, dict):
+        return {k: json_restore(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [json_restore(v) for v in obj]
+    return obj
+
+
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
     """Write ``obj`` as indented JSON (non-finite floats are rejected) atomically."""
     return write_text_atomic(path, json.dumps(obj, indent=2, allow_nan=False) + "\n")

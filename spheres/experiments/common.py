@@ -48,17 +48,19 @@ def check_learning_rates(pairs: tuple[tuple[str, float], ...], models: tuple[str
 
 
 def train_of(train: TrainConfig, model_train: tuple[tuple[str, Any], ...], model: str,
-             field: str = "model_train") -> TrainConfig:
-    """``train`` with the fields of ``model_train.<model>`` replaced (validated as a [train] section)."""
+             field: str = "model_train", where: str | None = None) -> TrainConfig:
+    """``train`` with the fields of ``model_train.<model>`` replaced (validated as a [train] section);
+    errors name ``where`` (default ``<field>.<model>``) and the override's field."""
+    where = where or f"{field}.{model}"
     table = dict(model_train).get(model)
     if table is None:
         return train
     if not isinstance(table, dict):
-        raise InputError(f"{field}.{model}", "must be a table of [train] fields")
+        raise InputError(where, "must be a table of [train] fields")
     try:
         return load_section(TrainConfig, {**to_table(train), **table})
     except InputError as err:  # name the override's own field, not [train]'s
-        raise InputError(f"{field}.{model}.{err.field.removeprefix('train.')}", err.detail) from None
+        raise InputError(f"{where}.{err.field.removeprefix('train.')}", err.detail) from None
 
 
 def check_model_train(model_train: Any, train: TrainConfig, models: tuple[str, ...],

@@ -28,6 +28,8 @@ Beside the table (``defences_results.csv``, one :class:`DefenceRow` per net x ch
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import resource
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +39,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from spheres.core.config import check_float, check_int
+from spheres.core.cells import CellStore, check_settings, step_cell_id
+from spheres.core.config import check_float, check_int, to_table
+from spheres.core.io import json_restore, json_safe
 from spheres.core.errors import InputError
 
 from spheres.experiments import common
@@ -55,6 +59,8 @@ from spheres.plotting._common import load_json
 from spheres.plotting.defences import draw_defences
 
 RESULTS = "defences_results.csv"
+#: per run, the resumable cells of its certificates and detectors (``runs/<run>/certify/``)
+CERTIFY_DIR = "certify"
 DETECTOR = "defences_detector.csv"
 TIMING = "defences_timing.csv"
 
@@ -72,6 +78,8 @@ class DefencesConfig:
       measure: measurement budgets.
       adv_epsilons: PGD-on-the-sphere chord budgets (one run, swept).
       quad_learning_rate: the quad net's learning rate.
+      quad_train: ``{field = value}`` replacing fields of ``train`` for the quad net's run (after
+        ``quad_learning_rate``; e.g. the recipe study's batch 500, at which it learns far faster).
       grad_penalties: input-gradient penalty weights (one run, swept).
       squeeze_bits: feature-squeezing bit depths (one run each: the front end is static).
       mask_keep_rates: random-mask keep rates (one run, swept).
@@ -92,6 +100,7 @@ class DefencesConfig:
     measure: MeasureConfig = field(default_factory=MeasureConfig)
     adv_epsilons: tuple[float, ...] = (0.05, 0.1, 0.2)
     quad_learning_rate: float = 1e-2
+    quad_train: tuple[tuple[str, Any], ...] = ()
     grad_penalties: tuple[float, ...] = (0.1, 1.0)
     squeeze_bits: tuple[int, ...] = (2, 4, 6)
     mask_keep_rates: tuple[float, ...] = (0.5, 0.75, 0.9)
@@ -125,11 +134,25 @@ class DefencesConfig:
         check_float("rs_epsilon", self.rs_epsilon, 0.0, lo_open=True)
         check_float("l1_weight", self.l1_weight, 0.0)
         check_float("quad_learning_rate", self.quad_learning_rate, 0.0, lo_open=True)
+        if not isinstance(self.quad_train, tuple) or any(not isinstance(p, tuple) or len(p) != 2
+                                                         for p in self.quad_train):
+            raise InputError("quad_train", "must be a table of [train] fields = values")
+        bad = {"adversarial", "adv_epsilons", "seeds", "train_sizes"} & {k for k, _ in self.quad_train}
+        if bad:
+            raise InputError(f"quad_train.{sorted(bad)[0]}", "set by the experiment (the quad net's exact "
+                                                             "training and its strengths), not here")
+        self.quad_train_config()  # every override a valid [train] field
         check_int("certify_bisections", self.certify_bisections, 1, hi=60)
         check_float("select_max_error", self.select_max_error, 0.0, hi=1.0)
         check_float("squeeze_range", self.squeeze_range, 0.0, lo_open=True)
         check_int("detector_clean_points", self.detector_clean_points, 1)
         check_float("detector_false_alarm", self.detector_false_alarm, 0.0, hi=1.0, hi_open=True)
+
+
+    def quad_train_config(self) -> TrainConfig:
+        """``train`` for the quad net's run: ``quad_learning_rate``, then ``quad_train``'s fields."""
+        base = dataclasses.replace(self.train, learning_rates=(self.quad_learning_rate,))
+        return common.train_of(base, (("quad", dict(self.quad_train)),), "quad", where="quad_train")
 
 
 @dataclass(frozen=True)
@@ -143,6 +166,7 @@ class Spec:
     strength_field: str | None
     strength: float | None = None
     zero_defence: str | None = None  # the defence name of members whose strength is 0 (an undefended net)
+    base: TrainConfig | None = None  # the training ``train`` replaces fields of (None: the experiment's)
 
 
 def specs(cfg: DefencesConfig) -> list[Spec]:
@@ -155,11 +179,10 @@ def specs(cfg: DefencesConfig) -> list[Spec]:
         # eps = 0 is plain training (the worst case of a zero-radius cap is the point itself): the
         # quad baseline is a member of the exact-training run, one compiled program for both
         out.append(Spec("quad", "adversarial (exact, quad)", cfg.quad_model,
-                        dict(adversarial="exact", adv_epsilons=(0.0,) + cfg.adv_epsilons,
-                             learning_rates=(cfg.quad_learning_rate,)), "adv_eps", zero_defence="none (quad)"))
+                        dict(adversarial="exact", adv_epsilons=(0.0,) + cfg.adv_epsilons), "adv_eps",
+                        zero_defence="none (quad)", base=cfg.quad_train_config()))
     elif cfg.quad_model:
-        out.append(Spec("quad", "none (quad)", cfg.quad_model, dict(learning_rates=(cfg.quad_learning_rate,)),
-                        None, 0.0))
+        out.append(Spec("quad", "none (quad)", cfg.quad_model, {}, None, 0.0, base=cfg.quad_train_config()))
     if cfg.grad_penalties:
         out.append(Spec("gradpen", "gradient penalty", cfg.model, dict(grad_penalties=cfg.grad_penalties),
                         "grad_penalty"))
@@ -174,6 +197,11 @@ def specs(cfg: DefencesConfig) -> list[Spec]:
                         dict(rs_weights=cfg.rs_weights, rs_epsilons=(cfg.rs_epsilon,), l1_weights=(cfg.l1_weight,)),
                         "rs_weight"))
     return out
+
+
+def spec_train(cfg: DefencesConfig, spec: Spec) -> TrainConfig:
+    """The training of one spec's run: its base (the experiment's ``train`` unless set) with the spec's fields."""
+    return dataclasses.replace(spec.base or cfg.train, **spec.train)
 
 
 def fold_masks(variables: dict[str, Any]) -> dict[str, Any]:
@@ -429,6 +457,32 @@ def time_certification(cfg: DefencesConfig, out: Path, runs: list[Spec], shared:
             for spec, run, step, _, pts, _, unstable, units, walls, cpus in jobs]
 
 
+def certify_settings(cfg: DefencesConfig, bits: tuple[int, ...]) -> dict[str, Any]:
+    """What a run's certificates and detector rows depend on beyond its training (the check on resume)."""
+    return {**cfg.measure.settings(), "certify_bisections": cfg.certify_bisections, "rs_epsilon": cfg.rs_epsilon,
+            "detector_bits": list(bits), "squeeze_range": cfg.squeeze_range,
+            "detector_clean_points": cfg.detector_clean_points, "detector_false_alarm": cfg.detector_false_alarm}
+
+
+def certify_cells(cfg: DefencesConfig, spec: Spec, run: Any, run_dir: Path, steps: list[int], rc: RunCertification,
+                  programs: dict[int, Callable]) -> tuple[dict[int, list[dict[str, Any]]], list[DetectorRow]]:
+    """Certificates (with the point checks) and detector rows of every checkpoint of one run, one
+    resumable cell per step in ``run_dir/certify/`` (a resumed experiment certifies nothing twice;
+    resuming with other settings is refused, naming the setting)."""
+    root = run_dir / CERTIFY_DIR
+    check_settings(root / "settings.json", certify_settings(cfg, tuple(programs)), cfg.measure.LATER_FIELDS,
+                   cfg.measure.FLAGS)
+    store = CellStore(root)
+    cert, detections = {}, []
+    for step in steps:
+        res = json_restore(store.run(step_cell_id(step), lambda: json_safe({
+            "members": certify_step(run, step, cfg.measure, rc, check_points=True),
+            "detectors": [dataclasses.asdict(r) for r in detector_rows(run, spec.run, step, cfg, rc, programs)]})))
+        cert[step] = res["members"]
+        detections += [DetectorRow(**r) for r in res["detectors"]]
+    return cert, detections
+
+
 def _measure(cfg: DefencesConfig, spec: Spec, out: Path, progress: bool,
              shared: dict[str, Any]) -> tuple[list[DefenceRow], list[DetectorRow]]:
     """Train, measure, certify (and, for the baseline, run the squeezing detectors on) one spec's run.
@@ -436,7 +490,7 @@ def _measure(cfg: DefencesConfig, spec: Spec, out: Path, progress: bool,
     ``shared`` holds the compiled objects of earlier runs (the pipeline's measurements by model,
     the per-run certification by model, the certifier by architecture), so that runs of the same
     model compile once."""
-    train = dataclasses.replace(cfg.train, **spec.train)
+    train = spec_train(cfg, spec)
     exp = ExperimentConfig(task=cfg.task, model=parse_model_name(spec.model), train=train)
     run_dir = out / "runs" / spec.run
     common.log(f"[defences] {spec.run}: {exp.train.ensemble_size} networks {spec.model} at d = {cfg.task.dim}")
@@ -457,8 +511,7 @@ def _measure(cfg: DefencesConfig, spec: Spec, out: Path, progress: bool,
         shared[key] = {b: make_detector_scores(rc.logit_fn, b, cfg.squeeze_range) for b in cfg.squeeze_bits}
     programs = shared[key] if baseline else {}
     steps = list(dict.fromkeys(m["step"] for m in measured))
-    cert = {step: certify_step(run, step, cfg.measure, rc, check_points=True) for step in steps}
-    detections = [r for step in steps for r in detector_rows(run, spec.run, step, cfg, rc, programs)]
+    cert, detections = certify_cells(cfg, spec, run, run_dir, steps, rc, programs)
     rows, seen = [], {step: 0 for step in steps}
     for m in measured:
         c = cert[m["step"]][seen[m["step"]]]
@@ -477,8 +530,14 @@ def run(cfg: DefencesConfig, ctx: Context) -> dict[str, Any]:
         r, d = _measure(cfg, spec, ctx.out, ctx.progress, shared)
         rows, detections = rows + r, detections + d
     timed = [s for s in specs(cfg) if s.run in ("baseline", "rs")]
-    write_rows(ctx.out / TIMING, time_certification(cfg, ctx.out, timed, shared) if len(timed) == 2 else [],
-               TimingRow)
+    timing: list[TimingRow] = []
+    if len(timed) == 2:  # measured once per configuration (a cell keyed by what the timing depends on)
+        what = json.dumps([certify_settings(cfg, ()), [to_table(spec_train(cfg, s)) for s in timed],
+                           [s.model for s in timed]], sort_keys=True, default=str)
+        cell = f"certify-timing-{hashlib.sha256(what.encode()).hexdigest()[:16]}"
+        timing = [TimingRow(**r) for r in CellStore(ctx.out).run(cell, lambda: {"rows": [
+            dataclasses.asdict(r) for r in time_certification(cfg, ctx.out, timed, shared)]})["rows"]]
+    write_rows(ctx.out / TIMING, timing, TimingRow)
     rows = common.select(rows, cfg.select_max_error)
     write_rows(ctx.out / RESULTS, rows, DefenceRow)
     write_rows(ctx.out / DETECTOR, detections, DetectorRow)

@@ -291,18 +291,28 @@ def curve_fit(rs: list[RecipeRow], sphere: str) -> PowerLaw | None:
     return fit_power_law([p[0] for p in pts], [p[1] for p in pts], [log10_sigma(*p[1:]) for p in pts])
 
 
+def curve_reach(rs: list[ResultRow], level: float, fits: dict[str, PowerLaw | None] | None = None
+                ) -> tuple[dict[str, Reach], str | None]:
+    """The steps one curve (the checkpoints of one net, sorted by step) needs to reach ``level`` on each
+    sphere (:func:`steps_to_reach` with :func:`curve_fit`, or the given ``fits``), and the limiting
+    sphere (the one that needs more; ``None`` when either has no answer)."""
+    fits = fits or {s: curve_fit(rs, s) for s in ("inner", "outer")}
+    reach = {}
+    for s in ("inner", "outer"):
+        mu = [r.mu if s == "inner" else r.mu_outer for r in rs]
+        reach[s] = steps_to_reach([r.step for r in rs], mu, [_upper(r, s) for r in rs], fits[s], level)
+    both = (max(("inner", "outer"), key=lambda s: reach[s].steps)
+            if all(reach[s].steps is not None for s in reach) else None)
+    return reach, both
+
+
 def reach_table(rows: list[RecipeRow], levels: tuple[float, ...]) -> list[dict[str, Any]]:
     """One row per curve (model, recipe, lr, seed) x level: steps per sphere and on both, with the fit."""
     out = []
     for (model, recipe, lr, seed), rs in _curves(rows).items():
         fits = {s: curve_fit(rs, s) for s in ("inner", "outer")}
         for level in levels:
-            reach = {}
-            for s in ("inner", "outer"):
-                mu = [r.mu if s == "inner" else r.mu_outer for r in rs]
-                reach[s] = steps_to_reach([r.step for r in rs], mu, [_upper(r, s) for r in rs], fits[s], level)
-            both = (max(("inner", "outer"), key=lambda s: reach[s].steps)
-                    if all(reach[s].steps is not None for s in reach) else None)
+            reach, both = curve_reach(rs, level, fits)
             row = {"model": model, "recipe": recipe, "learning_rate": lr, "seed": seed,
                    "batch_size": rs[0].batch_size, "last_step": rs[-1].step, "level": level}
             for s in ("inner", "outer"):

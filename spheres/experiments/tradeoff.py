@@ -121,7 +121,68 @@ def run(cfg: TradeoffConfig, ctx: Context) -> dict[str, Any]:
     rows = common.select(rows, cfg.select_max_error)
     write_rows(ctx.out / RESULTS, rows)
     common.write_selection(ctx.out, cfg.select_max_error)
-    return {**common.summarise(rows, cfg.select_max_error), "paper_smallest_mu": cfg.paper_smallest_mu}
+    return {**common.summarise(rows, cfg.select_max_error), "paper_smallest_mu": cfg.paper_smallest_mu,
+            "extra_runs": extra_run_stats(rows)}
+
+
+def extra_run_stats(rows: list[ResultRow], level: float = common.LOW_ERROR) -> list[dict[str, Any]]:
+    """Per net of ``extra_runs`` (label, training-set size, seed, lr): where its last checkpoint ended
+    on both spheres (upper ends of the intervals), and the steps its own curve needs to reach
+    ``level`` on both: measured where it reached it and stayed, else extrapolated by the recipe
+    study's power-law fit over its last decade of checkpoints (:func:`spheres.experiments.recipes.curve_reach`)."""
+    from spheres.experiments import recipes  # the recipe study's fit, for the steps still needed
+
+    nets: dict[tuple, list[ResultRow]] = {}
+    for r in rows:
+        if r.run:
+            nets.setdefault((r.run, r.model, r.train_size, r.seed, r.learning_rate), []).append(r)
+    out = []
+    for (label, model, n, seed, lr), rs in sorted(nets.items()):
+        rs = sorted(rs, key=lambda r: r.step)
+        last = rs[-1]
+        reach, both = recipes.curve_reach(rs, level)
+        b = reach[both] if both else None
+        ups = [recipes._upper(last, s) for s in ("inner", "outer")]
+        out.append({"run": label, "model": model, "train_size": n, "seed": seed, "learning_rate": lr,
+                    "checkpoints": [r.step for r in rs], "last_step": last.step, "level": level,
+                    "mu_inner": last.mu, "mu_inner_upper": ups[0], "mu_inner_method": last.mu_method,
+                    "mu_outer": last.mu_outer, "mu_outer_upper": ups[1], "mu_outer_method": last.mu_outer_method,
+                    "worst_upper": None if None in ups else max(ups),
+                    "limiting_sphere": both, "steps": None if b is None else b.steps,
+                    "steps_lower": None if b is None else b.lower, "steps_upper": None if b is None else b.upper,
+                    "extrapolated": None if b is None else bool(b.extrapolated),
+                    **{f"slope_{s}": (None if (f := recipes.curve_fit(rs, s)) is None else f.slope)
+                       for s in ("inner", "outer")}})
+    return out
+
+
+def _slope(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}"
+
+
+def _extra_run_findings(s: dict[str, Any]) -> list[str]:
+    sci = common.sci
+    out = []
+    for e in s.get("extra_runs", []):
+        head = (f"tradeoff: {e['model']} ({e['run']}, N={e['train_size'] or 'online'}, lr {e['learning_rate']:g}) "
+                f"at its last checkpoint, step {e['last_step']:,}: error rate {sci(e['mu_inner'])} (upper end "
+                f"{sci(e['mu_inner_upper'])}, {e['mu_inner_method']}) inner and {sci(e['mu_outer'])} (upper end "
+                f"{sci(e['mu_outer_upper'])}, {e['mu_outer_method']}) outer")
+        level = sci(e["level"])
+        if e["worst_upper"] is not None and e["worst_upper"] <= e["level"]:
+            out.append(head + f": at or below {level} on both spheres.")
+        elif e["steps"] is None:
+            out.append(head + f": above {level}, and its curve gives no extrapolation (too few falling checkpoints).")
+        elif not e["extrapolated"]:
+            out.append(head + f"; it reached {level} on both spheres at step {e['steps']:,.0f} and stayed.")
+        else:
+            out.append(head + f": above {level} (the {e['limiting_sphere']} sphere limits). Its own power-law fit "
+                       f"over checkpoints {', '.join(f'{t:,}' for t in e['checkpoints'])} (slopes "
+                       f"{_slope(e['slope_inner'])} inner, {_slope(e['slope_outer'])} outer) puts {level} on both spheres "
+                       f"at {sci(e['steps'])} steps [95%: {sci(e['steps_lower'])}, {sci(e['steps_upper'])}] "
+                       f"on this recipe's schedule (an extrapolation of its decay, not a prediction of a longer "
+                       f"schedule).")
+    return out
 
 
 def draw(ctx: Context) -> list[Path]:
@@ -176,6 +237,7 @@ def report(s: dict[str, Any], ctx: Context) -> Report:
             text += f" The paper's nets went below {common.sci(s['paper_smallest_mu'])} (Monte Carlo saw no error)."
         findings.append(text)
     findings += common.regime_findings("tradeoff", s)
+    findings += _extra_run_findings(s)
     lines = common.bound_lines(s) + ["Last checkpoint of every net:", ""] + _table(read_rows(ctx.out / RESULTS)) + [""]
     return Report(tuple(findings), tuple(lines))
 

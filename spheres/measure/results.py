@@ -158,7 +158,8 @@ class ResultRow:
     selected: int | None = None
     mu_mc_errors: int | None = None
     mu_outer_mc_errors: int | None = None
-    #: the experiment's label of the training run when a model has several (tradeoff's ``extra_runs``)
+    #: the experiment's label of the training run when a model has several (tradeoff's ``extra_runs``,
+    #: the defences' runs)
     run: str | None = None
 
     @classmethod
@@ -272,7 +273,6 @@ class DefenceRow(ResultRow):
 
     defence: str = ""
     strength: float | None = None
-    run: str | None = None
     certified: float | None = None
     certified_se: float | None = None
     certified_points: int | None = None
