@@ -108,3 +108,33 @@ def test_extra_run_steps_still_needed_follow_the_curve_exactly():
     low = [dataclasses.replace(r, mu_upper=r.mu * 1e-3, mu_outer_upper=r.mu * 1e-3) for r in rows[:4]]
     (m,) = tradeoff.extra_run_stats(low, level=1e-5)
     assert not m["extrapolated"] and m["steps"] == 1000
+
+
+def test_schedule_law_fits_the_end_points_of_schedules_that_differ_only_in_length():
+    """Three schedules of one recipe whose END rates follow mu(S) = 1e-2 (S / 1000)^-1 inner and twice
+    that outer: the law's slope is -1 and 1e-6 on both spheres comes at S = 1000 x 2e4 (outer limits);
+    a run of another shape (batch size) is no member of the group; mid-schedule checkpoints do not enter."""
+    import tomllib
+    from spheres.experiments import tradeoff
+    from spheres.experiments.reproduce import config_from_table
+    toml = ('experiments = ["tradeoff"]\n[tradeoff]\nmodels = ["relu-w8-d1"]\n[tradeoff.train]\nsteps = 10\n'
+            'train_sizes = [0]\n')
+    for label, steps, batch in (("a", 1000, 50), ("b", 4000, 50), ("c", 16000, 50), ("other", 2000, 64)):
+        toml += (f'[tradeoff.extra_runs.{label}]\nmodel = "relu-w8-d1"\nsteps = {steps}\nbatch_size = {batch}\n'
+                 f'checkpoints = {3 if label == "c" else 1}\nchunk_steps = {steps}\n')
+    cfg = config_from_table(tomllib.loads(toml)).section("tradeoff")
+    groups = tradeoff.schedule_groups(cfg)
+    assert groups == {"a + b + c": [("a", 1000), ("b", 4000), ("c", 16000)]}
+    rows = []
+    for label, t in (("a", 1000), ("b", 4000), ("c", 16000), ("c", 4000), ("other", 2000)):
+        mu = 1e-2 * (t / 1000) ** -1.0 * (3.0 if label == "c" and t == 4000 else 1.0)  # mid-schedule: off the law
+        rows.append(base_row(model="relu-w8-d1", step=t, run=label, train_size=0, mu=mu, mu_lower=mu / 1.1,
+                             mu_upper=mu * 1.1, mu_method="splitting", mu_outer=2 * mu, mu_outer_lower=2 * mu / 1.1,
+                             mu_outer_upper=2.2 * mu, mu_outer_method="splitting"))
+    (e,) = tradeoff.schedule_law(rows, groups)
+    assert e["runs"] == ["a", "b", "c"] and e["lengths"] == [1000, 4000, 16000]
+    assert e["slope_inner"] == pytest.approx(-1.0) and e["slope_outer"] == pytest.approx(-1.0)
+    assert e["limiting_sphere"] == "outer" and e["steps"] == pytest.approx(1000 * 2e4, rel=1e-6)
+    assert e["steps_lower"] < e["steps"] < e["steps_upper"]
+    (text,) = tradeoff._schedule_law_findings({"schedule_law": [e]})
+    assert "2.00e+07 steps" in text and "b = -1.00" in text and "1250.0x the longest" in text

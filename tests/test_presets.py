@@ -36,9 +36,14 @@ def test_standard_preset_holds_the_regime_it_promises():
         assert 0 in sizes and len([n for n in sizes if n > 0]) == 5
     assert t.measure.attack_points >= 200 and t.measure.method == "auto"
     # the online relu net once more on the recipe study's fastest recipe, a long batch-500 schedule
-    (_, model, long), = t.extra_run_trains()
+    extra = {label: (model, train) for label, model, train in t.extra_run_trains()}
+    model, long = extra["b500-long"]
     assert model == "relu-w1000-d2" and long.train_sizes == (0,) and long.batch_size == 500
     assert long.steps >= 50_000 and long.schedule == "cosine"
+    # and as shorter schedules of the same recipe, for the end-of-schedule law (3 lengths at least)
+    from spheres.experiments.tradeoff import schedule_groups
+    (members,) = schedule_groups(t).values()
+    assert len(members) >= 3 and ("b500-long", long.steps) in members
     assert cfg.section("recipes").task.dim == 500
     d = cfg.section("dimsweep")
     assert max(d.dims) >= 2048 and "quad-w{dim}" in d.models and d.measure.attack_points >= 200

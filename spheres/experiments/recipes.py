@@ -281,14 +281,15 @@ def _curves(rows: list[RecipeRow]) -> dict[tuple, list[RecipeRow]]:
     return {k: sorted(v, key=lambda r: r.step) for k, v in sorted(out.items())}
 
 
-def curve_fit(rs: list[RecipeRow], sphere: str) -> PowerLaw | None:
-    """:func:`fit_power_law` of one curve's rows on ``sphere`` (``"inner"`` or ``"outer"``)."""
+def curve_fit(rs: list[RecipeRow], sphere: str, decades: float = 1.0) -> PowerLaw | None:
+    """:func:`fit_power_law` of one curve's rows on ``sphere`` (``"inner"`` or ``"outer"``) over its
+    last ``decades`` of steps."""
     g = ((lambda r: (r.mu, r.mu_lower, r.mu_upper)) if sphere == "inner"
          else (lambda r: (r.mu_outer, r.mu_outer_lower, r.mu_outer_upper)))
     pts = [(r.step, *g(r)) for r in rs if g(r)[0] is not None]
     if not pts:
         return None
-    return fit_power_law([p[0] for p in pts], [p[1] for p in pts], [log10_sigma(*p[1:]) for p in pts])
+    return fit_power_law([p[0] for p in pts], [p[1] for p in pts], [log10_sigma(*p[1:]) for p in pts], decades)
 
 
 def curve_reach(rs: list[ResultRow], level: float, fits: dict[str, PowerLaw | None] | None = None

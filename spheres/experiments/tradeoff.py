@@ -9,12 +9,14 @@ errors) and d(E) by the on-manifold attack, and each point is set against the ex
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from spheres.core.config import check_float
+from spheres.core.config import check_float, to_table
 from spheres.core.errors import InputError
 from spheres.experiments import common
 from spheres.experiments.base import Context, Experiment, Report
@@ -122,7 +124,86 @@ def run(cfg: TradeoffConfig, ctx: Context) -> dict[str, Any]:
     write_rows(ctx.out / RESULTS, rows)
     common.write_selection(ctx.out, cfg.select_max_error)
     return {**common.summarise(rows, cfg.select_max_error), "paper_smallest_mu": cfg.paper_smallest_mu,
-            "extra_runs": extra_run_stats(rows)}
+            "extra_runs": extra_run_stats(rows), "schedule_law": schedule_law(rows, schedule_groups(cfg))}
+
+
+#: the [train] fields that set a schedule's length (and where it is checkpointed), not its shape
+LENGTH_FIELDS = ("steps", "checkpoints", "extra_checkpoints", "chunk_steps")
+
+
+def schedule_groups(cfg: TradeoffConfig) -> dict[str, list[tuple[str, int]]]:
+    """The extra runs that train one model on one recipe and differ only in the schedule's length
+    (:data:`LENGTH_FIELDS`), at least two lengths each: ``{group name: [(label, steps), ...]}`` by steps."""
+    groups: dict[str, list[tuple[str, int]]] = {}
+    for label, model, train in cfg.extra_run_trains():
+        shape = {k: v for k, v in to_table(train).items() if k not in LENGTH_FIELDS}
+        groups.setdefault(json.dumps([model, shape], sort_keys=True), []).append((label, train.steps))
+    out = {}
+    for members in groups.values():
+        if len({n for _, n in members}) >= 2:
+            members = sorted(members, key=lambda m: m[1])
+            out[" + ".join(label for label, _ in members)] = members
+    return out
+
+
+def schedule_law(rows: list[ResultRow], groups: dict[str, list[tuple[str, int]]],
+                 level: float = common.LOW_ERROR) -> list[dict[str, Any]]:
+    """The error rate at the END of a schedule against its length S, per group of
+    :func:`schedule_groups` and net (training-set size, seed, lr): on each sphere the recipe study's
+    weighted power-law fit of log10 mu on log10 S over every run's last checkpoint (at least 3
+    lengths), and the S at which it reaches ``level`` on both spheres (extrapolated, with its 95%
+    interval). Unlike one schedule's own curve, whose late checkpoints fall with its learning-rate
+    decay, this is what a longer schedule of the same shape buys."""
+    from spheres.experiments import recipes
+
+    out = []
+    for name, members in groups.items():
+        steps = dict(members)
+        ends: dict[tuple, list[ResultRow]] = {}
+        for r in rows:
+            if r.run in steps and r.step == steps[r.run]:
+                ends.setdefault((r.model, r.train_size, r.seed, r.learning_rate), []).append(r)
+        for (model, n, seed, lr), rs in sorted(ends.items()):
+            rs = sorted(rs, key=lambda r: r.step)
+            entry = {"group": name, "runs": [r.run for r in rs], "model": model, "train_size": n, "seed": seed,
+                     "learning_rate": lr, "lengths": [r.step for r in rs], "level": level,
+                     "mu_inner": [r.mu for r in rs], "mu_outer": [r.mu_outer for r in rs],
+                     "mu_inner_upper": [recipes._upper(r, "inner") for r in rs],
+                     "mu_outer_upper": [recipes._upper(r, "outer") for r in rs]}
+            reach = {}
+            for sphere in ("inner", "outer"):
+                fit = recipes.curve_fit(rs, sphere, decades=math.inf)  # every length
+                entry.update({f"slope_{sphere}": None if fit is None else fit.slope,
+                              f"slope_{sphere}_se": None if fit is None else fit.slope_se,
+                              f"fit_points_{sphere}": 0 if fit is None else fit.n})
+                reach[sphere] = None if fit is None else recipes.extrapolate(fit, level)
+            known = {sp: r for sp, r in reach.items() if r is not None and r.steps is not None}
+            both = max(known, key=lambda sp: known[sp].steps) if len(known) == 2 else None
+            b = known[both] if both else None
+            entry.update(limiting_sphere=both, steps=None if b is None else b.steps,
+                         steps_lower=None if b is None else b.lower, steps_upper=None if b is None else b.upper)
+            out.append(entry)
+    return out
+
+
+def _schedule_law_findings(s: dict[str, Any]) -> list[str]:
+    sci = common.sci
+    out = []
+    for e in s.get("schedule_law", []):
+        lengths = ", ".join(f"{t:,}" for t in e["lengths"])
+        head = (f"tradeoff: end-of-schedule law of {e['model']} (runs {', '.join(e['runs'])}; schedules of "
+                f"{lengths} steps of one recipe): the error rate at the end of a schedule of S steps")
+        if e["steps"] is None:
+            out.append(head + f" gives no extrapolation to {sci(e['level'])} (fewer than 3 lengths with a "
+                              "positive rate on a sphere, or a rate that does not fall).")
+            continue
+        out.append(head + f" falls as S^b with b = {e['slope_inner']:.2f} +- {e['slope_inner_se']:.2f} inner and "
+                   f"{e['slope_outer']:.2f} +- {e['slope_outer_se']:.2f} outer (weighted fit of log10 mu on log10 S "
+                   f"over {e['fit_points_inner']} lengths, its form assumed); it puts {sci(e['level'])} on both "
+                   f"spheres at S = {sci(e['steps'])} steps [95%: {sci(e['steps_lower'])}, {sci(e['steps_upper'])}] "
+                   f"(the {e['limiting_sphere']} sphere limits), {e['steps'] / max(e['lengths']):.1f}x the longest "
+                   f"schedule run.")
+    return out
 
 
 def extra_run_stats(rows: list[ResultRow], level: float = common.LOW_ERROR) -> list[dict[str, Any]]:
@@ -164,6 +245,8 @@ def _extra_run_findings(s: dict[str, Any]) -> list[str]:
     sci = common.sci
     out = []
     for e in s.get("extra_runs", []):
+        if len(e["checkpoints"]) < 3:  # a schedule's end point only: see the schedule law
+            continue
         head = (f"tradeoff: {e['model']} ({e['run']}, N={e['train_size'] or 'online'}, lr {e['learning_rate']:g}) "
                 f"at its last checkpoint, step {e['last_step']:,}: error rate {sci(e['mu_inner'])} (upper end "
                 f"{sci(e['mu_inner_upper'])}, {e['mu_inner_method']}) inner and {sci(e['mu_outer'])} (upper end "
@@ -237,7 +320,7 @@ def report(s: dict[str, Any], ctx: Context) -> Report:
             text += f" The paper's nets went below {common.sci(s['paper_smallest_mu'])} (Monte Carlo saw no error)."
         findings.append(text)
     findings += common.regime_findings("tradeoff", s)
-    findings += _extra_run_findings(s)
+    findings += _extra_run_findings(s) + _schedule_law_findings(s)
     lines = common.bound_lines(s) + ["Last checkpoint of every net:", ""] + _table(read_rows(ctx.out / RESULTS)) + [""]
     return Report(tuple(findings), tuple(lines))
 
