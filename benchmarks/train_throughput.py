@@ -38,10 +38,13 @@ Further rows (each says what it is in ``benchmark``):
   tradeoff/ d2048`` keeps the ensembles whose name contains one of the words;
 - ``--recipes-table recipes_steps.csv``: the wall time on this machine to reach error rate 1e-6 on
   both spheres with the recipe study's fastest recipe, from its (measured or fitted) steps and the
-  measured seconds per step of that recipe (``benchmark = "recipe_time"``).
+  measured seconds per step of that recipe (``benchmark = "recipe_time"``);
+- ``--schedule-law tradeoff_schedule_law.json``: the same for the standard tradeoff's end-of-schedule
+  law (the length of ONE schedule of the recipe whose end reaches 1e-6 on both spheres, fitted over
+  schedules of several lengths), timed at that recipe's batch size (``benchmark = "schedule_time"``).
 
 Usage: ``python benchmarks/train_throughput.py [--quick] [--models NAME ...] [--ensembles 1 8 32]
-[--batches 50 ...] [--ensemble-loss] [--standard] [--recipes-table FILE]``.
+[--batches 50 ...] [--ensemble-loss] [--standard] [--recipes-table FILE] [--schedule-law FILE]``.
 ``--quick`` (under 2 minutes) does E in (1, 8) and skips E = 8 for the 29M-parameter
 ``relu-w2000-d8``. Timings on a shared machine are noisy: the row records the load average, and
 every number is the best of several repeats with the spread beside it.
@@ -53,6 +56,7 @@ import argparse
 import csv
 import dataclasses
 import json
+import math
 import os
 import sys
 import time
@@ -286,6 +290,33 @@ def recipe_time_row(table: Path, model: str, level: float, repeats: int, target_
                                                                     "fraction_of_peak", "peak_gflops", "load_average")})
 
 
+def schedule_time_row(path: Path, repeats: int, target_s: float) -> list[dict]:
+    """Wall time here of the schedule the tradeoff's end-of-schedule law puts at 1e-6 on both spheres
+    (``tradeoff_schedule_law.json``, one entry per net and group): steps x seconds per step of that
+    model at that batch size (one member), with the law's 95% interval carried over."""
+    entries = json.loads(Path(path).read_text(encoding="utf-8"))
+    out = []
+    for e in entries:
+        if e.get("steps") in (None, "inf"):
+            out.append(dict(benchmark="schedule_time", group=e.get("group"), skipped="the law gives no length"))
+            continue
+        cfg = _experiment(e["model"], 1, int(e["batch_size"]), int(e["dim"]))
+        r = time_ensemble(cfg, repeats, target_s, 8, baseline=False)
+        steps = float(e["steps"])
+        lo, hi = (float(e[k]) if e.get(k) not in (None, "inf") else math.inf for k in ("steps_lower", "steps_upper"))
+        per, per_cores = 1.0 / r["model_steps_per_s"], 1.0 / r["model_steps_per_s_all_cores"]
+        out.append(dict(benchmark="schedule_time", table=str(path), group=e["group"], model=e["model"], dim=e["dim"],
+                        batch_size=e["batch_size"], level=e["level"], lengths=e["lengths"],
+                        slope_inner=e["slope_inner"], slope_outer=e["slope_outer"], limiting_sphere=e["limiting_sphere"],
+                        steps=steps, steps_95=[lo, hi], seconds=steps * per, seconds_95=[lo * per, hi * per],
+                        hours_all_cores=steps * per_cores / 3600,
+                        hours_all_cores_95=[lo * per_cores / 3600, hi * per_cores / 3600],
+                        **{f"timing_{k}": v for k, v in r.items()
+                           if k in ("model_steps_per_s", "model_steps_per_s_all_cores", "fraction_of_peak",
+                                    "peak_gflops", "load_average")}))
+    return out
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer sizes and repeats (< 2 minutes)")
@@ -300,10 +331,13 @@ def main(argv=None) -> int:
                         help="with --standard: only the ensembles whose name (experiment/run) contains TEXT")
     parser.add_argument("--recipes-table", metavar="recipes_steps.csv", default=None,
                         help="the recipe study's steps table: wall time to 1e-6 with its fastest recipe")
+    parser.add_argument("--schedule-law", metavar="tradeoff_schedule_law.json", default=None,
+                        help="time the schedule the tradeoff's end-of-schedule law puts at 1e-6 on both spheres")
     parser.add_argument("--recipes-model", default="relu-w1000-d2", help="the model of --recipes-table")
     parser.add_argument("--recipes-level", type=float, default=1e-6, help="the error rate of --recipes-table")
     parser.add_argument("--only-extra", action="store_true",
-                        help="skip the default rows (run only --ensemble-loss, --standard, --recipes-table)")
+                        help="skip the default rows (run only --ensemble-loss, --standard, --recipes-table, "
+                             "--schedule-law)")
     args = parser.parse_args(argv)
     sizes = args.ensembles or ([1, 8] if args.quick else [1, 8, 32])
     repeats = args.repeats or (3 if args.quick else 5)
@@ -315,6 +349,9 @@ def main(argv=None) -> int:
             print(json.dumps(row), flush=True)
     if args.standard:
         for row in standard_rows(extra_repeats, target_s, args.runs):
+            print(json.dumps(row), flush=True)
+    if args.schedule_law:
+        for row in schedule_time_row(Path(args.schedule_law), extra_repeats, target_s):
             print(json.dumps(row), flush=True)
     if args.recipes_table:
         print(json.dumps(recipe_time_row(Path(args.recipes_table), args.recipes_model, args.recipes_level,

@@ -124,7 +124,7 @@ def test_schedule_law_fits_the_end_points_of_schedules_that_differ_only_in_lengt
                  f'checkpoints = {3 if label == "c" else 1}\nchunk_steps = {steps}\n')
     cfg = config_from_table(tomllib.loads(toml)).section("tradeoff")
     groups = tradeoff.schedule_groups(cfg)
-    assert groups == {"a + b + c": [("a", 1000), ("b", 4000), ("c", 16000)]}
+    assert groups == {"a + b + c": ([("a", 1000), ("b", 4000), ("c", 16000)], 50)}
     rows = []
     for label, t in (("a", 1000), ("b", 4000), ("c", 16000), ("c", 4000), ("other", 2000)):
         mu = 1e-2 * (t / 1000) ** -1.0 * (3.0 if label == "c" and t == 4000 else 1.0)  # mid-schedule: off the law
@@ -132,7 +132,7 @@ def test_schedule_law_fits_the_end_points_of_schedules_that_differ_only_in_lengt
                              mu_upper=mu * 1.1, mu_method="splitting", mu_outer=2 * mu, mu_outer_lower=2 * mu / 1.1,
                              mu_outer_upper=2.2 * mu, mu_outer_method="splitting"))
     (e,) = tradeoff.schedule_law(rows, groups)
-    assert e["runs"] == ["a", "b", "c"] and e["lengths"] == [1000, 4000, 16000]
+    assert e["runs"] == ["a", "b", "c"] and e["lengths"] == [1000, 4000, 16000] and e["batch_size"] == 50
     assert e["slope_inner"] == pytest.approx(-1.0) and e["slope_outer"] == pytest.approx(-1.0)
     assert e["limiting_sphere"] == "outer" and e["steps"] == pytest.approx(1000 * 2e4, rel=1e-6)
     assert e["steps_lower"] < e["steps"] < e["steps_upper"]

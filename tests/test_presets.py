@@ -42,8 +42,8 @@ def test_standard_preset_holds_the_regime_it_promises():
     assert long.steps >= 50_000 and long.schedule == "cosine"
     # and as shorter schedules of the same recipe, for the end-of-schedule law (3 lengths at least)
     from spheres.experiments.tradeoff import schedule_groups
-    (members,) = schedule_groups(t).values()
-    assert len(members) >= 3 and ("b500-long", long.steps) in members
+    ((members, batch),) = schedule_groups(t).values()
+    assert len(members) >= 3 and ("b500-long", long.steps) in members and batch == 500
     assert cfg.section("recipes").task.dim == 500
     d = cfg.section("dimsweep")
     assert max(d.dims) >= 2048 and "quad-w{dim}" in d.models and d.measure.attack_points >= 200

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 from spheres.core.config import check_float, to_table
 from spheres.core.errors import InputError
+from spheres.core.io import json_safe, write_json_atomic
 from spheres.experiments import common
 from spheres.experiments.base import Context, Experiment, Report
 from spheres.measure.pipeline import MeasureConfig
@@ -27,6 +28,8 @@ from spheres.plotting._common import load_json
 from spheres.plotting.tradeoff import draw_tradeoff
 
 RESULTS = "results.csv"
+#: the end-of-schedule law of the extra runs (:func:`schedule_law`; ``[]`` when no group has 3 lengths)
+SCHEDULE_LAW = "schedule_law.json"
 
 
 @dataclass(frozen=True)
@@ -123,30 +126,34 @@ def run(cfg: TradeoffConfig, ctx: Context) -> dict[str, Any]:
     rows = common.select(rows, cfg.select_max_error)
     write_rows(ctx.out / RESULTS, rows)
     common.write_selection(ctx.out, cfg.select_max_error)
+    law = schedule_law(rows, schedule_groups(cfg))
+    write_json_atomic(ctx.out / SCHEDULE_LAW, json_safe(law))
     return {**common.summarise(rows, cfg.select_max_error), "paper_smallest_mu": cfg.paper_smallest_mu,
-            "extra_runs": extra_run_stats(rows), "schedule_law": schedule_law(rows, schedule_groups(cfg))}
+            "extra_runs": extra_run_stats(rows), "schedule_law": law}
 
 
 #: the [train] fields that set a schedule's length (and where it is checkpointed), not its shape
 LENGTH_FIELDS = ("steps", "checkpoints", "extra_checkpoints", "chunk_steps")
 
 
-def schedule_groups(cfg: TradeoffConfig) -> dict[str, list[tuple[str, int]]]:
+def schedule_groups(cfg: TradeoffConfig) -> dict[str, tuple[list[tuple[str, int]], int]]:
     """The extra runs that train one model on one recipe and differ only in the schedule's length
-    (:data:`LENGTH_FIELDS`), at least two lengths each: ``{group name: [(label, steps), ...]}`` by steps."""
-    groups: dict[str, list[tuple[str, int]]] = {}
+    (:data:`LENGTH_FIELDS`), at least two lengths each: ``{group name: ([(label, steps), ...] by
+    steps, batch size)}``."""
+    groups: dict[str, tuple[list[tuple[str, int]], int]] = {}
     for label, model, train in cfg.extra_run_trains():
         shape = {k: v for k, v in to_table(train).items() if k not in LENGTH_FIELDS}
-        groups.setdefault(json.dumps([model, shape], sort_keys=True), []).append((label, train.steps))
+        groups.setdefault(json.dumps([model, shape], sort_keys=True), ([], train.batch_size))[0].append(
+            (label, train.steps))
     out = {}
-    for members in groups.values():
+    for members, batch in groups.values():
         if len({n for _, n in members}) >= 2:
             members = sorted(members, key=lambda m: m[1])
-            out[" + ".join(label for label, _ in members)] = members
+            out[" + ".join(label for label, _ in members)] = (members, batch)
     return out
 
 
-def schedule_law(rows: list[ResultRow], groups: dict[str, list[tuple[str, int]]],
+def schedule_law(rows: list[ResultRow], groups: dict[str, tuple[list[tuple[str, int]], int]],
                  level: float = common.LOW_ERROR) -> list[dict[str, Any]]:
     """The error rate at the END of a schedule against its length S, per group of
     :func:`schedule_groups` and net (training-set size, seed, lr): on each sphere the recipe study's
@@ -157,7 +164,7 @@ def schedule_law(rows: list[ResultRow], groups: dict[str, list[tuple[str, int]]]
     from spheres.experiments import recipes
 
     out = []
-    for name, members in groups.items():
+    for name, (members, batch) in groups.items():
         steps = dict(members)
         ends: dict[tuple, list[ResultRow]] = {}
         for r in rows:
@@ -165,8 +172,8 @@ def schedule_law(rows: list[ResultRow], groups: dict[str, list[tuple[str, int]]]
                 ends.setdefault((r.model, r.train_size, r.seed, r.learning_rate), []).append(r)
         for (model, n, seed, lr), rs in sorted(ends.items()):
             rs = sorted(rs, key=lambda r: r.step)
-            entry = {"group": name, "runs": [r.run for r in rs], "model": model, "train_size": n, "seed": seed,
-                     "learning_rate": lr, "lengths": [r.step for r in rs], "level": level,
+            entry = {"group": name, "runs": [r.run for r in rs], "model": model, "dim": rs[0].dim, "train_size": n,
+                     "seed": seed, "learning_rate": lr, "batch_size": batch, "lengths": [r.step for r in rs], "level": level,
                      "mu_inner": [r.mu for r in rs], "mu_outer": [r.mu_outer for r in rs],
                      "mu_inner_upper": [recipes._upper(r, "inner") for r in rs],
                      "mu_outer_upper": [recipes._upper(r, "outer") for r in rs]}
@@ -330,7 +337,7 @@ EXPERIMENT = Experiment(
     description="Fig. 4 of the paper: nets trained on several training-set sizes, every checkpoint placed by its "
                 "error rate and its distance to the nearest error, against the exact cap bound.",
     config=TradeoffConfig, run=run, draw=draw, report=report,
-    tables=(RESULTS, common.SELECTION),
+    tables=(RESULTS, common.SELECTION, SCHEDULE_LAW),
     figures=(("tradeoff.png", "Fig. 4 of the paper: every trained net at every checkpoint, placed by its "
               "inner-sphere error rate mu(E) (exact for the quad net; Monte Carlo, or splitting where Monte "
               "Carlo sees too few errors) and its d(E) (on-manifold attack), against the exact cap bound."),),
