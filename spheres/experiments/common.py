@@ -106,9 +106,12 @@ def sci(x: Any, digits: int = 2) -> str:
 
 
 def net_name(r: ResultRow, model: bool = True) -> str:
-    """One checkpoint of one net in words: ``relu-w1000-d2 (long) N=online seed 0 step 64000``."""
-    head = (r.model if model else "") + (f" ({r.run})" if r.run else "")
-    return f"{head} N={r.train_size or 'online'} seed {r.seed} step {r.step}".strip()
+    """One checkpoint of one net in words: ``relu-w1000-d2 (run long) N=online seed 0 step 64000``; without
+    the model: ``run long, N=online seed 0 step 64000``."""
+    tail = f"N={r.train_size or 'online'} seed {r.seed} step {r.step}"
+    if not model:
+        return f"run {r.run}, {tail}" if r.run else tail
+    return f"{r.model} (run {r.run}) {tail}" if r.run else f"{r.model} {tail}"
 
 
 def select(rows: list[ResultRow], max_error: float) -> list[ResultRow]:

@@ -588,11 +588,14 @@ def _verdict(t: dict[str, Any], base: dict[str, Any], reference: str = "none") -
     """Along / below / above the curve, against the baseline's median ratio interval (module ``report``)."""
     if t["ratio_median"] is None or base.get("ratio_median") is None:
         return f"has no verdict (its baseline, '{reference}', has no selected point with a complete d(E))"
+    few = min(t.get("checked", 6), base.get("checked", 6)) < 6
+    caveat = (f"; on {t.get('checked')} against the baseline's {base.get('checked')} checkpoint(s): with fewer than 6 "
+              "on a side the interval is that side's range, not a 95% interval, so this is weak evidence" if few else "")
     if t["ratio_upper"] < base["ratio_lower"]:
-        return "falls below the curve (its ratio's interval lies under the baseline's)"
+        return "falls below the curve (its ratio's interval lies under the baseline's" + caveat + ")"
     if t["ratio_lower"] > base["ratio_upper"]:
-        return "moves towards the bound (its ratio's interval lies above the baseline's)"
-    return "moves along the curve (its ratio's interval overlaps the baseline's)"
+        return "moves towards the bound (its ratio's interval lies above the baseline's" + caveat + ")"
+    return "moves along the curve (its ratio's interval overlaps the baseline's" + caveat + ")"
 
 
 def _pooled(rows: list[DetectorRow]) -> dict[str, Any]:
@@ -727,8 +730,9 @@ def report(s: dict[str, Any], ctx: Context) -> Report:
             near[sphere][1] += u["checked"]
             ref = _reference(name)
             if name != ref and u["checked"]:
-                verdict = _verdict(u, s["defences"].get(ref, {}).get(sphere, {}), ref).split(" (")[0]
-                groups.setdefault(verdict, []).append(f"{name} ({sphere})")
+                full = _verdict(u, s["defences"].get(ref, {}).get(sphere, {}), ref)
+                weak = "; weak: fewer than 6 checkpoints on a side" if "weak evidence" in full else ""
+                groups.setdefault(full.split(" (")[0], []).append(f"{name} ({sphere}{weak})")
     summary = "; ".join(f"{k}: {', '.join(v)}" for k, v in groups.items()) or "no defence has a selected point"
     findings.append(f"defences, in sum (rule above, over the {s['selected']} of {s['points']} net x checkpoint rows "
                     f"that pass it): {summary}; none falls below the curve unless listed so. Points within their "
