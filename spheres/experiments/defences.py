@@ -590,7 +590,7 @@ def _verdict(t: dict[str, Any], base: dict[str, Any], reference: str = "none") -
         return f"has no verdict (its baseline, '{reference}', has no selected point with a complete d(E))"
     few = min(t.get("checked", 6), base.get("checked", 6)) < 6
     caveat = (f"; on {t.get('checked')} against the baseline's {base.get('checked')} checkpoint(s): with fewer than 6 "
-              "on a side the interval is that side's range, not a 95% interval, so this is weak evidence" if few else "")
+              "on a side its interval is that side's range, so this is weak evidence" if few else "")
     if t["ratio_upper"] < base["ratio_lower"]:
         return "falls below the curve (its ratio's interval lies under the baseline's" + caveat + ")"
     if t["ratio_lower"] > base["ratio_upper"]:
@@ -716,9 +716,11 @@ def report(s: dict[str, Any], ctx: Context) -> Report:
                     f"({u['certified_share_points']} points)")
             findings.append(f"defences, {name} (strengths {', '.join(f'{v:g}' for v in t['strengths']) or '-'}), "
                             f"{sphere} sphere: over its {u['checked']} {s['rule']} with a complete d(E) (of its "
-                            f"{t['points']} net x checkpoint rows), d(E) is a median {sci(u['ratio_median'])} (95% "
-                            f"interval {_bracket(u['ratio_lower'], u['ratio_upper'])}; range {sci(u['ratio_min'])} to "
-                            f"{sci(u['ratio_max'])}) of the cap bound at its error rate: it {verdict}; "
+                            f"{t['points']} net x checkpoint rows), d(E) is a median {sci(u['ratio_median'])} ("
+                            + (f"95% interval {_bracket(u['ratio_lower'], u['ratio_upper'])}; " if u["checked"] >= 6
+                               else "too few points for a 95% interval; ")
+                            + f"range {sci(u['ratio_min'])} to {sci(u['ratio_max'])}) of the cap bound at its error "
+                            f"rate: it {verdict}; "
                             f"{u['within_2se_of_bound']} of {u['checked']} come within their uncertainty of the "
                             f"bound{cert}.")
     groups: dict[str, list[str]] = {}
