@@ -245,7 +245,9 @@ def test_quad_train_overrides_the_quad_run_only_and_names_bad_fields():
 
 def test_verdicts_on_few_checkpoints_say_the_interval_is_a_range():
     t = dict(ratio_median=0.75, ratio_lower=0.68, ratio_upper=0.9, checked=3)
-    base = dict(ratio_median=0.65, ratio_lower=0.65, ratio_upper=0.65, checked=1)
+    base = dict(ratio_median=0.65, ratio_lower=0.6, ratio_upper=0.66, checked=4)
     v = dexp._verdict(t, base, "none (quad)")
-    assert v.startswith("moves towards the bound") and "on 3 against the baseline's 1 checkpoint(s)" in v
+    assert v.startswith("moves towards the bound") and "on 3 against the baseline's 4 checkpoint(s)" in v
+    assert "weak evidence" in v
+    assert dexp._verdict(t, dict(base, checked=1)).startswith("has no verdict (on 3 against the baseline's 1")
     assert "weak evidence" not in dexp._verdict(dict(t, checked=6), dict(base, checked=8))

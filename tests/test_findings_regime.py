@@ -4,6 +4,8 @@ plain sampling sees none. Rows are hand-made, so every count and median is known
 
 import dataclasses
 
+import numpy as np
+
 import pytest
 
 from spheres.experiments import common
@@ -138,3 +140,36 @@ def test_schedule_law_fits_the_end_points_of_schedules_that_differ_only_in_lengt
     assert e["steps_lower"] < e["steps"] < e["steps_upper"]
     (text,) = tradeoff._schedule_law_findings({"schedule_law": [e]})
     assert "2.00e+07 steps" in text and "b = -1.00" in text and "1250.0x the longest" in text
+
+
+def test_schedule_law_on_scattered_lengths_uses_students_t_and_rejects_a_bad_form():
+    """Three lengths whose end rates bend (the middle one 3x off a power law, errors of ~10%): the
+    residuals set the scale, the 95% interval takes Student's t with 1 dof (12.7 SE, not 1.96), the fit
+    is rejected at p < 0.05, and no answer lies below the longest schedule run."""
+    import math
+    from scipy import stats as scipy_stats
+    from spheres.experiments import recipes, tradeoff
+    rows = []
+    for label, t in (("a", 1000), ("b", 4000), ("c", 16000)):
+        mu = 1e-2 * (t / 1000) ** -1.0 * (3.0 if label == "b" else 1.0)
+        rows.append(base_row(model="relu-w8-d1", step=t, run=label, train_size=0, mu=mu, mu_lower=mu / 1.1,
+                             mu_upper=mu * 1.1, mu_method="splitting", mu_outer=mu, mu_outer_lower=mu / 1.1,
+                             mu_outer_upper=mu * 1.1, mu_outer_method="splitting"))
+    (e,) = tradeoff.schedule_law(rows, {"a + b + c": ([("a", 1000), ("b", 4000), ("c", 16000)], 50)})
+    assert e["dof_outer"] == 1 and e["chi2_outer"] > 1
+    assert e["quantile_outer"] == pytest.approx(scipy_stats.t.ppf(0.975, 1))
+    assert e["p_value_outer"] < 0.05
+    fit = recipes.curve_fit(rows, "outer", decades=math.inf)
+    r = recipes.extrapolate(fit, 1e-6)
+    assert math.log10(r.upper / r.lower) == pytest.approx(2 * 12.706 * r.log10_se, rel=1e-3)
+    assert e["steps_lower"] >= 16000
+    (text,) = tradeoff._schedule_law_findings({"schedule_law": [e]})
+    assert "REJECTED" in text and "Student's t x 12.7 SE" in text
+
+
+def test_an_unreached_level_is_never_placed_before_the_last_checkpoint():
+    from spheres.experiments import recipes
+    # a wide fit whose lower end would fall before the last checkpoint, which did not reach the level
+    fit = recipes.PowerLaw(0.0, -1.0, np.diag([1.0, 0.1]), 3, 100.0, 1000.0)
+    r = recipes.steps_to_reach([100, 300, 1000], [1e-2, 5e-3, 2e-3], [1.1e-2, 5.5e-3, 2.2e-3], fit, 1e-4)
+    assert r.extrapolated and r.lower >= 1000 and r.steps >= 1000

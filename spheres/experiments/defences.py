@@ -535,8 +535,8 @@ def run(cfg: DefencesConfig, ctx: Context) -> dict[str, Any]:
         what = json.dumps([certify_settings(cfg, ()), [to_table(spec_train(cfg, s)) for s in timed],
                            [s.model for s in timed]], sort_keys=True, default=str)
         cell = f"certify-timing-{hashlib.sha256(what.encode()).hexdigest()[:16]}"
-        timing = [TimingRow(**r) for r in CellStore(ctx.out).run(cell, lambda: {"rows": [
-            dataclasses.asdict(r) for r in time_certification(cfg, ctx.out, timed, shared)]})["rows"]]
+        timing = [TimingRow(**r) for r in json_restore(CellStore(ctx.out).run(cell, lambda: json_safe({"rows": [
+            dataclasses.asdict(r) for r in time_certification(cfg, ctx.out, timed, shared)]})))["rows"]]
     write_rows(ctx.out / TIMING, timing, TimingRow)
     rows = common.select(rows, cfg.select_max_error)
     write_rows(ctx.out / RESULTS, rows, DefenceRow)
@@ -588,7 +588,11 @@ def _verdict(t: dict[str, Any], base: dict[str, Any], reference: str = "none") -
     """Along / below / above the curve, against the baseline's median ratio interval (module ``report``)."""
     if t["ratio_median"] is None or base.get("ratio_median") is None:
         return f"has no verdict (its baseline, '{reference}', has no selected point with a complete d(E))"
-    few = min(t.get("checked", 6), base.get("checked", 6)) < 6
+    n_t, n_b = t.get("checked", 6), base.get("checked", 6)
+    if min(n_t, n_b) < 3:
+        return (f"has no verdict (on {n_t} against the baseline's {n_b} checkpoint(s): fewer than 3 on a side; the "
+                "range of so few points is no interval for the median)")
+    few = min(n_t, n_b) < 6
     caveat = (f"; on {t.get('checked')} against the baseline's {base.get('checked')} checkpoint(s): with fewer than 6 "
               "on a side its interval is that side's range, so this is weak evidence" if few else "")
     if t["ratio_upper"] < base["ratio_lower"]:
@@ -743,10 +747,11 @@ def report(s: dict[str, Any], ctx: Context) -> Report:
     findings += _rs_findings(s)
     findings += _detector_findings(s)
     lines = common.bound_lines(s) + [
-        "| defence | points | selected | inner ratio median [95%] (n) | within unc. of bound (inner) | "
-        "outer ratio median [95%] (n) | within unc. of bound (outer) |", "| --- | --- | --- | --- | --- | --- | --- |"]
+        "| defence | points | selected | inner ratio median [95%; a range where n < 6] (n) | within unc. of bound "
+        "(inner) | outer ratio median [95%; a range where n < 6] (n) | within unc. of bound (outer) |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for name, t in s["defences"].items():
-        cells = [f"{sci(t[sp]['ratio_median'])} {_bracket(t[sp]['ratio_lower'], t[sp]['ratio_upper'])} "
+        cells = [f"{sci(t[sp]['ratio_median'])} {'' if t[sp]['checked'] >= 6 else 'range '}"
+                 f"{_bracket(t[sp]['ratio_lower'], t[sp]['ratio_upper'])} "
                  f"({t[sp]['checked']}) | {t[sp]['within_2se_of_bound']}" for sp in ("inner", "outer")]
         lines.append(f"| {name} | {t['points']} | {t['selected']} | {cells[0]} | {cells[1]} |")
     lines += ["", "| run | defence | CROWN s/point (median over rows, each timed once) | stable ReLUs on the RS ball "
@@ -836,8 +841,9 @@ EXPERIMENT = Experiment(
                 "bound, with d(E) bracketed by CROWN's certified radius and the attack.",
     config=DefencesConfig, run=run, draw=draw, report=report,
     tables=(RESULTS, DETECTOR, TIMING, common.SELECTION),
-    figures=(("defences.png", "Every net at every checkpoint, on each sphere: error rate mu(E) against d(E) (attack, "
-              "marker, hollow where it failed on some points; CROWN's certified lower end, bar bottom), one marker "
-              "per defence, colour by strength rank within the defence, against the cap bound at each point's mu; "
-              "faded when either sphere's error exceeds the selection threshold."),),
+    figures=(("defences.png", "Every net at every checkpoint with a positive error rate and a d(E), on each sphere "
+              "(the others are counted under the figure): error rate mu(E) against d(E) (attack, marker, hollow "
+              "where it failed on some points; CROWN's certified lower end, bar bottom), one marker per defence, "
+              "colour by strength rank within the defence, against the exact cap bound; faded when either sphere's "
+              "error exceeds the selection threshold; rates below 1e-15 drawn at the edge with an arrow."),),
 )

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
+from scipy import stats as scipy_stats
 
 from spheres.core.config import check_float, load_section
 from spheres.core.errors import InputError
@@ -139,6 +140,8 @@ class PowerLaw(NamedTuple):
       cov: their covariance, shape ``(2, 2)`` (order: intercept, slope).
       n: points fitted.
       t_min, t_max: the range of steps fitted.
+      chi2: the reduced chi-square of the weighted residuals (``nan``: not recorded).
+      dof: its degrees of freedom, ``n - 2``.
     """
 
     intercept: float
@@ -147,6 +150,24 @@ class PowerLaw(NamedTuple):
     n: int
     t_min: float
     t_max: float
+    chi2: float = math.nan
+    dof: int = 0
+
+    @property
+    def p_value(self) -> float | None:
+        """P(chi-square >= the observed one) under the power law with the stated errors (``None``: no dof)."""
+        if self.dof < 1 or not math.isfinite(self.chi2):
+            return None
+        return float(scipy_stats.chi2.sf(self.chi2 * self.dof, self.dof))
+
+    @property
+    def quantile(self) -> float:
+        """The 95% two-sided multiplier of an SE: Student's t with ``dof`` degrees of freedom where the
+        covariance was scaled by the residuals (chi2 > 1: the scatter is estimated from them), else the
+        normal one (the stated errors explain the scatter)."""
+        if self.dof >= 1 and math.isfinite(self.chi2) and self.chi2 > 1.0:
+            return float(scipy_stats.t.ppf(0.975, self.dof))
+        return Z95
 
     @property
     def slope_se(self) -> float:
@@ -200,7 +221,8 @@ def fit_power_law(steps: Any, mu: Any, sigma: Any, decades: float = 1.0) -> Powe
     resid = y - design @ coef
     chi2 = float(np.sum(w * resid**2)) / max(x.size - 2, 1)
     cov = cov * max(chi2, 1.0)
-    return PowerLaw(float(coef[0]), float(coef[1]), cov, int(x.size), float(t[window].min()), float(t[window].max()))
+    return PowerLaw(float(coef[0]), float(coef[1]), cov, int(x.size), float(t[window].min()), float(t[window].max()),
+                    chi2, int(x.size - 2))
 
 
 class Reach(NamedTuple):
@@ -222,7 +244,9 @@ class Reach(NamedTuple):
 
 
 def extrapolate(fit: PowerLaw, level: float) -> Reach:
-    """``t_L = 10^((log10 L - a) / b)`` with the delta-method SE; no answer when the slope is not negative.
+    """``t_L = 10^((log10 L - a) / b)`` with the delta-method SE and a 95% interval of
+    ``fit.quantile`` SEs (Student's t where the residuals set the scale); no answer when the slope is
+    not negative.
 
     >>> f = PowerLaw(0.0, -1.0, np.diag([1e-4, 1e-4]), 5, 10.0, 100.0)
     >>> r = extrapolate(f, 1e-6)
@@ -236,7 +260,8 @@ def extrapolate(fit: PowerLaw, level: float) -> Reach:
     g = (math.log10(level) - fit.intercept) / fit.slope
     grad = np.array([-1.0 / fit.slope, -g / fit.slope])
     se = float(math.sqrt(max(grad @ fit.cov @ grad, 0.0)))
-    return Reach(_pow10(g), _pow10(g - Z95 * se), _pow10(g + Z95 * se), se, True)
+    q = fit.quantile
+    return Reach(_pow10(g), _pow10(g - q * se), _pow10(g + q * se), se, True)
 
 
 def _pow10(x: float) -> float:
@@ -265,7 +290,14 @@ def steps_to_reach(steps: Any, mu: Any, upper: Any, fit: PowerLaw | None, level:
     if first is not None:
         t = float(steps[first])
         return Reach(t, t, t, 0.0, False)
-    return extrapolate(fit, level) if fit is not None else Reach(None, None, None, None, True)
+    if fit is None:
+        return Reach(None, None, None, None, True)
+    r = extrapolate(fit, level)
+    if r.steps is None:
+        return r
+    # not reached by the last checkpoint: no answer below it, whatever the fit says
+    last = float(np.max(np.asarray(steps, np.float64)))
+    return Reach(max(r.steps, last), max(r.lower, last), max(r.upper, last), r.log10_se, True)
 
 
 def _upper(r: ResultRow, sphere: str) -> float | None:
@@ -412,7 +444,10 @@ def report(s: dict[str, Any], ctx: Context) -> Report:
                 f"= {common.sci(b['samples_both'])} samples; fit slopes inner {common.sci(b['slope_inner'])} +- "
                 f"{common.sci(b['slope_inner_se'], 1)} ({b['fit_points_inner']} points), outer "
                 f"{common.sci(b['slope_outer'])} +- {common.sci(b['slope_outer_se'], 1)} "
-                f"({b['fit_points_outer']} points); {rule}; {s['curves']} curves in all.")
+                f"({b['fit_points_outer']} points); {rule}; {s['curves']} curves in all."
+                + (" Extrapolated: how this curve's own decay would continue (its late checkpoints fall with its "
+                   "learning-rate decay), not what a longer schedule of the same shape reaches; the tradeoff's "
+                   "end-of-schedule law, where the preset runs one, measures that." if b["extrapolated_both"] else ""))
     lines += ["| model | recipe | level | fastest member: steps on both spheres [95%] | samples |",
               "| --- | --- | --- | --- | --- |"]
     for m, per in s["models"].items():

@@ -28,7 +28,8 @@ from spheres.plotting._common import load_json
 from spheres.plotting.tradeoff import draw_tradeoff
 
 RESULTS = "results.csv"
-#: the end-of-schedule law of the extra runs (:func:`schedule_law`; ``[]`` when no group has 3 lengths)
+#: the end-of-schedule law of the extra runs (:func:`schedule_law`; ``[]`` when no group has 2 lengths,
+#: ``steps = None`` where a sphere has fewer than 3)
 SCHEDULE_LAW = "schedule_law.json"
 
 
@@ -182,8 +183,17 @@ def schedule_law(rows: list[ResultRow], groups: dict[str, tuple[list[tuple[str, 
                 fit = recipes.curve_fit(rs, sphere, decades=math.inf)  # every length
                 entry.update({f"slope_{sphere}": None if fit is None else fit.slope,
                               f"slope_{sphere}_se": None if fit is None else fit.slope_se,
-                              f"fit_points_{sphere}": 0 if fit is None else fit.n})
-                reach[sphere] = None if fit is None else recipes.extrapolate(fit, level)
+                              f"fit_points_{sphere}": 0 if fit is None else fit.n,
+                              f"chi2_{sphere}": None if fit is None else fit.chi2,
+                              f"dof_{sphere}": None if fit is None else fit.dof,
+                              f"p_value_{sphere}": None if fit is None else fit.p_value,
+                              f"quantile_{sphere}": None if fit is None else fit.quantile})
+                r = None if fit is None else recipes.extrapolate(fit, level)
+                if r is not None and r.steps is not None:  # no length run reached it: no answer below the longest
+                    longest = float(max(e.step for e in rs))
+                    r = r._replace(steps=max(r.steps, longest), lower=max(r.lower, longest),
+                                   upper=max(r.upper, longest))
+                reach[sphere] = r
             known = {sp: r for sp, r in reach.items() if r is not None and r.steps is not None}
             both = max(known, key=lambda sp: known[sp].steps) if len(known) == 2 else None
             b = known[both] if both else None
@@ -204,12 +214,20 @@ def _schedule_law_findings(s: dict[str, Any]) -> list[str]:
             out.append(head + f" gives no extrapolation to {sci(e['level'])} (fewer than 3 lengths with a "
                               "positive rate on a sphere, or a rate that does not fall).")
             continue
-        out.append(head + f" falls as S^b with b = {e['slope_inner']:.2f} +- {e['slope_inner_se']:.2f} inner and "
-                   f"{e['slope_outer']:.2f} +- {e['slope_outer_se']:.2f} outer (weighted fit of log10 mu on log10 S "
-                   f"over {e['fit_points_inner']} lengths, its form assumed); it puts {sci(e['level'])} on both "
-                   f"spheres at S = {sci(e['steps'])} steps [95%: {sci(e['steps_lower'])}, {sci(e['steps_upper'])}] "
-                   f"(the {e['limiting_sphere']} sphere limits), {e['steps'] / max(e['lengths']):.1f}x the longest "
-                   f"schedule run.")
+        fits = []
+        for sp in ("inner", "outer"):
+            p = e.get(f"p_value_{sp}")
+            verdict = ("" if p is None else f", chi2/dof {e[f'chi2_{sp}']:.2g} on {e[f'dof_{sp}']} dof, p = {p:.2g}"
+                       + (": the power law is REJECTED there" if p < 0.05 else ""))
+            fits.append(f"{e[f'slope_{sp}']:.2f} +- {e[f'slope_{sp}_se']:.2f} {sp} ({e[f'fit_points_{sp}']} lengths"
+                        f"{verdict})")
+        lim = e["limiting_sphere"]
+        out.append(head + f" falls as S^b with b = {fits[0]} and {fits[1]} (weighted fit of log10 mu on log10 S, "
+                   f"errors scaled by the scatter where it exceeds them); it puts {sci(e['level'])} on both spheres "
+                   f"at S = {sci(e['steps'])} steps [95%: {sci(e['steps_lower'])}, {sci(e['steps_upper'])}, Student's "
+                   f"t x {e[f'quantile_{lim}']:.3g} SE] (the {lim} sphere limits), {e['steps'] / max(e['lengths']):.1f}x "
+                   f"the longest schedule run. One seed per length: run-to-run scatter enters only through the fit's "
+                   f"residuals.")
     return out
 
 

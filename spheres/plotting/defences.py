@@ -73,6 +73,9 @@ def draw_defences(table: Path, out: Path, threshold: float) -> list[Path]:
         ax.set_xlabel("error rate mu(E)")
         ax.set_ylabel("d(E): attack (marker), certified (bar bottom)")
         ax.set_title(title, fontsize=10)
+        if len(rows) < len(table_rows):
+            notes.append(f"{title.split(' (')[0]}: {len(table_rows) - len(rows)} of {len(table_rows)} rows not shown "
+                         "(error rate 0, e.g. exact, or no d(E): no error found); they are in the table.")
         if beyond:
             notes.append(f"{title.split(' (')[0]}: {beyond} point(s) with an error rate below {X_FLOOR:g} are drawn at "
                          f"{X_FLOOR:g} with an arrow to the left: their real rate (the table) is smaller, and the bound "
