@@ -300,7 +300,8 @@ def steps_to_reach(steps: Any, mu: Any, upper: Any, fit: PowerLaw | None, level:
     return Reach(max(r.steps, last), max(r.lower, last), max(r.upper, last), r.log10_se, True)
 
 
-def _upper(r: ResultRow, sphere: str) -> float | None:
+def upper_end(r: ResultRow, sphere: str) -> float | None:
+    """The upper end of a row's error-rate interval on ``sphere`` (the rate itself where it is exact)."""
     mu, up, method = ((r.mu, r.mu_upper, r.mu_method) if sphere == "inner"
                       else (r.mu_outer, r.mu_outer_upper, r.mu_outer_method))
     return mu if method == "exact" else up
@@ -333,7 +334,7 @@ def curve_reach(rs: list[ResultRow], level: float, fits: dict[str, PowerLaw | No
     reach = {}
     for s in ("inner", "outer"):
         mu = [r.mu if s == "inner" else r.mu_outer for r in rs]
-        reach[s] = steps_to_reach([r.step for r in rs], mu, [_upper(r, s) for r in rs], fits[s], level)
+        reach[s] = steps_to_reach([r.step for r in rs], mu, [upper_end(r, s) for r in rs], fits[s], level)
     both = (max(("inner", "outer"), key=lambda s: reach[s].steps)
             if all(reach[s].steps is not None for s in reach) else None)
     return reach, both

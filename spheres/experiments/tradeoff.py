@@ -176,11 +176,10 @@ def schedule_law(rows: list[ResultRow], groups: dict[str, tuple[list[tuple[str, 
             entry = {"group": name, "runs": [r.run for r in rs], "model": model, "dim": rs[0].dim, "train_size": n,
                      "seed": seed, "learning_rate": lr, "batch_size": batch, "lengths": [r.step for r in rs], "level": level,
                      "mu_inner": [r.mu for r in rs], "mu_outer": [r.mu_outer for r in rs],
-                     "mu_inner_upper": [recipes._upper(r, "inner") for r in rs],
-                     "mu_outer_upper": [recipes._upper(r, "outer") for r in rs]}
-            reach = {}
-            for sphere in ("inner", "outer"):
-                fit = recipes.curve_fit(rs, sphere, decades=math.inf)  # every length
+                     "mu_inner_upper": [recipes.upper_end(r, "inner") for r in rs],
+                     "mu_outer_upper": [recipes.upper_end(r, "outer") for r in rs]}
+            fits = {sp: recipes.curve_fit(rs, sp, decades=math.inf) for sp in ("inner", "outer")}  # every length
+            for sphere, fit in fits.items():
                 entry.update({f"slope_{sphere}": None if fit is None else fit.slope,
                               f"slope_{sphere}_se": None if fit is None else fit.slope_se,
                               f"fit_points_{sphere}": 0 if fit is None else fit.n,
@@ -188,15 +187,9 @@ def schedule_law(rows: list[ResultRow], groups: dict[str, tuple[list[tuple[str, 
                               f"dof_{sphere}": None if fit is None else fit.dof,
                               f"p_value_{sphere}": None if fit is None else fit.p_value,
                               f"quantile_{sphere}": None if fit is None else fit.quantile})
-                r = None if fit is None else recipes.extrapolate(fit, level)
-                if r is not None and r.steps is not None:  # no length run reached it: no answer below the longest
-                    longest = float(max(e.step for e in rs))
-                    r = r._replace(steps=max(r.steps, longest), lower=max(r.lower, longest),
-                                   upper=max(r.upper, longest))
-                reach[sphere] = r
-            known = {sp: r for sp, r in reach.items() if r is not None and r.steps is not None}
-            both = max(known, key=lambda sp: known[sp].steps) if len(known) == 2 else None
-            b = known[both] if both else None
+            # the lengths as one curve: the reach rule, and no answer below the longest length run
+            reach, both = recipes.curve_reach(rs, level, fits)
+            b = reach[both] if both else None
             entry.update(limiting_sphere=both, steps=None if b is None else b.steps,
                          steps_lower=None if b is None else b.lower, steps_upper=None if b is None else b.upper)
             out.append(entry)
@@ -246,9 +239,10 @@ def extra_run_stats(rows: list[ResultRow], level: float = common.LOW_ERROR) -> l
     for (label, model, n, seed, lr), rs in sorted(nets.items()):
         rs = sorted(rs, key=lambda r: r.step)
         last = rs[-1]
-        reach, both = recipes.curve_reach(rs, level)
+        fits = {s: recipes.curve_fit(rs, s) for s in ("inner", "outer")}
+        reach, both = recipes.curve_reach(rs, level, fits)
         b = reach[both] if both else None
-        ups = [recipes._upper(last, s) for s in ("inner", "outer")]
+        ups = [recipes.upper_end(last, s) for s in ("inner", "outer")]
         out.append({"run": label, "model": model, "train_size": n, "seed": seed, "learning_rate": lr,
                     "checkpoints": [r.step for r in rs], "last_step": last.step, "level": level,
                     "mu_inner": last.mu, "mu_inner_upper": ups[0], "mu_inner_method": last.mu_method,
@@ -257,8 +251,7 @@ def extra_run_stats(rows: list[ResultRow], level: float = common.LOW_ERROR) -> l
                     "limiting_sphere": both, "steps": None if b is None else b.steps,
                     "steps_lower": None if b is None else b.lower, "steps_upper": None if b is None else b.upper,
                     "extrapolated": None if b is None else bool(b.extrapolated),
-                    **{f"slope_{s}": (None if (f := recipes.curve_fit(rs, s)) is None else f.slope)
-                       for s in ("inner", "outer")}})
+                    **{f"slope_{s}": None if f is None else f.slope for s, f in fits.items()}})
     return out
 
 
