@@ -531,9 +531,11 @@ def run(cfg: DefencesConfig, ctx: Context) -> dict[str, Any]:
         rows, detections = rows + r, detections + d
     timed = [s for s in specs(cfg) if s.run in ("baseline", "rs")]
     timing: list[TimingRow] = []
-    if len(timed) == 2:  # measured once per configuration (a cell keyed by what the timing depends on)
-        what = json.dumps([certify_settings(cfg, ()), [to_table(spec_train(cfg, s)) for s in timed],
-                           [s.model for s in timed]], sort_keys=True, default=str)
+    if len(timed) == 2:  # measured once per configuration (a cell keyed by what the timing depends on:
+        # the task, the settings, both trainings and models, and the devices it runs on)
+        what = json.dumps([to_table(cfg.task), certify_settings(cfg, ()), [to_table(spec_train(cfg, s)) for s in timed],
+                           [s.model for s in timed], jax.default_backend(), [d.device_kind for d in jax.devices()]],
+                          sort_keys=True, default=str)
         cell = f"certify-timing-{hashlib.sha256(what.encode()).hexdigest()[:16]}"
         timing = [TimingRow(**r) for r in json_restore(CellStore(ctx.out).run(cell, lambda: json_safe({"rows": [
             dataclasses.asdict(r) for r in time_certification(cfg, ctx.out, timed, shared)]})))["rows"]]
