@@ -173,3 +173,94 @@ def test_an_unreached_level_is_never_placed_before_the_last_checkpoint():
     fit = recipes.PowerLaw(0.0, -1.0, np.diag([1.0, 0.1]), 3, 100.0, 1000.0)
     r = recipes.steps_to_reach([100, 300, 1000], [1e-2, 5e-3, 2e-3], [1.1e-2, 5.5e-3, 2.2e-3], fit, 1e-4)
     assert r.extrapolated and r.lower >= 1000 and r.steps >= 1000
+
+
+def _law_rows(lengths, factor=1.0, run_of=lambda t: f"s{t}"):
+    """End points mu(S) = 1e-2 (S / 1000)^-1 inner and twice that outer (10% intervals), times ``factor``."""
+    rows = []
+    for t in lengths:
+        mu = 1e-2 * (t / 1000) ** -1.0 * factor
+        rows.append(base_row(model="relu-w8-d1", dim=16, step=t, run=run_of(t), train_size=0, seed=0,
+                             learning_rate=0.003, mu=mu, mu_lower=mu / 1.1, mu_upper=mu * 1.1, mu_method="splitting",
+                             mu_outer=2 * mu, mu_outer_lower=2 * mu / 1.1, mu_outer_upper=2.2 * mu,
+                             mu_outer_method="splitting"))
+    return rows
+
+
+def _prior_law(tmp_path):
+    """An earlier tradeoff's law (3 schedules of 1,000, 4,000 and 16,000 steps) and its results table."""
+    import json
+    from spheres.experiments import tradeoff
+    from spheres.measure.results import write_rows
+    prior = _law_rows((1000, 4000, 16000))
+    (e,) = tradeoff.schedule_law(prior, {"g": ([(f"s{t}", t) for t in (1000, 4000, 16000)], 500)})
+    (tmp_path / "law.json").write_text(json.dumps([e]))
+    write_rows(tmp_path / "results.csv", prior)
+    return tmp_path / "law.json", tmp_path / "results.csv"
+
+
+def _law_config(law, results, steps=64000, batch=500):
+    import tomllib
+    from spheres.experiments.reproduce import config_from_table
+    toml = (f'experiments = ["tradeoff"]\n[tradeoff]\nmodels = ["relu-w8-d1"]\nprior_law = "{law}"\n'
+            f'prior_results = "{results}"\n[tradeoff.task]\ndim = 16\n[tradeoff.train]\nsteps = {steps}\n'
+            f'batch_size = {batch}\nlearning_rates = [0.003]\ntrain_sizes = [0]\n')
+    return config_from_table(tomllib.loads(toml)).section("tradeoff")
+
+
+def test_a_longer_schedule_on_the_law_falls_inside_its_prediction_and_the_refit_keeps_the_slope(tmp_path):
+    """The earlier law (slope -1 on both spheres) predicts 1e-2 / 64 inner and twice that outer at
+    64,000 steps; an end point there on the law is inside, the refit over 4 lengths keeps slope -1 and
+    puts 1e-6 on both spheres at 2e7 steps (the outer sphere limits); one 10x above is OUTSIDE."""
+    from spheres.experiments import tradeoff
+    law, results = _prior_law(tmp_path)
+    cfg = _law_config(law, results)
+    (t,) = tradeoff.law_tests(_law_rows((16000, 64000), run_of=lambda t: None), cfg)
+    assert t["length"] == 64000 and t["prior_lengths"] == [1000, 4000, 16000] and t["run"] == "relu-w8-d1"
+    assert t["predicted_inner"] == pytest.approx(1e-2 / 64, rel=1e-6)
+    assert t["predicted_outer"] == pytest.approx(2e-2 / 64, rel=1e-6)
+    assert t["predicted_inner_lower"] < t["predicted_inner"] < t["predicted_inner_upper"]
+    assert t["inside_inner"] and t["inside_outer"]
+    assert t["refit_lengths"] == [1000, 4000, 16000, 64000]
+    assert t["refit_outer"]["slope"] == pytest.approx(-1.0) and t["refit_outer"]["points"] == 4
+    assert t["refit_limiting_sphere"] == "outer" and t["refit_steps"] == pytest.approx(2e7, rel=1e-6)
+    (text,) = tradeoff._law_test_findings({"law_test": [t]})
+    assert "inside the prediction on the inner sphere" in text and "4.0x the longest" in text
+    assert "2.00e+07 steps" in text and "above 1.00e-06 on at least one sphere" in text
+    # 10x above the law: outside on both spheres (the earlier fit has no scatter: a 1.96-SE interval)
+    (off,) = tradeoff.law_tests(_law_rows((64000,), factor=10.0, run_of=lambda t: None), cfg)
+    assert off["inside_inner"] is False and off["inside_outer"] is False
+    assert off["predicted_inner_upper"] < 10 * 1e-2 / 64
+    assert "OUTSIDE the prediction on the outer sphere" in tradeoff._law_test_findings({"law_test": [off]})[0]
+
+
+def test_the_law_test_skips_other_recipes_and_names_bad_inputs(tmp_path):
+    from spheres.core.errors import InputError
+    from spheres.experiments import tradeoff
+    law, results = _prior_law(tmp_path)
+    # another batch size is another recipe; a length the law had is no test
+    assert tradeoff.law_tests(_law_rows((64000,), run_of=lambda t: None), _law_config(law, results, batch=50)) == []
+    assert tradeoff.law_tests(_law_rows((16000,), run_of=lambda t: None),
+                              _law_config(law, results, steps=16000)) == []
+    with pytest.raises(InputError, match="prior_results"):
+        _law_config(law, "")
+    with pytest.raises(InputError, match="prior_law.*no such file"):
+        _law_config(tmp_path / "missing.json", results)
+    (tmp_path / "short.csv").write_text(results.read_text().splitlines()[0] + "\n")
+    with pytest.raises(InputError, match="lacks an end point"):
+        tradeoff.law_tests(_law_rows((64000,), run_of=lambda t: None), _law_config(law, tmp_path / "short.csv"))
+
+
+def test_the_law_test_figure_draws_from_the_saved_table(tmp_path):
+    import json
+    from spheres.core.io import json_safe
+    from spheres.experiments import tradeoff
+    from spheres.plotting.tradeoff import draw_law_test
+    law, results = _prior_law(tmp_path)
+    tests = tradeoff.law_tests(_law_rows((64000,), factor=3.0, run_of=lambda t: None), _law_config(law, results))
+    (tmp_path / "law_test.json").write_text(json.dumps(json_safe(tests)))
+    (png,) = draw_law_test(tmp_path / "law_test.json", tmp_path / "law_test.png")
+    assert png.stat().st_size > 10_000
+    (tmp_path / "empty.json").write_text("[]")
+    with pytest.raises(Exception, match="non-empty list"):
+        draw_law_test(tmp_path / "empty.json", tmp_path / "x.png")

@@ -194,3 +194,36 @@ def test_cli_bad_config_exits_2_and_writes_nothing(tmp_path, capsys):
     assert cli.main(["reproduce", "--quick", "--only", "everything", "--out", str(tmp_path / "out")]) == 2
     assert "--only" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_prior_schedule_law_is_tested_end_to_end(tmp_path):
+    """A tradeoff with ``prior_law`` / ``prior_results`` (an earlier law of three schedules of the same
+    net and batch size, written here) trains a longer schedule, sets its end point against the law's
+    prediction (law_test.json), draws the test and reports it in the curated README."""
+    from spheres.experiments import tradeoff
+    from spheres.measure.results import ResultRow, write_rows
+    from test_results import measurement
+    import dataclasses
+    prior = []
+    for t in (50, 100, 200):
+        mu = 0.2 * (t / 50) ** -0.5
+        prior.append(dataclasses.replace(
+            ResultRow.from_measurement(measurement()), model="relu-w16-d1", dim=8, step=t, run=f"s{t}", train_size=0,
+            seed=0, learning_rate=1e-2, mu=mu, mu_lower=mu / 1.2, mu_upper=mu * 1.2, mu_method="monte_carlo",
+            mu_outer=mu, mu_outer_lower=mu / 1.2, mu_outer_upper=mu * 1.2, mu_outer_method="monte_carlo"))
+    law = tradeoff.schedule_law(prior, {"g": ([(f"s{t}", t) for t in (50, 100, 200)], 100)})
+    (tmp_path / "law.json").write_text(json.dumps(law))
+    write_rows(tmp_path / "prior.csv", prior)
+    text = (f'experiments = ["tradeoff"]\n[tradeoff]\nmodels = ["relu-w16-d1"]\nprior_law = "{tmp_path / "law.json"}"\n'
+            f'prior_results = "{tmp_path / "prior.csv"}"\n[tradeoff.task]\ndim = 8\n[tradeoff.train]\nsteps = 300\n'
+            'batch_size = 100\nlearning_rates = [1e-2]\ntrain_sizes = [0]\ncheckpoints = 2\nchunk_steps = 300\n'
+            '[tradeoff.measure]\nmc_samples = 4000\nattack_points = 8\nmethod = "monte_carlo"\nattack_restarts = 0\n')
+    reproduce(config_from_table(tomllib.loads(text)), tmp_path / "results", progress=False,
+              figures_dir=tmp_path / "figures")
+    (t,) = json.loads((tmp_path / "results" / "tradeoff" / "law_test.json").read_text())
+    assert t["length"] == 300 and t["prior_lengths"] == [50, 100, 200] and t["refit_lengths"] == [50, 100, 200, 300]
+    assert t["predicted_inner"] == pytest.approx(0.2 * 6 ** -0.5, rel=1e-6)
+    assert t["inside_inner"] is not None and len(t["band_inner"]) == 48
+    assert (tmp_path / "figures" / "tradeoff_law_test.png").stat().st_size > 10_000
+    readme = (tmp_path / "figures" / "README.md").read_text()
+    assert "test of the earlier end-of-schedule law of relu-w16-d1" in readme and "tradeoff_law_test.png" in readme

@@ -264,6 +264,23 @@ def extrapolate(fit: PowerLaw, level: float) -> Reach:
     return Reach(_pow10(g), _pow10(g - q * se), _pow10(g + q * se), se, True)
 
 
+def predict(fit: PowerLaw, t: float, sigma: float = 0.0) -> tuple[float, float, float]:
+    """The fit's log10 mu at step ``t`` and the 95% interval of one new observation there:
+    ``fit.quantile`` SEs of ``sqrt(g' cov g + sigma^2 max(chi2, 1))`` with ``g = (1, log10 t)``, where
+    ``sigma`` is the new observation's own SD of log10 mu (:func:`log10_sigma`), scaled like the fit's
+    errors when the residuals exceed them. Returns ``(log10 mu, lower, upper)``.
+
+    >>> f = PowerLaw(0.0, -1.0, np.diag([1e-4, 1e-4]), 5, 10.0, 100.0)
+    >>> [round(v, 4) for v in predict(f, 1000.0)]
+    [-3.0, -3.062, -2.938]
+    """
+    g = np.array([1.0, math.log10(t)])
+    centre = float(fit.intercept + fit.slope * g[1])
+    scale = max(fit.chi2, 1.0) if math.isfinite(fit.chi2) else 1.0
+    se = float(math.sqrt(max(g @ fit.cov @ g, 0.0) + sigma**2 * scale))
+    return centre, centre - fit.quantile * se, centre + fit.quantile * se
+
+
 def _pow10(x: float) -> float:
     """``10^x``, ``inf`` beyond the float range (a nearly flat fit's steps to a far level)."""
     return math.inf if x > 300 else 10.0**x

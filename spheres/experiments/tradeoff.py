@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
+
 from spheres.core.config import check_float, to_table
 from spheres.core.errors import InputError
 from spheres.core.io import json_safe, write_json_atomic
@@ -25,12 +27,16 @@ from spheres.measure.pipeline import MeasureConfig
 from spheres.measure.results import ResultRow, read_rows, write_rows
 from spheres.nets.config import TaskConfig, TrainConfig
 from spheres.plotting._common import load_json
-from spheres.plotting.tradeoff import draw_tradeoff
+from spheres.plotting.tradeoff import draw_law_test, draw_tradeoff
 
 RESULTS = "results.csv"
 #: the end-of-schedule law of the extra runs (:func:`schedule_law`; ``[]`` when no group has 2 lengths,
 #: ``steps = None`` where a sphere has fewer than 3)
 SCHEDULE_LAW = "schedule_law.json"
+#: the test of an earlier end-of-schedule law (``prior_law``) by this run's schedules (:func:`law_tests`; ``[]``
+#: without one)
+LAW_TEST = "law_test.json"
+LAW_TEST_FIGURE = "law_test.png"
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,13 @@ class TradeoffConfig:
         spheres (the others stay in the table and the figure, marked).
       paper_smallest_mu: the error rate the paper's nets went below, quoted beside the run's (a number
         from the paper, given in the preset; not computed).
+      prior_law: an earlier tradeoff's end-of-schedule law (its ``schedule_law.json``, curated as
+        ``figures/tradeoff_schedule_law.json``; a path from the working directory), tested by this run's
+        schedules of other lengths on the same net (:func:`law_tests`); ``""``: none. The law records the
+        model, dimension, training-set size, seed, learning rate and batch size (checked); that the
+        schedule's shape (optimiser, decay, warm-up) is the same is the config's claim.
+      prior_results: that tradeoff's results table (``figures/tradeoff_results.csv``), which holds the
+        law's end points with their intervals; required with ``prior_law``.
     """
 
     task: TaskConfig = field(default_factory=TaskConfig)
@@ -65,6 +78,8 @@ class TradeoffConfig:
     extra_runs: tuple[tuple[str, Any], ...] = ()
     select_max_error: float = 0.01
     paper_smallest_mu: float | None = None
+    prior_law: str = ""
+    prior_results: str = ""
 
     RENAMED: ClassVar[dict[str, str]] = {
         "recipe": "renamed: use [tradeoff.train] (a training section: steps, batch_size, learning_rates = [lr], "
@@ -83,6 +98,15 @@ class TradeoffConfig:
         check_float("select_max_error", self.select_max_error, 0.0, hi=1.0)
         if self.paper_smallest_mu is not None:
             check_float("paper_smallest_mu", self.paper_smallest_mu, 0.0, lo_open=True, hi=1.0)
+        for name in ("prior_law", "prior_results"):
+            value = getattr(self, name)
+            if not isinstance(value, str):
+                raise InputError(name, f"must be a path (a string), got {value!r}")
+            if value and not Path(value).is_file():
+                raise InputError(name, f"no such file: {value} (a path from the working directory)")
+        if bool(self.prior_law) != bool(self.prior_results):
+            raise InputError("prior_results" if self.prior_law else "prior_law",
+                             "prior_law and prior_results go together (the law and the table of its end points)")
 
     def train_of(self, model: str) -> TrainConfig:
         """``train`` with the fields of ``model_train.<model>`` replaced."""
@@ -129,8 +153,10 @@ def run(cfg: TradeoffConfig, ctx: Context) -> dict[str, Any]:
     common.write_selection(ctx.out, cfg.select_max_error)
     law = schedule_law(rows, schedule_groups(cfg))
     write_json_atomic(ctx.out / SCHEDULE_LAW, json_safe(law))
+    tests = law_tests(rows, cfg) if cfg.prior_law else []
+    write_json_atomic(ctx.out / LAW_TEST, json_safe(tests))
     return {**common.summarise(rows, cfg.select_max_error), "paper_smallest_mu": cfg.paper_smallest_mu,
-            "extra_runs": extra_run_stats(rows), "schedule_law": law}
+            "extra_runs": extra_run_stats(rows), "schedule_law": law, "law_test": tests}
 
 
 #: the [train] fields that set a schedule's length (and where it is checkpointed), not its shape
@@ -188,12 +214,19 @@ def schedule_law(rows: list[ResultRow], groups: dict[str, tuple[list[tuple[str, 
                               f"p_value_{sphere}": None if fit is None else fit.p_value,
                               f"quantile_{sphere}": None if fit is None else fit.quantile})
             # the lengths as one curve: the reach rule, and no answer below the longest length run
-            reach, both = recipes.curve_reach(rs, level, fits)
-            b = reach[both] if both else None
-            entry.update(limiting_sphere=both, steps=None if b is None else b.steps,
-                         steps_lower=None if b is None else b.lower, steps_upper=None if b is None else b.upper)
+            entry.update(reach_fields(*recipes.curve_reach(rs, level, fits)))
             out.append(entry)
     return out
+
+
+def reach_fields(reach: dict[str, Any], both: str | None, prefix: str = "") -> dict[str, Any]:
+    """The steps to a level on both spheres (:func:`spheres.experiments.recipes.curve_reach`'s answer) as
+    JSON fields ``limiting_sphere``, ``steps``, ``steps_lower``, ``steps_upper`` and ``extrapolated``
+    (each ``None`` without an answer), their names prefixed by ``prefix``."""
+    b = reach[both] if both else None
+    return {f"{prefix}limiting_sphere": both, f"{prefix}steps": None if b is None else b.steps,
+            f"{prefix}steps_lower": None if b is None else b.lower, f"{prefix}steps_upper": None if b is None else b.upper,
+            f"{prefix}extrapolated": None if b is None else bool(b.extrapolated)}
 
 
 def _schedule_law_findings(s: dict[str, Any]) -> list[str]:
@@ -224,6 +257,131 @@ def _schedule_law_findings(s: dict[str, Any]) -> list[str]:
     return out
 
 
+def _fit_entry(fit) -> dict[str, Any]:
+    """A :class:`~spheres.experiments.recipes.PowerLaw` as JSON fields (``None`` where there is no fit)."""
+    if fit is None:
+        return {"intercept": None, "slope": None, "cov": None, "points": 0, "chi2": None, "dof": None,
+                "p_value": None, "quantile": None}
+    return {"intercept": fit.intercept, "slope": fit.slope, "cov": np.asarray(fit.cov).tolist(), "points": fit.n,
+            "chi2": fit.chi2, "dof": fit.dof, "p_value": fit.p_value, "quantile": fit.quantile}
+
+
+def law_tests(rows: list[ResultRow], cfg: TradeoffConfig) -> list[dict[str, Any]]:
+    """The earlier end-of-schedule law of ``cfg.prior_law`` tested by this run: for every law entry and
+    every schedule of this config (a model's own run or an extra run) that trains the entry's net
+    (model, dimension, training-set size, seed, learning rate, batch size) for a length the law did
+    not have, per sphere the law's prediction at that length (its fit over the earlier end points
+    only, :func:`spheres.experiments.recipes.predict`: the 95% interval of one new end point) beside
+    the measured end point, and the law refitted with the new end point among the others (its slope
+    and the steps to the entry's level on both spheres, by the schedule law's reach rule)."""
+    from spheres.experiments import recipes
+
+    try:
+        law = json.loads(Path(cfg.prior_law).read_text())
+    except (OSError, ValueError) as e:
+        raise InputError("prior_law", f"cannot read {cfg.prior_law} as JSON: {e}") from None
+    if not isinstance(law, list) or not all(isinstance(e, dict) for e in law):
+        raise InputError("prior_law", f"{cfg.prior_law} is not a schedule law (a list of entries)")
+    prior = read_rows(cfg.prior_results)
+    schedules = [("", m, cfg.train_of(m)) for m in cfg.models] + cfg.extra_run_trains()
+    key = ("model", "dim", "train_size", "seed", "learning_rate")
+    out = []
+    for e in law:
+        missing = [k for k in (*key, "runs", "lengths", "level", "batch_size", "group") if k not in e]
+        if missing:
+            raise InputError("prior_law", f"{cfg.prior_law}: an entry lacks {missing[0]!r}")
+        same = [r for r in prior if all(getattr(r, k) == e[k] for k in key)]
+        ends = [next((r for r in same if r.run == run and r.step == n), None) for run, n in zip(e["runs"], e["lengths"])]
+        if any(r is None for r in ends):
+            raise InputError("prior_results", f"{cfg.prior_results} lacks an end point of the law's group "
+                                              f"{e['group']} (runs {e['runs']} at steps {e['lengths']})")
+        for label, model, train in schedules:
+            if model != e["model"] or train.batch_size != e["batch_size"] or train.steps in e["lengths"]:
+                continue
+            new = [r for r in rows if (r.run or "") == label and r.step == train.steps
+                   and all(getattr(r, k) == e[k] for k in key)]
+            if not new:
+                continue
+            r = new[0]
+            test = {"group": e["group"], "prior_law": cfg.prior_law, "prior_runs": e["runs"],
+                    "prior_lengths": e["lengths"], "run": label or model, "length": train.steps, "level": e["level"],
+                    **{k: e[k] for k in key}, "batch_size": e["batch_size"]}
+            for sp in ("inner", "outer"):
+                mu, lo, hi = ((r.mu, r.mu_lower, r.mu_upper) if sp == "inner"
+                              else (r.mu_outer, r.mu_outer_lower, r.mu_outer_upper))
+                method = r.mu_method if sp == "inner" else r.mu_outer_method
+                if method == "exact":
+                    lo = hi = mu
+                fit = recipes.curve_fit(ends, sp, decades=math.inf)
+                pred = (None, None, None)
+                if fit is not None:
+                    sigma = recipes.log10_sigma(mu, lo, hi) if (mu or 0) > 0 else recipes.LOG10_FLOOR
+                    pred = tuple(10.0**v for v in recipes.predict(fit, train.steps, sigma))
+                inside = None if pred[0] is None or mu is None else bool(pred[1] <= mu <= pred[2])
+                grid = np.logspace(math.log10(min(e["lengths"])), math.log10(1.25 * train.steps), 48)
+                band = ([] if fit is None else  # the prediction for one end point at each length (the figure's band)
+                        [[float(x), *(10.0**v for v in recipes.predict(fit, float(x), sigma))] for x in grid])
+                test.update({f"prior_mu_{sp}": [x.mu if sp == "inner" else x.mu_outer for x in ends],
+                             f"prior_mu_{sp}_lower": [x.mu_lower if sp == "inner" else x.mu_outer_lower for x in ends],
+                             f"prior_mu_{sp}_upper": [x.mu_upper if sp == "inner" else x.mu_outer_upper for x in ends],
+                             f"prior_fit_{sp}": _fit_entry(fit),
+                             f"predicted_{sp}": pred[0], f"predicted_{sp}_lower": pred[1],
+                             f"predicted_{sp}_upper": pred[2], f"mu_{sp}": mu, f"mu_{sp}_lower": lo,
+                             f"mu_{sp}_upper": hi, f"mu_{sp}_method": method, f"inside_{sp}": inside,
+                             f"band_{sp}": band})
+            curve = sorted(ends + [r], key=lambda x: x.step)
+            fits = {sp: recipes.curve_fit(curve, sp, decades=math.inf) for sp in ("inner", "outer")}
+            ups = [recipes.upper_end(r, sp) for sp in ("inner", "outer")]
+            test.update({**{f"refit_{sp}": _fit_entry(f) for sp, f in fits.items()},
+                         **reach_fields(*recipes.curve_reach(curve, e["level"], fits), prefix="refit_"),
+                         "refit_lengths": [x.step for x in curve],
+                         "worst_upper": None if None in ups else max(ups)})
+            out.append(test)
+    return out
+
+
+def _law_test_findings(s: dict[str, Any]) -> list[str]:
+    sci = common.sci
+    out = []
+    for t in s.get("law_test", []):
+        lengths = ", ".join(f"{n:,}" for n in t["prior_lengths"])
+        parts, verdicts = [], []
+        for sp in ("inner", "outer"):
+            meas = (f"{sci(t[f'mu_{sp}'])} [{sci(t[f'mu_{sp}_lower'])}, {sci(t[f'mu_{sp}_upper'])}] "
+                    f"({t[f'mu_{sp}_method']})")
+            if t[f"predicted_{sp}"] is None:
+                parts.append(f"{sp}: no prediction (fewer than 3 earlier end points with a positive rate); measured {meas}")
+                continue
+            f = t[f"prior_fit_{sp}"]
+            parts.append(f"{sp}: predicted {sci(t[f'predicted_{sp}'])} [95% for one end point: "
+                         f"{sci(t[f'predicted_{sp}_lower'])}, {sci(t[f'predicted_{sp}_upper'])}; Student's t x "
+                         f"{f['quantile']:.3g}], measured {meas}")
+            verdicts.append(f"{'inside' if t[f'inside_{sp}'] else 'OUTSIDE'} the prediction on the {sp} sphere")
+        level = sci(t["level"])
+        if t["worst_upper"] is None:
+            reached = "without an upper end on some sphere"
+        elif t["worst_upper"] <= t["level"]:
+            reached = f"at or below {level} on both spheres (upper ends)"
+        else:
+            reached = f"above {level} on at least one sphere (worst upper end {sci(t['worst_upper'])})"
+        text = (f"tradeoff: test of the earlier end-of-schedule law of {t['model']} ({t['prior_law']}; schedules of "
+                f"{lengths} steps) by a schedule of {t['length']:,} steps of the same recipe ({t['run']}, "
+                f"{t['length'] / max(t['prior_lengths']):.1f}x the longest): {'; '.join(parts)}. The end point is "
+                f"{' and '.join(verdicts) or 'not tested'}, and {reached}.")
+        fi, fo = t["refit_inner"], t["refit_outer"]
+        if t["refit_steps"] is None:
+            text += f" Refitted with it ({len(t['refit_lengths'])} lengths), the law gives no steps to {level}."
+        else:
+            how = ("extrapolated" if t["refit_extrapolated"] else "measured: reached at this length and stayed")
+            slopes = " and ".join(f"{f['slope']:.2f} +- {math.sqrt(f['cov'][1][1]):.2f} {sp}"
+                                  for sp, f in (("inner", fi), ("outer", fo)) if f["slope"] is not None)
+            text += (f" Refitted with it ({len(t['refit_lengths'])} lengths; slopes {slopes}), the law puts {level} on "
+                     f"both spheres at {sci(t['refit_steps'])} steps [95%: {sci(t['refit_steps_lower'])}, "
+                     f"{sci(t['refit_steps_upper'])}] ({how}; the {t['refit_limiting_sphere']} sphere limits).")
+        out.append(text)
+    return out
+
+
 def extra_run_stats(rows: list[ResultRow], level: float = common.LOW_ERROR) -> list[dict[str, Any]]:
     """Per net of ``extra_runs`` (label, training-set size, seed, lr): where its last checkpoint ended
     on both spheres (upper ends of the intervals), and the steps its own curve needs to reach
@@ -240,17 +398,13 @@ def extra_run_stats(rows: list[ResultRow], level: float = common.LOW_ERROR) -> l
         rs = sorted(rs, key=lambda r: r.step)
         last = rs[-1]
         fits = {s: recipes.curve_fit(rs, s) for s in ("inner", "outer")}
-        reach, both = recipes.curve_reach(rs, level, fits)
-        b = reach[both] if both else None
         ups = [recipes.upper_end(last, s) for s in ("inner", "outer")]
         out.append({"run": label, "model": model, "train_size": n, "seed": seed, "learning_rate": lr,
                     "checkpoints": [r.step for r in rs], "last_step": last.step, "level": level,
                     "mu_inner": last.mu, "mu_inner_upper": ups[0], "mu_inner_method": last.mu_method,
                     "mu_outer": last.mu_outer, "mu_outer_upper": ups[1], "mu_outer_method": last.mu_outer_method,
                     "worst_upper": None if None in ups else max(ups),
-                    "limiting_sphere": both, "steps": None if b is None else b.steps,
-                    "steps_lower": None if b is None else b.lower, "steps_upper": None if b is None else b.upper,
-                    "extrapolated": None if b is None else bool(b.extrapolated),
+                    **reach_fields(*recipes.curve_reach(rs, level, fits)),
                     **{f"slope_{s}": None if f is None else f.slope for s, f in fits.items()}})
     return out
 
@@ -288,7 +442,10 @@ def _extra_run_findings(s: dict[str, Any]) -> list[str]:
 
 def draw(ctx: Context) -> list[Path]:
     rule = load_json(ctx.out / common.SELECTION, ("max_error",))
-    return draw_tradeoff(ctx.out / RESULTS, ctx.out / "tradeoff.png", threshold=rule["max_error"])
+    out = draw_tradeoff(ctx.out / RESULTS, ctx.out / "tradeoff.png", threshold=rule["max_error"])
+    if (ctx.out / LAW_TEST).is_file() and json.loads((ctx.out / LAW_TEST).read_text()):
+        out += draw_law_test(ctx.out / LAW_TEST, ctx.out / LAW_TEST_FIGURE)
+    return out
 
 
 def last_checkpoints(rows: list[ResultRow]) -> list[ResultRow]:
@@ -338,8 +495,14 @@ def report(s: dict[str, Any], ctx: Context) -> Report:
             text += f" The paper's nets went below {common.sci(s['paper_smallest_mu'])} (Monte Carlo saw no error)."
         findings.append(text)
     findings += common.regime_findings("tradeoff", s)
-    findings += _extra_run_findings(s) + _schedule_law_findings(s)
+    findings += _extra_run_findings(s) + _schedule_law_findings(s) + _law_test_findings(s)
     lines = common.bound_lines(s) + ["Last checkpoint of every net:", ""] + _table(read_rows(ctx.out / RESULTS)) + [""]
+    if s.get("law_test"):
+        name = f"tradeoff_{LAW_TEST_FIGURE}"
+        lines += [f"![{name}]({name})", "", f"**{name}**: the earlier end-of-schedule law ({s['law_test'][0]['prior_law']}) "
+                  "tested by a longer schedule: the error rate at the END of a schedule against its length, per "
+                  "sphere; black: the earlier end points (95% intervals) and their power-law fit, grey: its 95% "
+                  "interval for one new end point, red: this run's end point, dashed: the fit over all lengths.", ""]
     return Report(tuple(findings), tuple(lines))
 
 
@@ -348,7 +511,7 @@ EXPERIMENT = Experiment(
     description="Fig. 4 of the paper: nets trained on several training-set sizes, every checkpoint placed by its "
                 "error rate and its distance to the nearest error, against the exact cap bound.",
     config=TradeoffConfig, run=run, draw=draw, report=report,
-    tables=(RESULTS, common.SELECTION, SCHEDULE_LAW),
+    tables=(RESULTS, common.SELECTION, SCHEDULE_LAW, LAW_TEST),
     figures=(("tradeoff.png", "Fig. 4 of the paper: every trained net at every checkpoint, placed by its "
               "inner-sphere error rate mu(E) (exact for the quad net; Monte Carlo, or splitting where Monte "
               "Carlo sees too few errors) and its d(E) (on-manifold attack), against the exact cap bound."),),

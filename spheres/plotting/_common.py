@@ -108,13 +108,18 @@ def text(rows: list[dict[str, Any]], col: str) -> list[str]:
     return ["" if row.get(col) is None else str(row[col]) for row in rows]
 
 
-def load_json(path: str | os.PathLike, keys: tuple[str, ...]) -> dict[str, Any]:
-    """A JSON object checked to hold every key in ``keys``."""
-    path = _exists(path, "JSON summary")
+def read_json(path: str | os.PathLike, what: str = "JSON summary") -> Any:
+    """A saved JSON file (``what`` names it in the error when it is missing or unreadable)."""
+    path = _exists(path, what)
     try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as err:
         raise InputError(str(path), f"cannot read as JSON ({err})") from None
+
+
+def load_json(path: str | os.PathLike, keys: tuple[str, ...]) -> dict[str, Any]:
+    """A JSON object checked to hold every key in ``keys``."""
+    obj = read_json(path)
     if not isinstance(obj, dict):
         raise InputError(str(path), "expected a JSON object at the top level")
     for key in keys:

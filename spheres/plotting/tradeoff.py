@@ -20,6 +20,7 @@ Conventions (each one also stated on the figure):
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -30,8 +31,8 @@ from matplotlib.ticker import FuncFormatter, LogLocator
 
 from spheres.maths import theory
 from spheres.core.errors import InputError
-from spheres.plotting._common import (MARKERS, load_table, log_norm, numeric, save_png, seq_color, slide_style,
-                                      text, wrap)
+from spheres.plotting._common import (MARKERS, load_table, log_norm, numeric, read_json, save_png, seq_color,
+                                      slide_style, text, wrap)
 
 #: columns of one sphere's panel: (error rate, its interval, d(E), SE, failures, bound verdict)
 SPHERE_COLUMNS = {
@@ -208,3 +209,58 @@ def draw_tradeoff(results_csv: str | os.PathLike, out_png: str | os.PathLike,
                              + "; ".join(left_off) + ".")
         fig.supxlabel("\n".join(wrap(n, 190) for n in notes), x=0.01, ha="left", fontsize=9.5, color="0.3")
         return [save_png(fig, out_png)]
+
+
+def draw_law_test(law_test_json: str | os.PathLike, out_png: str | os.PathLike) -> list[Path]:
+    """One row per test of an earlier end-of-schedule law (``tradeoff``'s ``law_test.json``), one panel
+    per sphere: the error rate at the END of a schedule against the schedule's length (log-log), the
+    earlier end points with their 95% intervals and their power-law fit (black), the fit's 95% interval
+    for one new end point (grey band, from the table), the tested end point (red) and the fit over all
+    lengths (dashed), with the entry's level."""
+    tests = read_json(law_test_json, "law test")
+    if not isinstance(tests, list) or not tests:
+        raise InputError(str(law_test_json), "expected a non-empty list of law tests")
+
+    def num(v):
+        return math.nan if v is None else float(v)  # json_safe writes non-finite numbers as strings
+
+    with slide_style():
+        fig = Figure(figsize=(12, 4.8 * len(tests)), layout="constrained")
+        axes = np.atleast_2d(fig.subplots(len(tests), 2, squeeze=False))
+        for row, t in zip(axes, tests):
+            x_new = float(t["length"])
+            for ax, sp in zip(row, ("inner", "outer")):
+                xs = np.array(t["prior_lengths"], float)
+                mu = np.array([num(v) for v in t[f"prior_mu_{sp}"]])
+                lo = np.array([num(v) for v in t[f"prior_mu_{sp}_lower"]])
+                hi = np.array([num(v) for v in t[f"prior_mu_{sp}_upper"]])
+                if t[f"band_{sp}"]:
+                    band = np.array([[num(v) for v in b] for b in t[f"band_{sp}"]])
+                    ax.fill_between(band[:, 0], band[:, 2], band[:, 3], color="0.8", zorder=1,
+                                    label="earlier law: 95% for one end point")
+                    ax.plot(band[:, 0], band[:, 1], color="black", lw=1.4, zorder=2, label="earlier law (fit)")
+                ok = np.isfinite(lo) & np.isfinite(hi)
+                ax.errorbar(xs, mu, yerr=[np.where(ok, mu - lo, 0), np.where(ok, hi - mu, 0)], fmt="o", color="black",
+                            ms=6, capsize=3, zorder=4, label="earlier schedules' end points")
+                m, ml, mh = (num(t[f"mu_{sp}"]), num(t[f"mu_{sp}_lower"]), num(t[f"mu_{sp}_upper"]))
+                if math.isfinite(m) and m > 0:
+                    yerr = [[m - ml], [mh - m]] if math.isfinite(ml) and math.isfinite(mh) else None
+                    ax.errorbar([x_new], [m], yerr=yerr, fmt="D", color="#CC0000", ms=8, capsize=3, zorder=5,
+                                label=f"this run: {x_new:,.0f} steps")
+                f = t[f"refit_{sp}"]
+                if f["slope"] is not None:
+                    grid = np.logspace(np.log10(xs.min()), np.log10(1.25 * x_new), 60)
+                    ax.plot(grid, 10.0 ** (f["intercept"] + f["slope"] * np.log10(grid)), "--", color="#CC0000",
+                            lw=1.3, zorder=3, label=f"fit over all {f['points']} lengths (slope {f['slope']:.2f})")
+                ax.axhline(t["level"], color="0.4", lw=1.0, ls=":", zorder=1, label=f"level {t['level']:g}")
+                ax.set_xscale("log")
+                ax.set_yscale("log")
+                ax.grid(True, which="major", alpha=0.35)
+                ax.set_xlabel("schedule length S (steps)")
+                ax.set_ylabel(f"{sp}-sphere error rate at the end")
+                ax.set_title(f"{t['model']}, d = {t['dim']}: {sp} sphere ("
+                             + ("inside" if t[f"inside_{sp}"] else "OUTSIDE" if t[f"inside_{sp}"] is False
+                                else "no test") + " the prediction)", fontsize=11)
+                ax.legend(fontsize=8, loc="lower left")
+        fig.suptitle("End-of-schedule law tested by a longer schedule (intervals: 95%)", fontsize=12)
+        return [save_png(fig, Path(out_png))]
