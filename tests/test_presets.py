@@ -155,3 +155,22 @@ def test_gpu_full_smoke_writes_its_record(tmp_path):
         assert e["train_estimate_s"] == pytest.approx(e["ensemble"] * e["preset_steps"] / e["model_steps_per_s"])
         assert e["measure_estimate_s"] == pytest.approx(e["measure_checkpoint_s"] * e["measure_checkpoints"])
     assert rec["train_estimate_s"] == pytest.approx(sum(e["train_estimate_s"] for e in rec["ensembles"]))
+
+
+def test_the_regime_config_tests_the_curated_law_on_its_own_net(monkeypatch):
+    """experiments/configs/regime_relu.toml (make regime) trains the net of the curated end-of-schedule
+    law on the law's recipe (batch size, learning rate, online, seed) for a length the law lacks, so its
+    law test has a prediction to compare with; its prior_* paths resolve from the repository root."""
+    import json
+    from pathlib import Path
+    from spheres.experiments.reproduce import load_reproduce_config
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(root)
+    cfg = load_reproduce_config(root / "experiments" / "configs" / "regime_relu.toml").section("tradeoff")
+    (entry,) = json.loads(Path(cfg.prior_law).read_text())
+    (model,) = cfg.models
+    train = cfg.train_of(model)
+    assert model == entry["model"] and cfg.task.dim == entry["dim"]
+    assert (train.batch_size, train.learning_rates, train.train_sizes, train.seeds) == (
+        entry["batch_size"], (entry["learning_rate"],), (entry["train_size"],), (entry["seed"],))
+    assert train.steps > max(entry["lengths"]) and train.steps in train.checkpoint_steps
