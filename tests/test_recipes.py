@@ -18,6 +18,28 @@ sys.path.insert(0, str(DATA))
 import make_train_reference as reference  # noqa: E402
 
 
+def _off_reference(name, loop, table):
+    """The leaves of the run of config ``table`` that differ from the reference's ``name/loop`` beyond
+    float32 rounding: bitwise where the bits agree, else beyond 1e-3 of each value plus 1e-4 of the
+    leaf's largest value."""
+    ref = np.load(DATA / "train_reference.npz")
+    cfg = config_from_dict(table)
+    trainer = train.make_trainer(cfg, eval_size=32, ensemble_loop=loop)
+    final, metrics, _ = trainer.ensemble_train(train.member_keys(cfg), train.member_hypers(cfg))
+    got = {f"{name}/{loop}/{jax.tree_util.keystr(p)}": np.asarray(v)
+           for p, v in jax.tree.leaves_with_path(rundir.to_host((final.variables, final.opt_state, metrics)))}
+    want = sorted(k for k in ref.files if k.startswith(f"{name}/{loop}/"))
+    assert sorted(got) == want
+    off = []
+    for k in want:
+        if np.array_equal(got[k], ref[k]):
+            continue
+        scale = float(np.max(np.abs(ref[k]))) if ref[k].size else 0.0
+        if got[k].dtype.kind != "f" or not np.allclose(got[k], ref[k], rtol=1e-3, atol=1e-4 * scale):
+            off.append(k)
+    return off
+
+
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="the reference was recorded on CPU")
 @pytest.mark.parametrize("name, loop", [("bn", "map"), ("quad", "vmap")])
 def test_default_recipe_reproduces_the_reference_run(name, loop):
@@ -25,22 +47,17 @@ def test_default_recipe_reproduces_the_reference_run(name, loop):
     existed; the default recipe must give the same weights, Adam moments and metrics. On the CPU that
     recorded it they are the same bits; on another x86-64 CPU (seen: one with AVX-512 FP16) XLA's
     float32 reductions round differently and the batch-norm net's leaves differ in the last bits (at
-    most 6e-5 of a leaf's scale after 40 steps), so the check is to 1e-3 of each value plus 1e-4 of the
-    leaf's largest value, well below what a changed recipe (a schedule factor, a learning rate) moves."""
-    ref = np.load(DATA / "train_reference.npz")
-    cfg = config_from_dict(reference.CFGS[name])
-    trainer = train.make_trainer(cfg, eval_size=32, ensemble_loop=loop)
-    final, metrics, _ = trainer.ensemble_train(train.member_keys(cfg), train.member_hypers(cfg))
-    got = {f"{name}/{loop}/{jax.tree_util.keystr(p)}": np.asarray(v)
-           for p, v in jax.tree.leaves_with_path(rundir.to_host((final.variables, final.opt_state, metrics)))}
-    want = sorted(k for k in ref.files if k.startswith(f"{name}/{loop}/"))
-    assert sorted(got) == want
-    for k in want:
-        if got[k].dtype.kind != "f" or np.array_equal(got[k], ref[k]):
-            np.testing.assert_array_equal(got[k], ref[k], err_msg=k)
-            continue
-        scale = float(np.max(np.abs(ref[k])))
-        np.testing.assert_allclose(got[k], ref[k], rtol=1e-3, atol=1e-4 * scale, err_msg=k)
+    most 6e-5 of a leaf's scale after 40 steps), so the check is to float32 rounding (_off_reference)."""
+    assert _off_reference(name, loop, reference.CFGS[name]) == []
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the reference was recorded on CPU")
+def test_the_reference_check_sees_a_one_percent_change_of_the_learning_rate():
+    """The negative control of the tolerance: the batch-norm run with learning rates 1% higher is off."""
+    import copy
+    table = copy.deepcopy(reference.CFGS["bn"])
+    table["train"]["learning_rates"] = [lr * 1.01 for lr in table["train"]["learning_rates"]]
+    assert len(_off_reference("bn", "map", table)) >= 10
 
 
 def _factor(kind, k, steps, warm, end):
