@@ -227,6 +227,7 @@ def test_a_longer_schedule_on_the_law_falls_inside_its_prediction_and_the_refit_
     (text,) = tradeoff._law_test_findings({"law_test": [t]})
     assert "inside the prediction on the inner sphere" in text and "4.0x the longest" in text
     assert "2.00e+07 steps" in text and "above 1.00e-06 on at least one sphere" in text
+    assert "normal, x 1.96 SE" in text and "a weak test" not in text and "0.00 SD from the fit" in text
     # 10x above the law: outside on both spheres (the earlier fit has no scatter: a 1.96-SE interval)
     (off,) = tradeoff.law_tests(_law_rows((64000,), factor=10.0, run_of=lambda t: None), cfg)
     assert off["inside_inner"] is False and off["inside_outer"] is False
@@ -264,3 +265,42 @@ def test_the_law_test_figure_draws_from_the_saved_table(tmp_path):
     (tmp_path / "empty.json").write_text("[]")
     with pytest.raises(Exception, match="non-empty list"):
         draw_law_test(tmp_path / "empty.json", tmp_path / "x.png")
+
+
+def test_the_prediction_interval_adds_the_scaled_new_error_and_takes_students_t():
+    """A fit with chi2/dof = 4 on 1 dof: the new end point's SD (0.1) is scaled by 4 like the fit's
+    errors, the multiplier is t(0.975, 1) = 12.71, and the stated-error z uses neither scaling."""
+    import math
+    from scipy import stats as scipy_stats
+    from spheres.experiments import recipes
+    cov = np.array([[0.04, -0.01], [-0.01, 0.01]])  # already scaled by chi2 = 4, as fit_power_law leaves it
+    fit = recipes.PowerLaw(-1.0, -0.5, cov, 3, 10.0, 1000.0, chi2=4.0, dof=1)
+    centre, lo, hi = recipes.predict(fit, 1e4, sigma=0.1)
+    g = np.array([1.0, 4.0])
+    se = math.sqrt(g @ cov @ g + 0.1**2 * 4.0)  # 0.04 - 0.08 + 0.16 = 0.12; + 0.04
+    assert centre == pytest.approx(-3.0)
+    assert hi - centre == pytest.approx(scipy_stats.t.ppf(0.975, 1) * se, rel=1e-9)
+    assert centre - lo == pytest.approx(hi - centre, rel=1e-12)
+    z = recipes.stated_z(fit, 1e4, -2.5, sigma=0.1)
+    assert z == pytest.approx(0.5 / math.sqrt(0.12 / 4.0 + 0.01), rel=1e-9)
+
+
+def test_the_law_test_refuses_a_table_that_is_not_the_laws_and_handles_a_rate_of_zero(tmp_path):
+    import json
+    from spheres.core.errors import InputError
+    from spheres.experiments import tradeoff
+    law, results = _prior_law(tmp_path)
+    e = json.loads(law.read_text())
+    e[0]["slope_outer"] = -0.7  # the law says another slope than its end points give
+    (tmp_path / "other.json").write_text(json.dumps(e))
+    with pytest.raises(InputError, match="not one run's"):
+        tradeoff.law_tests(_law_rows((64000,), run_of=lambda t: None), _law_config(tmp_path / "other.json", results))
+    cfg = _law_config(law, results)
+    zero = [dataclasses.replace(r, mu=0.0, mu_lower=0.0) for r in _law_rows((64000,), run_of=lambda t: None)]
+    high = [dataclasses.replace(zero[0], mu_upper=1e-2)]  # no error seen, upper end inside the interval
+    (t,) = tradeoff.law_tests(high, cfg)
+    assert t["inside_inner"] is None and t["stated_z_inner"] is None and t["inside_outer"] is True
+    assert "not tested against the prediction on the inner sphere" in tradeoff._law_test_findings({"law_test": [t]})[0]
+    low = [dataclasses.replace(zero[0], mu_upper=1e-6)]  # its upper end below the whole interval
+    (t,) = tradeoff.law_tests(low, cfg)
+    assert t["inside_inner"] is False

@@ -174,3 +174,14 @@ def test_the_regime_config_tests_the_curated_law_on_its_own_net(monkeypatch):
     assert (train.batch_size, train.learning_rates, train.train_sizes, train.seeds) == (
         entry["batch_size"], (entry["learning_rate"],), (entry["train_size"],), (entry["seed"],))
     assert train.steps > max(entry["lengths"]) and train.steps in train.checkpoint_steps
+    # and the schedule's shape (optimiser, decay, warm-up, ...) is the one of the law's runs in the standard preset
+    from spheres.core.config import to_table
+    from spheres.experiments import tradeoff
+    from spheres.experiments.reproduce import preset_path
+    standard = load_reproduce_config(preset_path("standard")).section("tradeoff")
+    law_runs = {label: t for label, _, t in standard.extra_run_trains() if label in entry["runs"]}
+    assert sorted(law_runs) == sorted(entry["runs"])
+
+    def shape(t):
+        return {k: v for k, v in to_table(t).items() if k not in tradeoff.LENGTH_FIELDS}
+    assert all(shape(t) == shape(train) for t in law_runs.values())

@@ -281,6 +281,17 @@ def predict(fit: PowerLaw, t: float, sigma: float = 0.0) -> tuple[float, float, 
     return centre, centre - fit.quantile * se, centre + fit.quantile * se
 
 
+def stated_z(fit: PowerLaw, t: float, log10_mu: float, sigma: float) -> float:
+    """How many SDs an observed log10 mu at step ``t`` lies from the fit, with the STATED errors only
+    (the fit's covariance unscaled by its residuals, and ``sigma`` as given): a normal deviate when
+    the power law and the errors hold, so ``|z| > 1.96`` rejects the pair at 5% even where the
+    residual-scaled interval of :func:`predict` is too wide to."""
+    g = np.array([1.0, math.log10(t)])
+    scale = max(fit.chi2, 1.0) if math.isfinite(fit.chi2) else 1.0
+    var = float(g @ fit.cov @ g) / scale + sigma**2
+    return (log10_mu - float(fit.intercept + fit.slope * g[1])) / math.sqrt(max(var, 1e-300))
+
+
 def _pow10(x: float) -> float:
     """``10^x``, ``inf`` beyond the float range (a nearly flat fit's steps to a far level)."""
     return math.inf if x > 300 else 10.0**x

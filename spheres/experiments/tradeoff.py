@@ -313,14 +313,28 @@ def law_tests(rows: list[ResultRow], cfg: TradeoffConfig) -> list[dict[str, Any]
                 if method == "exact":
                     lo = hi = mu
                 fit = recipes.curve_fit(ends, sp, decades=math.inf)
-                pred = (None, None, None)
+                said = e.get(f"slope_{sp}")
+                if (fit is None) != (said is None) or (fit is not None and not math.isclose(
+                        fit.slope, float(said), rel_tol=1e-6, abs_tol=1e-9)):
+                    raise InputError("prior_results", f"the end points in {cfg.prior_results} refit to slope "
+                                     f"{None if fit is None else round(fit.slope, 4)} on the {sp} sphere where "
+                                     f"{cfg.prior_law} says {said}: the two files are not one run's")
+                pred, z, width = (None, None, None), None, None
+                sigma = recipes.log10_sigma(mu, lo, hi) if (mu or 0) > 0 else recipes.LOG10_FLOOR
                 if fit is not None:
-                    sigma = recipes.log10_sigma(mu, lo, hi) if (mu or 0) > 0 else recipes.LOG10_FLOOR
-                    pred = tuple(10.0**v for v in recipes.predict(fit, train.steps, sigma))
-                inside = None if pred[0] is None or mu is None else bool(pred[1] <= mu <= pred[2])
+                    c, l, u = recipes.predict(fit, train.steps, sigma)
+                    pred, width = (10.0**c, 10.0**l, min(10.0**u, 1.0)), u - l  # a rate is at most 1
+                    if (mu or 0) > 0:
+                        z = recipes.stated_z(fit, train.steps, math.log10(mu), sigma)
+                if pred[0] is None or mu is None:
+                    inside = None
+                elif mu > 0:
+                    inside = bool(pred[1] <= mu <= pred[2])
+                else:  # no error seen: only an upper end below the whole interval contradicts it
+                    inside = False if hi is not None and 0 < hi < pred[1] else None
                 grid = np.logspace(math.log10(min(e["lengths"])), math.log10(1.25 * train.steps), 48)
                 band = ([] if fit is None else  # the prediction for one end point at each length (the figure's band)
-                        [[float(x), *(10.0**v for v in recipes.predict(fit, float(x), sigma))] for x in grid])
+                        [[float(x), *(min(10.0**v, 1.0) for v in recipes.predict(fit, float(x), sigma))] for x in grid])
                 test.update({f"prior_mu_{sp}": [x.mu if sp == "inner" else x.mu_outer for x in ends],
                              f"prior_mu_{sp}_lower": [x.mu_lower if sp == "inner" else x.mu_outer_lower for x in ends],
                              f"prior_mu_{sp}_upper": [x.mu_upper if sp == "inner" else x.mu_outer_upper for x in ends],
@@ -328,6 +342,7 @@ def law_tests(rows: list[ResultRow], cfg: TradeoffConfig) -> list[dict[str, Any]
                              f"predicted_{sp}": pred[0], f"predicted_{sp}_lower": pred[1],
                              f"predicted_{sp}_upper": pred[2], f"mu_{sp}": mu, f"mu_{sp}_lower": lo,
                              f"mu_{sp}_upper": hi, f"mu_{sp}_method": method, f"inside_{sp}": inside,
+                             f"stated_z_{sp}": z, f"interval_decades_{sp}": width,
                              f"band_{sp}": band})
             curve = sorted(ends + [r], key=lambda x: x.step)
             fits = {sp: recipes.curve_fit(curve, sp, decades=math.inf) for sp in ("inner", "outer")}
@@ -338,6 +353,20 @@ def law_tests(rows: list[ResultRow], cfg: TradeoffConfig) -> list[dict[str, Any]
                          "worst_upper": None if None in ups else max(ups)})
             out.append(test)
     return out
+
+
+#: a prediction interval wider than this (decades of the rate) makes a weak test, and the finding says so
+WEAK_TEST_DECADES = 2.0
+
+
+def _multiplier(f: dict[str, Any]) -> str:
+    """The 95% multiplier a fit's intervals used, named (:attr:`~spheres.experiments.recipes.PowerLaw.quantile`)."""
+    t = f["dof"] is not None and f["dof"] >= 1 and f["chi2"] is not None and f["chi2"] > 1
+    return f"Student's t on {f['dof']} dof, x {f['quantile']:.3g} SE" if t else f"normal, x {f['quantile']:.3g} SE"
+
+
+def _verdict(inside: bool | None) -> str:
+    return {True: "inside", False: "OUTSIDE", None: "not tested against"}[inside]
 
 
 def _law_test_findings(s: dict[str, Any]) -> list[str]:
@@ -352,11 +381,17 @@ def _law_test_findings(s: dict[str, Any]) -> list[str]:
             if t[f"predicted_{sp}"] is None:
                 parts.append(f"{sp}: no prediction (fewer than 3 earlier end points with a positive rate); measured {meas}")
                 continue
-            f = t[f"prior_fit_{sp}"]
+            f, w = t[f"prior_fit_{sp}"], t[f"interval_decades_{sp}"]
+            p = f["p_value"]
+            fit_text = ("" if p is None else f"; the earlier fit has chi2/dof {f['chi2']:.2g}, p = {p:.2g}"
+                        + (", its power law already REJECTED" if p < 0.05 else ""))
+            z = t[f"stated_z_{sp}"]
             parts.append(f"{sp}: predicted {sci(t[f'predicted_{sp}'])} [95% for one end point: "
-                         f"{sci(t[f'predicted_{sp}_lower'])}, {sci(t[f'predicted_{sp}_upper'])}; Student's t x "
-                         f"{f['quantile']:.3g}], measured {meas}")
-            verdicts.append(f"{'inside' if t[f'inside_{sp}'] else 'OUTSIDE'} the prediction on the {sp} sphere")
+                         f"{sci(t[f'predicted_{sp}_lower'])}, {sci(t[f'predicted_{sp}_upper'])}, {w:.1f} decades"
+                         f"{' (a weak test)' if w > WEAK_TEST_DECADES else ''}; {_multiplier(f)}{fit_text}], "
+                         f"measured {meas}" + ("" if z is None else f", {z:+.2f} SD from the fit with the stated "
+                                                                    "errors alone"))
+            verdicts.append(f"{_verdict(t[f'inside_{sp}'])} the prediction on the {sp} sphere")
         level = sci(t["level"])
         if t["worst_upper"] is None:
             reached = "without an upper end on some sphere"
@@ -368,13 +403,14 @@ def _law_test_findings(s: dict[str, Any]) -> list[str]:
                 f"{lengths} steps) by a schedule of {t['length']:,} steps of the same recipe ({t['run']}, "
                 f"{t['length'] / max(t['prior_lengths']):.1f}x the longest): {'; '.join(parts)}. The end point is "
                 f"{' and '.join(verdicts) or 'not tested'}, and {reached}.")
-        fi, fo = t["refit_inner"], t["refit_outer"]
+        slopes = " and ".join(f"{f['slope']:.2f} +- {math.sqrt(f['cov'][1][1]):.2f} {sp}"
+                              for sp, f in (("inner", t["refit_inner"]), ("outer", t["refit_outer"]))
+                              if f["slope"] is not None) or "no fit"
         if t["refit_steps"] is None:
-            text += f" Refitted with it ({len(t['refit_lengths'])} lengths), the law gives no steps to {level}."
+            text += (f" Refitted with it ({len(t['refit_lengths'])} lengths; slopes {slopes}), the law gives no "
+                     f"steps to {level}.")
         else:
             how = ("extrapolated" if t["refit_extrapolated"] else "measured: reached at this length and stayed")
-            slopes = " and ".join(f"{f['slope']:.2f} +- {math.sqrt(f['cov'][1][1]):.2f} {sp}"
-                                  for sp, f in (("inner", fi), ("outer", fo)) if f["slope"] is not None)
             text += (f" Refitted with it ({len(t['refit_lengths'])} lengths; slopes {slopes}), the law puts {level} on "
                      f"both spheres at {sci(t['refit_steps'])} steps [95%: {sci(t['refit_steps_lower'])}, "
                      f"{sci(t['refit_steps_upper'])}] ({how}; the {t['refit_limiting_sphere']} sphere limits).")
