@@ -295,6 +295,14 @@ def law_tests(rows: list[ResultRow], cfg: TradeoffConfig) -> list[dict[str, Any]
         if any(r is None for r in ends):
             raise InputError("prior_results", f"{cfg.prior_results} lacks an end point of the law's group "
                                               f"{e['group']} (runs {e['runs']} at steps {e['lengths']})")
+        prior_fits = {sp: recipes.curve_fit(ends, sp, decades=math.inf) for sp in ("inner", "outer")}
+        for sp, fit in prior_fits.items():  # the law's own fit, refitted from its end points
+            said = e.get(f"slope_{sp}")
+            if (fit is None) != (said is None) or (fit is not None and not math.isclose(
+                    fit.slope, float(said), rel_tol=1e-6, abs_tol=1e-9)):
+                raise InputError("prior_results", f"the end points in {cfg.prior_results} refit to slope "
+                                 f"{None if fit is None else round(fit.slope, 4)} on the {sp} sphere where "
+                                 f"{cfg.prior_law} says {said}: the two files are not one run's")
         for label, model, train in schedules:
             if model != e["model"] or train.batch_size != e["batch_size"] or train.steps in e["lengths"]:
                 continue
@@ -312,13 +320,7 @@ def law_tests(rows: list[ResultRow], cfg: TradeoffConfig) -> list[dict[str, Any]
                 method = r.mu_method if sp == "inner" else r.mu_outer_method
                 if method == "exact":
                     lo = hi = mu
-                fit = recipes.curve_fit(ends, sp, decades=math.inf)
-                said = e.get(f"slope_{sp}")
-                if (fit is None) != (said is None) or (fit is not None and not math.isclose(
-                        fit.slope, float(said), rel_tol=1e-6, abs_tol=1e-9)):
-                    raise InputError("prior_results", f"the end points in {cfg.prior_results} refit to slope "
-                                     f"{None if fit is None else round(fit.slope, 4)} on the {sp} sphere where "
-                                     f"{cfg.prior_law} says {said}: the two files are not one run's")
+                fit = prior_fits[sp]
                 pred, z, width = (None, None, None), None, None
                 sigma = recipes.log10_sigma(mu, lo, hi) if (mu or 0) > 0 else recipes.LOG10_FLOOR
                 if fit is not None:
